@@ -1,0 +1,94 @@
+"""kmnist: the Kuzushiji datasets on disk, verified, from any working mirror.
+
+The heavy modules (requests, numpy) are imported by the functions that need
+them, so that ``import kmnist`` and ``kmnist-download --help`` stay instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from .errors import (
+    DownloadError,
+    DownloadsFailed,
+    KmnistError,
+    NotEnoughSpace,
+    UnknownDataset,
+    UnsupportedFormat,
+    UsageError,
+    VerificationError,
+)
+from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BUILTIN_MIRRORS",
+    "DATASETS",
+    "DownloadError",
+    "DownloadsFailed",
+    "KmnistError",
+    "Mirror",
+    "NotEnoughSpace",
+    "RemoteFile",
+    "Structure",
+    "UnknownDataset",
+    "UnsupportedFormat",
+    "UsageError",
+    "VerificationError",
+    "__version__",
+    "download",
+    "download_files",
+]
+
+
+def download_files(
+    files: Sequence[RemoteFile],
+    root: Union[str, Path],
+    *,
+    mirrors: Optional[Sequence[Union[str, Mirror]]] = None,
+    progress: bool = True,
+    force: bool = False,
+    **options: Any,
+) -> list[Path]:
+    """Fetch ``files`` into ``root/<path>``, verified; return their final paths.
+
+    ``mirrors`` are base URLs (http, https, ``file://``), URL templates with
+    ``{path}`` or ``{name}``, plain folders, or :class:`Mirror` objects; by
+    default ``KMNIST_MIRROR`` or the built-in list. Raises a
+    :class:`KmnistError` subclass when a file cannot be had.
+    """
+    from .download import Downloader
+
+    d = Downloader(mirrors=mirrors, progress=progress, **options)
+    return [r.target for r in d.fetch(list(files), Path(root), force=force)]
+
+
+def download(
+    dataset: Union[str, Sequence[str]],
+    format: Optional[str] = None,
+    split: str = "all",
+    root: Union[str, Path] = "data",
+    *,
+    release: str = "2019",
+    mirrors: Optional[Sequence[Union[str, Mirror]]] = None,
+    progress: bool = True,
+    force: bool = False,
+    **options: Any,
+) -> list[Path]:
+    """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``.
+
+    ``format`` is ``"npz"`` (default where it exists) or ``"mnist"``; class maps
+    always come along. Returns the final paths of the files.
+    """
+    from .manifest import files_of, select
+
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    entries = select(names, format, split, release)
+    return download_files(
+        files_of(entries), root, mirrors=mirrors, progress=progress, force=force, **options
+    )

@@ -1,0 +1,77 @@
+"""The exception tree, and the one place that maps exceptions to exit codes."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """Exit codes of ``kmnist-download`` (and ``download_data.py``)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2  # argparse uses 2 for its own errors; ours match it
+    INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+class KmnistError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_status = ExitStatus.FAILURE
+
+
+class UsageError(KmnistError):
+    """The request itself is wrong: nothing was fetched."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class UnknownDataset(UsageError):
+    """A dataset name that the manifest does not know."""
+
+
+class UnsupportedFormat(UsageError):
+    """A format (or split) that the chosen dataset does not have."""
+
+
+class DownloadError(KmnistError):
+    """A file could not be fetched from any mirror."""
+
+    def __init__(self, path: str, reasons: list[str]) -> None:
+        self.path = path
+        self.reasons = reasons
+        tried = "; ".join(reasons) if reasons else "no mirror carries it"
+        super().__init__(f"{path}: could not be fetched ({tried})")
+
+
+class VerificationError(KmnistError):
+    """Bytes that are not the published ones (wrong size, hash or structure)."""
+
+    def __init__(self, path: str, source: str, what: str, expected: str, got: str) -> None:
+        self.path = path
+        self.source = source
+        self.what = what
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{path} from {source}: wrong {what}: expected {expected}, got {got}")
+
+
+class NotEnoughSpace(KmnistError):
+    """The destination cannot hold what is about to be written."""
+
+
+class DownloadsFailed(KmnistError):
+    """Some files of a run failed; the others were fetched and verified."""
+
+    def __init__(self, failures: list[KmnistError]) -> None:
+        self.failures = failures
+        super().__init__("; ".join(str(f) for f in failures))
+
+
+def exit_status(exc: BaseException) -> ExitStatus:
+    """The exit code for an exception that ended a run."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    if isinstance(exc, KmnistError):
+        return exc.exit_status
+    return ExitStatus.FAILURE

@@ -1,0 +1,198 @@
+"""Hashes and structure checks: is this the published file?"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import hashlib
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Optional
+
+from .errors import VerificationError
+from .manifest import KNOWN_STALE, RemoteFile, Structure
+
+# 1 MiB reads: large enough that per-call overhead vanishes next to sha256
+# (about 1.8 GB/s on one core here), small enough to keep memory flat.
+CHUNK = 1 << 20
+
+
+class Hasher:
+    """Every digest a file needs (sha256 always, for KNOWN_STALE; md5 when published)."""
+
+    def __init__(self, file: RemoteFile) -> None:
+        self.file = file
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False) if file.md5 else None
+        self.size = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._sha256.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
+        self.size += len(data)
+
+    def feed(self, f: BinaryIO, limit: Optional[int] = None) -> None:
+        """Hash ``limit`` bytes (or all) of an open file from its position."""
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        left = limit
+        while left is None or left > 0:
+            want = CHUNK if left is None else min(CHUNK, left)
+            n = f.readinto(view[:want])  # type: ignore[attr-defined]
+            if not n:
+                break
+            self.update(view[:n])
+            if left is not None:
+                left -= n
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    @property
+    def md5(self) -> Optional[str]:
+        return self._md5.hexdigest() if self._md5 is not None else None
+
+
+def check_digests(hasher: Hasher, source: str) -> None:
+    """Raise VerificationError unless size and every published hash match."""
+    f = hasher.file
+    if f.size is not None and hasher.size != f.size:
+        raise VerificationError(f.path, source, "size", f"{f.size} bytes", f"{hasher.size} bytes")
+    if f.sha256 is not None and hasher.sha256 != f.sha256:
+        got = hasher.sha256
+        if got in KNOWN_STALE:
+            got += f" ({KNOWN_STALE[got]})"
+        raise VerificationError(f.path, source, "sha256", f.sha256, got)
+    if f.md5 is not None and hasher.md5 != f.md5:
+        got = hasher.md5 or ""
+        if hasher.sha256 in KNOWN_STALE:
+            got += f" ({KNOWN_STALE[hasher.sha256]})"
+        raise VerificationError(f.path, source, "md5", f.md5, got)
+
+
+def hash_path(file: RemoteFile, path: Path) -> Hasher:
+    h = Hasher(file)
+    with open(path, "rb") as fh:
+        h.feed(fh)
+    return h
+
+
+def verify_path(file: RemoteFile, path: Path, source: str = "disk") -> str:
+    """Check a file on disk; return how it was checked. Raises VerificationError."""
+    if file.size is not None:
+        actual = path.stat().st_size
+        if actual != file.size:  # cheap refusal before reading anything
+            raise VerificationError(file.path, source, "size", f"{file.size} bytes", f"{actual} bytes")
+    if file.verified:
+        check_digests(hash_path(file, path), source)
+        return "sha256" if file.sha256 else "md5"
+    if file.structure is not None:
+        check_structure(file, path, source)
+        return "structure (no published checksum)"
+    return "nothing (no checksum, no structure known)"
+
+
+# --- structure checks, for files of which no checksum was ever published ---
+
+IDX_TYPES = {0x08: 1}  # unsigned byte, the only element type the datasets use
+
+
+@dataclass(frozen=True)
+class IdxHeader:
+    dtype_code: int
+    shape: tuple[int, ...]
+
+    @property
+    def offset(self) -> int:
+        return 4 + 4 * len(self.shape)
+
+    @property
+    def payload(self) -> int:
+        n = IDX_TYPES.get(self.dtype_code, 1)
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def parse_idx_header(head: bytes) -> IdxHeader:
+    """Parse the header of an (uncompressed) IDX file; ValueError if it is not one."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        raise ValueError("not an IDX file (bad magic number)")
+    dtype_code, ndim = head[2], head[3]
+    if dtype_code not in IDX_TYPES:
+        raise ValueError(f"unsupported IDX element type 0x{dtype_code:02x}")
+    if not 1 <= ndim <= 4 or len(head) < 4 + 4 * ndim:
+        raise ValueError("truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim])
+    return IdxHeader(dtype_code, tuple(shape))
+
+
+def idx_shape(path: Path) -> tuple[int, ...]:
+    """Shape of a gzip IDX file, after checking that its payload is all there."""
+    try:
+        with gzip.open(path, "rb") as g:
+            head = g.read(4)
+            head += g.read(4 * head[3]) if len(head) == 4 else b""
+            header = parse_idx_header(head)
+            got = 0
+            while True:
+                chunk = g.read(CHUNK)
+                if not chunk:
+                    break
+                got += len(chunk)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ValueError(f"not a complete gzip file ({exc})") from None
+    if got != header.payload:
+        raise ValueError(f"payload is {got} bytes, header says {header.payload}")
+    return header.shape
+
+
+def npz_shape(path: Path, member: str = "arr_0") -> tuple[int, ...]:
+    """Shape of ``member`` in an .npz, after checking every zip CRC."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+            if bad is not None:
+                raise ValueError(f"member {bad} is corrupt")
+            name = member + ".npy"
+            if name not in z.namelist():
+                raise ValueError(f"no array {member!r} (has {', '.join(z.namelist())})")
+            with z.open(name) as m:
+                head = m.read(10)
+                if head[:6] != b"\x93NUMPY":
+                    raise ValueError("member is not a .npy array")
+                major = head[6]
+                if major == 1:
+                    hlen = struct.unpack("<H", head[8:10])[0]
+                    text = m.read(hlen)
+                else:
+                    hlen = struct.unpack("<I", head[8:10] + m.read(2))[0]
+                    text = m.read(hlen)
+            meta = ast.literal_eval(text.decode("latin1"))
+            return tuple(int(d) for d in meta["shape"])
+    except (zipfile.BadZipFile, OSError, SyntaxError, KeyError, struct.error) as exc:
+        raise ValueError(f"not a readable .npz ({exc})") from None
+
+
+def structure_of(kind: str, path: Path) -> tuple[int, ...]:
+    if kind == "idx":
+        return idx_shape(path)
+    if kind == "npz":
+        return npz_shape(path)
+    raise ValueError(f"unknown structure kind {kind!r}")
+
+
+def check_structure(file: RemoteFile, path: Path, source: str) -> None:
+    s: Optional[Structure] = file.structure
+    if s is None:
+        return
+    try:
+        shape = structure_of(s.kind, path)
+    except ValueError as exc:
+        raise VerificationError(file.path, source, "structure", f"{s.kind} {s.shape}", str(exc)) from None
+    if shape != s.shape:
+        raise VerificationError(file.path, source, "shape", str(s.shape), str(shape))
