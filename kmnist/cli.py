@@ -11,6 +11,7 @@ from typing import TextIO
 
 from . import __version__
 from .errors import DownloadsFailed, ExitStatus, KmnistError, UsageError, exit_status
+from .fetch import CONNECTIONS, JOBS
 from .manifest import (
     DATASETS,
     ENTRIES,
@@ -77,12 +78,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="fetch again even what is verified")
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
-    p.add_argument("--jobs", "-j", type=_positive, default=4, help="files at once (default: 4)")
+    p.add_argument(
+        "--jobs", "-j", type=_positive, default=JOBS, help=f"files at once (default: {JOBS})"
+    )
     p.add_argument(
         "--connections",
         type=_positive,
-        default=4,
-        help="most connections to any one host (default: 4)",
+        default=CONNECTIONS,
+        help=f"most connections to any one host (default: {CONNECTIONS})",
     )
     p.add_argument(
         "--timeout",

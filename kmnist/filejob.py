@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
 # contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
 # retry of the rest of one piece, not of a whole segment.
 PIECE = 8 << 20
+# A connection faster than this (100 MB/s) is not what limits a download on a
+# machine that must also write and hash every byte: no more are opened. Its
+# speed is taken over the first MiB (50 ms at 20 MB/s).
+FAST_CONNECTION = 100e6
+RATE_SAMPLE = 1 << 20
+# The hashing thread wakes for at least this much new prefix: one read and
+# one sha256 call per MiB, not one per network chunk.
+HASH_STEP = 1 << 20
 # A file smaller than two pieces goes on one connection: a second one would
 # only add a request's latency.
 
@@ -164,16 +173,15 @@ class FileJob:
         hash_thread = threading.Thread(target=self._hash_prefix, args=(hasher, stop), daemon=True)
         hash_thread.start()
         errors: list[BaseException] = []
-        # The probe's body already carries the first piece: that piece goes
-        # to the first worker, with it.
+        # The probe's body already carries the first piece: the first worker
+        # takes it, and its speed says whether more connections would help.
         first = pieces.get_nowait()
         assert first[0] == probe.start
-        n_workers = min(self.dl.connections, pieces.qsize() + 1)
 
-        def worker(initial: tuple[int, int, Body] | None) -> None:
+        def worker(initial: tuple[int, int, Body] | None = None) -> None:
             try:
                 if initial is not None:
-                    self._piece(initial[0], initial[1], initial[2], stop)
+                    self._piece(*initial, stop)
                 while not stop.is_set():
                     try:
                         s, e = pieces.get_nowait()
@@ -184,17 +192,30 @@ class FileJob:
                 errors.append(exc)
                 stop.set()
 
-        threads = [
-            threading.Thread(
-                target=worker, args=((*first, probe) if i == 0 else None,), daemon=True
-            )
-            for i in range(n_workers)
-        ]
-        for t in threads:
-            t.start()
+        threads = [threading.Thread(target=worker, args=((*first, probe),), daemon=True)]
         try:
+            started = time.monotonic()
+            threads[0].start()
+            # Parallel connections help when one connection is the bottleneck
+            # (a capped or distant host); when one already outruns the disk and
+            # the hash (loopback, a fast LAN), more only compete for the CPU.
+            # The first MiB of the first piece tells which.
+            while threads[0].is_alive() and self.transferred < RATE_SAMPLE:
+                time.sleep(0.005)
+            rate = self.transferred / max(time.monotonic() - started, 1e-6)
+            if rate < self.dl.fast_connection:
+                more = min(self.dl.connections - 1, pieces.qsize())
+                threads += [threading.Thread(target=worker, daemon=True) for _ in range(more)]
+                for t in threads[1:]:
+                    t.start()
             for t in threads:
                 t.join()
+        except BaseException:
+            stop.set()
+            for t in threads:
+                if t.is_alive():
+                    t.join()
+            raise
         finally:
             if errors or not pf.complete():
                 stop.set()
@@ -268,13 +289,14 @@ class FileJob:
         assert pf.size is not None
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
+        buf = bytearray(HASH_STEP)
         with open(pf.path, "rb", buffering=0) as fh:
             while hasher.size < pf.size:
-                end = pf.wait_contiguous(hasher.size, stop)
+                end = pf.wait_contiguous(hasher.size, stop, step=HASH_STEP)
                 if end <= hasher.size:
                     return  # stopped
                 fh.seek(hasher.size)
-                hasher.feed(fh, end - hasher.size)
+                hasher.feed(fh, end - hasher.size, buf)
 
     # -- helpers -------------------------------------------------------------
 

@@ -39,13 +39,16 @@ class Hasher:
             self._md5.update(data)
         self.size += len(data)
 
-    def feed(self, f: BinaryIO, limit: int | None = None) -> None:
-        """Hash ``limit`` bytes (or all) of an open file from its position."""
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
+    def feed(self, f: BinaryIO, limit: int | None = None, buf: bytearray | None = None) -> None:
+        """Hash ``limit`` bytes (or all) of an open file from its position.
+
+        ``buf`` is a reusable read buffer, for callers that feed often.
+        """
+        view = memoryview(buf if buf is not None else bytearray(CHUNK))
+        size = len(view)
         left = limit
         while left is None or left > 0:
-            want = CHUNK if left is None else min(CHUNK, left)
+            want = size if left is None else min(size, left)
             n = f.readinto(view[:want])  # type: ignore[attr-defined]
             if not n:
                 break
@@ -84,6 +87,11 @@ def hash_path(file: RemoteFile, path: Path) -> Hasher:
     with open(path, "rb") as fh:
         h.feed(fh)
     return h
+
+
+def expectation(file: RemoteFile) -> str:
+    """What a file is checked against, as one string (for verification stamps)."""
+    return f"{file.size}:{file.sha256}:{file.md5}:{file.structure}"
 
 
 def verify_path(file: RemoteFile, path: Path, source: str = "disk") -> str:
