@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+# load and classmap are imported here, not in wrapper functions, because each
+# shares its name with its module: importing kmnist.load lazily would rebind
+# the attribute ``kmnist.load`` to the module after the first call. Their own
+# heavy imports (numpy) stay inside the functions.
+from .classmap import CharClass, classmap
 from .errors import (
     DownloadError,
     DownloadsFailed,
@@ -19,6 +24,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .load import NotDownloaded, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
 
 if TYPE_CHECKING:
@@ -28,11 +34,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BUILTIN_MIRRORS",
+    "CharClass",
     "DATASETS",
     "DownloadError",
     "DownloadsFailed",
     "KmnistError",
     "Mirror",
+    "NotDownloaded",
     "NotEnoughSpace",
     "RemoteFile",
     "Structure",
@@ -41,8 +49,10 @@ __all__ = [
     "UsageError",
     "VerificationError",
     "__version__",
+    "classmap",
     "download",
     "download_files",
+    "load",
 ]
 
 
