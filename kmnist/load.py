@@ -21,8 +21,12 @@ from .manifest import CURRENT_RELEASE, DATASETS, Entry, select
 from .verify import parse_idx_header, verify_path
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
     from numpy.typing import NDArray
+
+    from .kanji import KanjiIndex
 
     Array = NDArray[np.uint8]
 
@@ -183,3 +187,34 @@ def _check_pair(dataset: str, split: str, images: Array, labels: Array, labels_n
     classes = len(CLASSMAPS[dataset])
     if len(labels) and int(labels.max()) >= classes:
         raise _bad(labels_name, f"labels below {classes}", f"label {int(labels.max())}")
+
+
+def kanji_arrays(
+    index: KanjiIndex, *, indices: Sequence[int] | None = None
+) -> tuple[Array, NDArray[np.int64]]:
+    """Decode Kanji PNGs (all, or ``indices`` of ``index.paths``) into arrays.
+
+    Images are ``uint8`` N x 64 x 64; labels ``int64``, since 3,832 classes do
+    not fit in a byte. Needs Pillow. All of them take 575 MB: pass
+    ``indices`` for a subset.
+    """
+    import numpy as np
+
+    from .kanji import SIDE
+    from .preview import import_pillow
+
+    image_mod = import_pillow("decoding the Kanji PNGs")
+    chosen = list(range(len(index.paths))) if indices is None else list(indices)
+    out = np.empty((len(chosen), SIDE, SIDE), dtype=np.uint8)
+    for k, i in enumerate(chosen):
+        path = index.paths[i]
+        try:
+            with image_mod.open(path) as im:
+                pixels = np.asarray(im.convert("L"))
+        except OSError as exc:  # PIL.UnidentifiedImageError is an OSError
+            raise _bad(str(path), "a PNG image", f"{type(exc).__name__}: {exc}") from None
+        if pixels.shape != (SIDE, SIDE):
+            raise _bad(str(path), f"{SIDE}x{SIDE}", "x".join(map(str, pixels.shape[::-1])))
+        out[k] = pixels
+    labels = np.asarray([index.labels[i] for i in chosen], dtype=np.int64)
+    return out, labels

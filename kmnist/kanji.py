@@ -1,0 +1,280 @@
+"""Kuzushiji-Kanji: unpack the archive without trusting it, check the result, list it.
+
+The archive is a plain tar of ``kkanji2/U+XXXX/<id>.png``. Before a single
+byte is written every member is checked: a relative path without ``..``, and
+a regular file or a directory, nothing else (no symlinks, hard links, devices
+or FIFOs), and nothing that would land outside the target once existing
+symlinks there are resolved. Then tarfile's own ``data`` filter extracts it,
+where this Python has one, as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING
+
+from .classmap import CharClass, parse_codepoint
+from .errors import KmnistError
+from .manifest import select
+from .verify import verify_path
+
+if TYPE_CHECKING:
+    import tarfile
+    from collections.abc import Iterable
+
+# The published figures of Kuzushiji-Kanji (the dataset's README and paper).
+EXPECTED_IMAGES = 140_424
+EXPECTED_CLASSES = 3_832
+SIDE = 64
+TOP = "kkanji2"  # the archive's top folder
+CLASS_NAME = re.compile(r"U\+[0-9A-F]{4,6}")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A report lists this many examples of each kind of difference, then a count:
+# one damaged archive can differ in 140,000 ways, nobody reads past the first few.
+EXAMPLES = 5
+
+
+class UnsafeArchive(KmnistError):
+    """An archive member that would escape the target or is not a plain file or folder."""
+
+    def __init__(self, archive: str, problems: list[str]) -> None:
+        self.archive = archive
+        self.problems = problems
+        shown = "; ".join(problems[:EXAMPLES])
+        more = f" (and {len(problems) - EXAMPLES} more)" if len(problems) > EXAMPLES else ""
+        super().__init__(f"{archive}: refused to unpack, nothing written: {shown}{more}")
+
+
+def member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a member may not be unpacked, or None when it is a plain file or folder inside."""
+    name = member.name
+    if not name or "\0" in name:
+        return f"{name!r}: empty or invalid name"
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
+        return f"{name}: absolute path"
+    if ".." in PurePosixPath(name).parts or ".." in PureWindowsPath(name).parts:
+        return f"{name}: '..' in path"
+    if member.issym():
+        return f"{name}: symbolic link to {member.linkname}"
+    if member.islnk():
+        return f"{name}: hard link to {member.linkname}"
+    if member.ischr() or member.isblk():
+        return f"{name}: device file"
+    if member.isfifo():
+        return f"{name}: FIFO"
+    if not (member.isreg() or member.isdir()):
+        return f"{name}: not a regular file or folder (type {member.type!r})"
+    return None
+
+
+def _outside(dest: Path, members: Iterable[tarfile.TarInfo]) -> list[str]:
+    """Members whose target, with existing symlinks in ``dest`` resolved, is not inside it."""
+    base = os.path.realpath(dest)
+    problems = []
+    for m in members:
+        target = os.path.realpath(os.path.join(base, m.name))
+        if os.path.commonpath([base, target]) != base:
+            problems.append(f"{m.name}: would land outside {dest} (at {target})")
+    return problems
+
+
+def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
+    """Unpack ``archive`` into ``dest`` after checking every member; return how many.
+
+    Raises :class:`UnsafeArchive` listing the refused members, before anything
+    is written, when any member breaks the rules in this module's docstring.
+    """
+    import tarfile
+
+    dest = Path(dest)
+    with tarfile.open(archive, "r:*") as tf:
+        members = tf.getmembers()
+        problems = [p for p in map(member_problem, members) if p]
+        problems = problems or _outside(dest, members)
+        if problems:
+            raise UnsafeArchive(str(archive), problems)
+        dest.mkdir(parents=True, exist_ok=True)
+        if hasattr(tarfile, "data_filter"):  # 3.12, and security releases of 3.8 to 3.11
+            tf.extractall(dest, members=members, filter="data")
+        else:  # the checks above are the equivalent: plain files and folders, inside
+            tf.extractall(dest, members=members)
+    return len(members)
+
+
+@dataclass(frozen=True)
+class KanjiCheck:
+    """What an unpacked Kuzushiji-Kanji folder holds, against what it should."""
+
+    folder: Path
+    images: int
+    classes: int
+    expected_images: int
+    expected_classes: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        head = (
+            f"{self.folder}: {self.images:,} PNG files in {self.classes:,} class folders "
+            f"(expected {self.expected_images:,} in {self.expected_classes:,})"
+        )
+        if self.ok:
+            return head + ": ok"
+        return "\n  ".join([head + ": differs", *self.problems])
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None if it is not a PNG. No Pillow needed."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _examples(kind: str, items: list[str]) -> list[str]:
+    if not items:
+        return []
+    more = f" (and {len(items) - EXAMPLES} more)" if len(items) > EXAMPLES else ""
+    return [f"{kind}: {', '.join(items[:EXAMPLES])}{more}"]
+
+
+def check_kanji(
+    folder: str | Path,
+    *,
+    expected_images: int = EXPECTED_IMAGES,
+    expected_classes: int = EXPECTED_CLASSES,
+    side: int = SIDE,
+) -> KanjiCheck:
+    """Count and check the unpacked folder: PNGs of side x side in folders named by code point."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return KanjiCheck(folder, 0, 0, expected_images, expected_classes, (f"no folder {folder}",))
+    bad_names: list[str] = []
+    stray: list[str] = []
+    not_png: list[str] = []
+    wrong_size: list[str] = []
+    empty: list[str] = []
+    images = classes = 0
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_dir():
+            stray.append(entry.name)
+            continue
+        if not CLASS_NAME.fullmatch(entry.name):
+            bad_names.append(entry.name)
+            continue
+        classes += 1
+        pngs = 0
+        for f in sorted(entry.iterdir()):
+            rel = f"{entry.name}/{f.name}"
+            if not f.is_file() or f.suffix.lower() != ".png":
+                stray.append(rel)
+                continue
+            size = png_size(f)
+            if size is None:
+                not_png.append(rel)
+            elif size != (side, side):
+                wrong_size.append(f"{rel} is {size[0]}x{size[1]}")
+            pngs += 1
+        images += pngs
+        if not pngs:
+            empty.append(entry.name)
+    problems = []
+    if images != expected_images:
+        problems.append(f"{images:,} PNG files, expected {expected_images:,}")
+    if classes != expected_classes:
+        problems.append(f"{classes:,} class folders, expected {expected_classes:,}")
+    problems += _examples("folders not named by a code point (U+XXXX)", bad_names)
+    problems += _examples("empty class folders", empty)
+    problems += _examples(f"images that are not {side}x{side}", wrong_size)
+    problems += _examples("files ending in .png that are not PNG images", not_png)
+    problems += _examples("other files", stray)
+    return KanjiCheck(folder, images, classes, expected_images, expected_classes, tuple(problems))
+
+
+def kanji_paths(root: str | Path) -> tuple[Path, Path]:
+    """(archive, unpacked folder) of Kuzushiji-Kanji below a data folder."""
+    (entry,) = select("kkanji")
+    archive = Path(root) / entry.file.path
+    return archive, archive.parent / TOP
+
+
+def extract_kanji(
+    *,
+    root: str | Path = "data",
+    archive: str | Path | None = None,
+    verify: bool = True,
+    expected_images: int = EXPECTED_IMAGES,
+    expected_classes: int = EXPECTED_CLASSES,
+) -> KanjiCheck:
+    """Unpack ``root/kkanji/kkanji.tar`` safely next to it, then check what came out.
+
+    ``verify`` first checks the archive's published sha256, so that only the
+    published bytes are unpacked; the member rules apply either way. Returns
+    the check; ``.ok`` is False, with ``.problems`` saying how, when the
+    result is not the published 140,424 images in 3,832 classes.
+    """
+    default_archive, folder = kanji_paths(root)
+    archive = Path(archive) if archive is not None else default_archive
+    if not archive.is_file():
+        from .load import NotDownloaded
+
+        raise NotDownloaded(
+            f"no archive at {archive}; run: kmnist-download --dataset kkanji --dir {root}"
+        )
+    if verify:
+        (entry,) = select("kkanji")
+        verify_path(entry.file, archive)
+    safe_extract(archive, dest=folder.parent)
+    return check_kanji(folder, expected_images=expected_images, expected_classes=expected_classes)
+
+
+@dataclass(frozen=True)
+class KanjiIndex:
+    """The unpacked Kanji images as file paths with integer labels.
+
+    ``labels[i]`` is the class of ``paths[i]``: an index into ``classes``,
+    which are sorted by code point.
+    """
+
+    paths: tuple[Path, ...]
+    labels: tuple[int, ...]
+    classes: tuple[CharClass, ...]
+
+
+def load_kanji(*, root: str | Path = "data", folder: str | Path | None = None) -> KanjiIndex:
+    """List the unpacked Kuzushiji-Kanji folder: paths, labels and classes by code point.
+
+    Paths, not pixels: all 140,424 images decoded are 575 MB of memory and
+    need Pillow, while most pipelines (``torchvision.datasets.ImageFolder``,
+    ``tf.data``, a ``Dataset`` that opens one file per item) want paths and
+    decode per batch. :func:`kmnist.load.kanji_arrays` decodes when wanted.
+    """
+    folder = Path(folder) if folder is not None else kanji_paths(root)[1]
+    if not folder.is_dir():
+        from .load import NotDownloaded
+
+        raise NotDownloaded(
+            f"no unpacked Kanji folder at {folder}; run: "
+            f"kmnist-download --dataset kkanji --extract --dir {root}"
+        )
+    # By code point as a number: as strings, U+20B9F would sort before U+4E00.
+    dirs = sorted(
+        (parse_codepoint(d.name), d)
+        for d in folder.iterdir()
+        if d.is_dir() and CLASS_NAME.fullmatch(d.name)
+    )
+    paths: list[Path] = []
+    labels: list[int] = []
+    for index, (_, d) in enumerate(dirs):
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+        paths += files
+        labels += [index] * len(files)
+    classes = tuple(CharClass.of(i, code) for i, (code, _) in enumerate(dirs))
+    return KanjiIndex(tuple(paths), tuple(labels), classes)

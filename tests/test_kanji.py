@@ -1,0 +1,211 @@
+"""Kuzushiji-Kanji: the tar rules on crafted archives, the result check, the loader."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import kmnist
+from kmnist.kanji import UnsafeArchive, check_kanji, extract_kanji, load_kanji, safe_extract
+from kmnist.load import kanji_arrays
+
+# Three classes, one outside the Basic Multilingual Plane: sorted as numbers,
+# U+20B9F comes last; sorted as strings it would come first.
+LAYOUT = {"U+4E00": 2, "U+4E8C": 1, "U+20B9F": 3}
+
+
+def png(side: int = 64, shade: int = 0) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (side, side), shade).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def add_file(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tf.addfile(info, io.BytesIO(data))
+
+
+def add_dir(tf: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    tf.addfile(info)
+
+
+def make_archive(
+    path: Path, layout: dict[str, int] = LAYOUT, extra: list[tarfile.TarInfo] | None = None
+) -> Path:
+    """A small kkanji.tar with the published layout: kkanji2/U+XXXX/<n>.png."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tf:
+        add_dir(tf, "kkanji2")
+        for code, n in layout.items():
+            add_dir(tf, f"kkanji2/{code}")
+            for i in range(n):
+                add_file(tf, f"kkanji2/{code}/{i:04d}.png", png(shade=10 * i))
+        for info in extra or []:
+            tf.addfile(info, io.BytesIO(b"x" * info.size) if info.isreg() else None)
+    return path
+
+
+def special(name: str, type_: bytes, linkname: str = "", size: int = 0) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = type_
+    info.linkname = linkname
+    info.size = size
+    return info
+
+
+def archive_in(root: Path, **kw: object) -> Path:
+    return make_archive(root / "kkanji" / "kkanji.tar", **kw)  # type: ignore[arg-type]
+
+
+def test_good_archive_unpacks_and_checks(tmp_path: Path) -> None:
+    archive_in(tmp_path)
+    check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
+    assert check.ok, check.summary()
+    assert (check.images, check.classes) == (6, 3)
+    assert (tmp_path / "kkanji/kkanji2/U+20B9F/0002.png").is_file()
+    assert "ok" in check.summary()
+
+
+def test_real_figures_are_the_defaults(tmp_path: Path) -> None:
+    archive_in(tmp_path)
+    check = extract_kanji(root=tmp_path, verify=False)
+    assert not check.ok
+    assert "6 PNG files, expected 140,424" in check.problems
+    assert "3 class folders, expected 3,832" in check.problems
+
+
+def test_member_count_that_is_off(tmp_path: Path) -> None:
+    archive_in(tmp_path, layout={"U+4E00": 2, "U+4E8C": 0, "U+20B9F": 3})
+    check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
+    assert not check.ok
+    assert "5 PNG files, expected 6" in check.problems
+    assert any("empty class folders: U+4E8C" in p for p in check.problems)
+
+
+def test_verify_checks_the_published_hash_first(tmp_path: Path) -> None:
+    archive_in(tmp_path)
+    with pytest.raises(kmnist.VerificationError, match=r"kkanji/kkanji\.tar.*sha256"):
+        extract_kanji(root=tmp_path)
+    assert not (tmp_path / "kkanji" / "kkanji2").exists()
+
+
+def test_missing_archive(tmp_path: Path) -> None:
+    with pytest.raises(kmnist.NotDownloaded, match="--dataset kkanji"):
+        extract_kanji(root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [
+        (special("../evil.png", tarfile.REGTYPE, size=3), "'..'"),
+        (special("kkanji2/U+4E00/../../../evil.png", tarfile.REGTYPE, size=3), "'..'"),
+        (special("/tmp/kmnist-evil.png", tarfile.REGTYPE, size=3), "absolute"),
+        (special("C:/evil.png", tarfile.REGTYPE, size=3), "absolute"),
+        (special("kkanji2/U+4E00/link.png", tarfile.SYMTYPE, "/etc/passwd"), "symbolic link"),
+        (special("kkanji2/U+4E00/rel.png", tarfile.SYMTYPE, "0000.png"), "symbolic link"),
+        (special("kkanji2/U+4E00/h.png", tarfile.LNKTYPE, "kkanji2/U+4E00/0000.png"), "hard link"),
+        (special("kkanji2/dev", tarfile.CHRTYPE), "device"),
+        (special("kkanji2/blk", tarfile.BLKTYPE), "device"),
+        (special("kkanji2/fifo", tarfile.FIFOTYPE), "FIFO"),
+    ],
+    ids=["dotdot", "dotdot-deep", "absolute", "drive", "symlink-out", "symlink-in", "hardlink",
+         "chardev", "blockdev", "fifo"],
+)  # fmt: skip
+def test_unsafe_member_refuses_the_whole_archive(
+    tmp_path: Path, member: tarfile.TarInfo, reason: str
+) -> None:
+    archive = make_archive(tmp_path / "a.tar", extra=[member])
+    dest = tmp_path / "out"
+    with pytest.raises(UnsafeArchive, match=reason) as exc:
+        safe_extract(archive, dest=dest)
+    assert "nothing written" in str(exc.value)
+    assert not dest.exists()  # refused before a single byte was written
+    assert not (tmp_path / "evil.png").exists()
+
+
+def test_existing_symlink_in_target_cannot_redirect(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path / "a.tar")
+    dest, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    dest.mkdir()
+    elsewhere.mkdir()
+    (dest / "kkanji2").symlink_to(elsewhere)
+    with pytest.raises(UnsafeArchive, match="outside"):
+        safe_extract(archive, dest=dest)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_without_tarfile_data_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pythons without the data filter rely on the same checks alone."""
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    good = make_archive(tmp_path / "good.tar")
+    assert safe_extract(good, dest=tmp_path / "out") == 1 + 3 + 6
+    bad = make_archive(tmp_path / "bad.tar", extra=[special("../x", tarfile.REGTYPE, size=1)])
+    with pytest.raises(UnsafeArchive):
+        safe_extract(bad, dest=tmp_path / "out2")
+
+
+def test_check_reports_each_kind_of_difference(tmp_path: Path) -> None:
+    folder = tmp_path / "kkanji2"
+    for code, n in LAYOUT.items():
+        (folder / code).mkdir(parents=True)
+        for i in range(n):
+            (folder / code / f"{i}.png").write_bytes(png())
+    (folder / "U+4E00" / "small.png").write_bytes(png(side=32))
+    (folder / "U+4E00" / "fake.png").write_bytes(b"<html>not found</html>")
+    (folder / "U+4E00" / "notes.txt").write_text("hi")
+    (folder / "kanji-extra").mkdir()
+    (folder / "README").write_text("hi")
+    check = check_kanji(folder, expected_images=6, expected_classes=3)
+    text = "\n".join(check.problems)
+    assert "8 PNG files, expected 6" in text
+    assert "folders not named by a code point (U+XXXX): kanji-extra" in text
+    assert "U+4E00/small.png is 32x32" in text
+    assert "not PNG images: U+4E00/fake.png" in text
+    assert "other files: README, U+4E00/notes.txt" in text
+    assert check_kanji(tmp_path / "nowhere").problems == (f"no folder {tmp_path / 'nowhere'}",)
+
+
+def test_many_differences_are_summarised(tmp_path: Path) -> None:
+    folder = tmp_path / "kkanji2"
+    (folder / "U+4E00").mkdir(parents=True)
+    for i in range(12):
+        (folder / "U+4E00" / f"{i:02d}.png").write_bytes(png(side=8))
+    check = check_kanji(folder, expected_images=12, expected_classes=1)
+    (line,) = check.problems
+    assert line.endswith("(and 7 more)")
+
+
+def test_loader_lists_paths_labels_and_classes_by_code_point(tmp_path: Path) -> None:
+    archive_in(tmp_path)
+    extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
+    index = load_kanji(root=tmp_path)
+    assert [c.codepoint for c in index.classes] == ["U+4E00", "U+4E8C", "U+20B9F"]
+    assert [c.char for c in index.classes] == ["一", "二", "𠮟"]
+    assert index.labels == (0, 0, 1, 2, 2, 2)
+    assert [p.parent.name for p in index.paths] == ["U+4E00"] * 2 + ["U+4E8C"] + ["U+20B9F"] * 3
+    x, y = kanji_arrays(index, indices=[0, 1, 5])
+    assert x.shape == (3, 64, 64) and x.dtype.name == "uint8"
+    assert y.tolist() == [0, 0, 2]
+    assert int(x[1].max()) == 10  # the second image of U+4E00 was drawn with shade 10
+
+
+def test_loader_without_folder(tmp_path: Path) -> None:
+    with pytest.raises(kmnist.NotDownloaded, match="--extract"):
+        load_kanji(root=tmp_path)
+
+
+def test_decoding_a_bad_png_names_it(tmp_path: Path) -> None:
+    (tmp_path / "kkanji2" / "U+4E00").mkdir(parents=True)
+    (tmp_path / "kkanji2" / "U+4E00" / "a.png").write_bytes(b"not a png")
+    index = load_kanji(folder=tmp_path / "kkanji2")
+    with pytest.raises(kmnist.VerificationError, match=r"a\.png"):
+        kanji_arrays(index)
