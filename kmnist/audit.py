@@ -1,0 +1,198 @@
+"""Ask a folder "is my copy right?": one typed verdict per expected file, then text or JSON.
+
+:func:`audit` only reads; :func:`render_text` and :func:`render_json` only
+format. A file is ``ok`` (every published figure matches), ``missing``,
+``partial`` (only an interrupted ``.part`` download is there), ``stale`` (the
+bytes of an older release, recognised by hash) or ``corrupt`` (anything else).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError, VerificationError
+from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
+from .verify import Hasher, structure_of, verify_path
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+# Where an interrupted download leaves its bytes: the final name plus this,
+# in the same folder (see STYLE.md, "Getting bytes right").
+PART_SUFFIX = ".part"
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    MISSING = "missing"
+    PARTIAL = "partial"
+    STALE = "stale"
+    CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """The verdict on one expected file. ``path`` is relative to the audited folder."""
+
+    path: str
+    status: Status
+    detail: str
+    size: int | None = None  # bytes on disk: the file's, or the .part's when partial
+    expected_size: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status.value,
+            "detail": self.detail,
+            "size": self.size,
+            "expected_size": self.expected_size,
+        }
+
+
+def expected_entries(
+    root: Path, datasets: Sequence[str] | None, format: str | None, split: str, release: str
+) -> tuple[Entry, ...]:
+    """The files to audit: those asked for, or else every group the folder has begun.
+
+    A group is a dataset in one format. With no datasets named, a group counts
+    as begun when any of its own files (final or ``.part``) is there; class
+    maps, shared by every format, do not count. An empty folder is audited
+    against every dataset's default format, so that it fails.
+    """
+    if datasets:
+        return select(list(datasets), format, split, release)
+    chosen: dict[str, Entry] = {}
+    for name, ds in DATASETS.items():
+        for fmt in [format] if format else ds.formats:
+            try:
+                group = select(name, fmt, split, release)
+            except UsageError:  # a format (or dataset) this release does not have
+                continue
+            if any(e.format is not None and _present(root, e.file) for e in group):
+                chosen.update((e.file.path, e) for e in group)
+    return tuple(chosen.values()) or select("all", None, split, release)
+
+
+def _present(root: Path, file: RemoteFile) -> bool:
+    path = root / file.path
+    return path.exists() or path.with_name(path.name + PART_SUFFIX).exists()
+
+
+def check_file(root: Path, file: RemoteFile) -> FileReport:
+    """The verdict on one file below ``root``."""
+    path = root / file.path
+    part = path.with_name(path.name + PART_SUFFIX)
+    if not path.exists():
+        if part.is_file():
+            got = part.stat().st_size
+            of = f" of {file.size:,}" if file.size else ""
+            detail = f"interrupted download: {got:,}{of} bytes in {part.name}"
+            return FileReport(file.path, Status.PARTIAL, detail, got, file.size)
+        return FileReport(file.path, Status.MISSING, "not there", None, file.size)
+    if not path.is_file():
+        return FileReport(file.path, Status.CORRUPT, "not a regular file", None, file.size)
+    size = path.stat().st_size
+    leftover = f" (a leftover {part.name} can be deleted)" if part.exists() else ""
+    try:
+        how = verify_path(file, path)
+    except VerificationError as exc:
+        return _failed(file, path, size, exc)
+    except OSError as exc:
+        return FileReport(file.path, Status.CORRUPT, f"unreadable: {exc}", size, file.size)
+    return FileReport(file.path, Status.OK, f"{how} matches{leftover}", size, file.size)
+
+
+def _failed(file: RemoteFile, path: Path, size: int, exc: VerificationError) -> FileReport:
+    """Stale when the bytes are a known older release, corrupt otherwise, saying which way."""
+    hasher = Hasher(file)
+    with open(path, "rb") as f:
+        hasher.feed(f)
+    if hasher.sha256 in KNOWN_STALE:
+        return FileReport(
+            file.path,
+            Status.STALE,
+            f"{KNOWN_STALE[hasher.sha256]}; delete it and download again",
+            size,
+            file.size,
+        )
+    detail = f"wrong {exc.what}: expected {exc.expected}, got {exc.got}"
+    if exc.what in ("size", "sha256", "md5"):
+        detail += _shape_hint(path)
+    return FileReport(file.path, Status.CORRUPT, detail, size, file.size)
+
+
+def _shape_hint(path: Path) -> str:
+    """Whether the wrong bytes are at least a whole file of the right kind (another release?)."""
+    kind = "npz" if path.suffix == ".npz" else "idx" if path.name.endswith("-ubyte.gz") else None
+    if kind is None:
+        return ""
+    try:
+        shape = structure_of(kind, path)
+    except ValueError as exc:
+        return f" ({exc})"
+    return f" (a well-formed {kind} file of shape {shape}, but not the published bytes)"
+
+
+def audit(
+    *,
+    root: str | Path = "data",
+    datasets: Sequence[str] | None = None,
+    format: str | None = None,
+    split: str = "all",
+    release: str = CURRENT_RELEASE,
+) -> tuple[FileReport, ...]:
+    """Check every expected file below ``root``; see :func:`expected_entries` for which."""
+    root = Path(root)
+    reports = [
+        check_file(root, e.file) for e in expected_entries(root, datasets, format, split, release)
+    ]
+    return tuple(reports) + _kanji_folder(root)
+
+
+def _kanji_folder(root: Path) -> tuple[FileReport, ...]:
+    """The unpacked Kanji folder, when there is one: it is optional, so absent is not missing."""
+    from .kanji import check_kanji, kanji_paths
+
+    _, folder = kanji_paths(root)
+    if not folder.is_dir():
+        return ()
+    check = check_kanji(folder)
+    rel = folder.relative_to(root).as_posix() + "/"
+    if check.ok:
+        return (
+            FileReport(rel, Status.OK, f"{check.images:,} images in {check.classes:,} classes"),
+        )
+    return (FileReport(rel, Status.CORRUPT, "; ".join(check.problems)),)
+
+
+def all_ok(reports: Sequence[FileReport]) -> bool:
+    """True when every report is ok (and there is at least one)."""
+    return bool(reports) and all(r.status is Status.OK for r in reports)
+
+
+def counts(reports: Sequence[FileReport]) -> dict[str, int]:
+    return {s.value: n for s in Status if (n := sum(r.status is s for r in reports))}
+
+
+def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> str:
+    width = max((len(r.path) for r in reports), default=0)
+    lines = [f"{r.path:<{width}}  {r.status.value:<7}  {r.detail}" for r in reports]
+    tally = ", ".join(f"{n} {s}" for s, n in counts(reports).items())
+    verdict = "all ok" if all_ok(reports) else "NOT all ok"
+    lines.append(f"{root}: {len(reports)} files: {tally}: {verdict}")
+    return "\n".join(lines)
+
+
+def render_json(reports: Sequence[FileReport], *, root: str | Path = "data") -> str:
+    doc = {
+        "root": str(root),
+        "ok": all_ok(reports),
+        "counts": counts(reports),
+        "files": [r.as_dict() for r in reports],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
