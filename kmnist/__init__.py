@@ -24,6 +24,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .kanji import KanjiCheck, KanjiIndex, UnsafeArchive, check_kanji, extract_kanji, load_kanji
 from .load import NotDownloaded, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
 
@@ -34,10 +35,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BUILTIN_MIRRORS",
-    "CharClass",
     "DATASETS",
+    "CharClass",
     "DownloadError",
     "DownloadsFailed",
+    "KanjiCheck",
+    "KanjiIndex",
     "KmnistError",
     "Mirror",
     "NotDownloaded",
@@ -45,14 +48,18 @@ __all__ = [
     "RemoteFile",
     "Structure",
     "UnknownDataset",
+    "UnsafeArchive",
     "UnsupportedFormat",
     "UsageError",
     "VerificationError",
     "__version__",
+    "check_kanji",
     "classmap",
     "download",
     "download_files",
+    "extract_kanji",
     "load",
+    "load_kanji",
 ]
 
 

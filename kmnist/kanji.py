@@ -148,12 +148,20 @@ def _examples(kind: str, items: list[str]) -> list[str]:
 def check_kanji(
     folder: str | Path,
     *,
-    expected_images: int = EXPECTED_IMAGES,
-    expected_classes: int = EXPECTED_CLASSES,
+    expected_images: int | None = None,
+    expected_classes: int | None = None,
     side: int = SIDE,
 ) -> KanjiCheck:
-    """Count and check the unpacked folder: PNGs of side x side in folders named by code point."""
+    """Count and check the unpacked folder: PNGs of side x side in folders named by code point.
+
+    The expected counts default to the published ones (:data:`EXPECTED_IMAGES`,
+    :data:`EXPECTED_CLASSES`).
+    """
     folder = Path(folder)
+    if expected_images is None:
+        expected_images = EXPECTED_IMAGES
+    if expected_classes is None:
+        expected_classes = EXPECTED_CLASSES
     if not folder.is_dir():
         return KanjiCheck(folder, 0, 0, expected_images, expected_classes, (f"no folder {folder}",))
     bad_names: list[str] = []
@@ -210,8 +218,8 @@ def extract_kanji(
     root: str | Path = "data",
     archive: str | Path | None = None,
     verify: bool = True,
-    expected_images: int = EXPECTED_IMAGES,
-    expected_classes: int = EXPECTED_CLASSES,
+    expected_images: int | None = None,
+    expected_classes: int | None = None,
 ) -> KanjiCheck:
     """Unpack ``root/kkanji/kkanji.tar`` safely next to it, then check what came out.
 
