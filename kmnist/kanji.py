@@ -81,6 +81,19 @@ def _outside(dest: Path, members: Iterable[tarfile.TarInfo]) -> list[str]:
     return problems
 
 
+def _plain(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """What the ``data`` filter does to metadata: no setuid or group/other write, our owner.
+
+    Without it, a root process would chown every file to the archive's owners.
+    """
+    executable = member.isdir() or member.mode & 0o100
+    member.mode = 0o755 if executable else 0o644
+    if hasattr(os, "getuid"):  # POSIX; Windows has no owners to set
+        member.uid, member.gid = os.getuid(), os.getgid()
+    member.uname = member.gname = ""
+    return member
+
+
 def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
     """Unpack ``archive`` into ``dest`` after checking every member; return how many.
 
@@ -100,7 +113,7 @@ def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
         if hasattr(tarfile, "data_filter"):  # 3.12, and security releases of 3.8 to 3.11
             tf.extractall(dest, members=members, filter="data")
         else:  # the checks above are the equivalent: plain files and folders, inside
-            tf.extractall(dest, members=members)
+            tf.extractall(dest, members=[_plain(m) for m in members])
     return len(members)
 
 

@@ -143,11 +143,17 @@ def test_existing_symlink_in_target_cannot_redirect(tmp_path: Path) -> None:
     assert list(elsewhere.iterdir()) == []
 
 
+# Python 3.12+ warns when extractall has no filter; here that is the point.
+@pytest.mark.filterwarnings("ignore:Python 3.14 will:DeprecationWarning")
 def test_without_tarfile_data_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pythons without the data filter rely on the same checks alone."""
     monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    good = make_archive(tmp_path / "good.tar")
-    assert safe_extract(good, dest=tmp_path / "out") == 1 + 3 + 6
+    setuid = special("kkanji2/U+4E00/s.png", tarfile.REGTYPE, size=3)
+    setuid.mode = 0o4777
+    good = make_archive(tmp_path / "good.tar", extra=[setuid])
+    assert safe_extract(good, dest=tmp_path / "out") == 1 + 3 + 6 + 1
+    assert (tmp_path / "out/kkanji2/U+4E00/s.png").stat().st_mode & 0o7777 == 0o755
+    assert (tmp_path / "out/kkanji2/U+4E00/0000.png").stat().st_mode & 0o7777 == 0o644
     bad = make_archive(tmp_path / "bad.tar", extra=[special("../x", tarfile.REGTYPE, size=1)])
     with pytest.raises(UnsafeArchive):
         safe_extract(bad, dest=tmp_path / "out2")
