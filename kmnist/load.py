@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from .classmap import CLASSMAPS
 from .errors import KmnistError, UnsupportedFormat, VerificationError
-from .manifest import CURRENT_RELEASE, DATASETS, Entry, select
-from .verify import parse_idx_header, verify_path
+from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, select
+from .verify import Hasher, parse_idx_header, verify_path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -106,11 +106,26 @@ def read_array(entry: Entry, root: Path, *, verify: bool = True) -> Array:
     """Decode one catalogued file (IDX or NumPy) into its array, checking its structure."""
     path = root / entry.file.path
     if verify:
-        verify_path(entry.file, path)
+        try:
+            verify_path(entry.file, path)
+        except VerificationError as exc:
+            raise _with_stale_note(exc, entry, path) from None
     ndim = 3 if entry.kind == "images" else 1
     if entry.format == "mnist":
         return read_idx(path, ndim=ndim, name=entry.file.path)
     return read_npz(path, ndim=ndim, name=entry.file.path)
+
+
+def _with_stale_note(exc: VerificationError, entry: Entry, path: Path) -> VerificationError:
+    """Say so when the wrong bytes are a known older release (a size check stops before hashing)."""
+    hasher = Hasher(entry.file)
+    with open(path, "rb") as f:
+        hasher.feed(f)
+    note = KNOWN_STALE.get(hasher.sha256)
+    if note is None or note in exc.got:
+        return exc
+    got = f"{exc.got} ({note}; delete it and download again)"
+    return VerificationError(exc.path, exc.source, exc.what, exc.expected, got)
 
 
 def _bad(name: str, expected: str, got: str) -> VerificationError:
