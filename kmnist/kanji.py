@@ -10,14 +10,17 @@ where this Python has one, as a second line of defence.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from .classmap import CharClass, parse_codepoint
-from .errors import KmnistError
+from .errors import KmnistError, NotEnoughSpace, VerificationError
 from .manifest import select
 from .verify import verify_path
 
@@ -99,22 +102,55 @@ def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
 
     Raises :class:`UnsafeArchive` listing the refused members, before anything
     is written, when any member breaks the rules in this module's docstring.
+    The members are unpacked into a hidden folder in ``dest`` and each
+    top-level entry is moved into place only once all are out, so an
+    interrupted or failed run never leaves half a folder under the final
+    name; an entry that was already there is replaced.
     """
     import tarfile
 
     dest = Path(dest)
-    with tarfile.open(archive, "r:*") as tf:
-        members = tf.getmembers()
-        problems = [p for p in map(member_problem, members) if p]
-        problems = problems or _outside(dest, members)
-        if problems:
-            raise UnsafeArchive(str(archive), problems)
-        dest.mkdir(parents=True, exist_ok=True)
-        if hasattr(tarfile, "data_filter"):  # 3.12, and security releases of 3.8 to 3.11
-            tf.extractall(dest, members=members, filter="data")
-        else:  # the checks above are the equivalent: plain files and folders, inside
-            tf.extractall(dest, members=[_plain(m) for m in members])
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            members = tf.getmembers()
+            problems = [p for p in map(member_problem, members) if p]
+            problems = problems or _outside(dest, members)
+            if problems:
+                raise UnsafeArchive(str(archive), problems)
+            dest.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=dest))
+            try:
+                if hasattr(tarfile, "data_filter"):  # 3.12; security releases of 3.8 to 3.11
+                    tf.extractall(staging, members=members, filter="data")
+                else:  # the checks above are the equivalent: plain files and folders, inside
+                    tf.extractall(staging, members=[_plain(m) for m in members])
+                for top in sorted(staging.iterdir()):
+                    _move_into_place(top, dest / top.name)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except (tarfile.TarError, EOFError) as exc:
+        raise VerificationError(
+            str(archive), "disk", "structure", "a complete tar archive", f"{exc}"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise NotEnoughSpace(f"{dest}: disk full while unpacking {archive}") from None
+        raise
     return len(members)
+
+
+def _move_into_place(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target`` (same file system), replacing what was there."""
+    if not os.path.lexists(target):
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+    os.replace(target, old)
+    os.replace(new, target)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,47 @@ def test_decoding_a_bad_png_names_it(tmp_path: Path) -> None:
     index = load_kanji(folder=tmp_path / "kkanji2")
     with pytest.raises(kmnist.VerificationError, match=r"a\.png"):
         kanji_arrays(index)
+
+
+def test_archive_cut_inside_a_member_leaves_nothing_half_done(tmp_path: Path) -> None:
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tf:
+        for i in range(3):
+            add_file(tf, f"kkanji2/U+4E00/{i}.png", bytes(range(256)) * 8)
+        last = tf.getmembers()[-1]
+    data = archive.read_bytes()
+    archive.write_bytes(data[: last.offset_data + 100])  # a download cut mid-file
+    dest = tmp_path / "out"
+    with pytest.raises(kmnist.VerificationError, match="complete tar archive"):
+        safe_extract(archive, dest=dest)
+    assert not (dest / "kkanji2").exists()  # the two whole members were not moved in
+    assert not dest.exists() or list(dest.iterdir()) == []  # no staging folder left behind
+
+
+def test_archive_cut_between_members_shows_in_the_counts(tmp_path: Path) -> None:
+    """tarfile reads a tar cut at a header boundary as a shorter whole one: the check tells."""
+    archive = archive_in(tmp_path)
+    with tarfile.open(archive) as tf:
+        last = tf.getmembers()[-1]
+    data = archive.read_bytes()
+    archive.write_bytes(data[: last.offset])
+    check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
+    assert "5 PNG files, expected 6" in check.problems
+
+
+def test_foreign_file_is_not_an_archive(tmp_path: Path) -> None:
+    page = tmp_path / "kkanji.tar"
+    page.write_bytes(b"<html><body>404 Not Found</body></html>")
+    with pytest.raises(kmnist.VerificationError, match="complete tar archive"):
+        safe_extract(page, dest=tmp_path / "out")
+
+
+def test_unpacking_again_replaces_the_old_folder(tmp_path: Path) -> None:
+    stale = tmp_path / "kkanji/kkanji2/U+9999"
+    stale.mkdir(parents=True)
+    (stale / "junk.png").write_bytes(b"junk")
+    archive_in(tmp_path)
+    check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
+    assert check.ok, check.summary()
+    assert not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "kkanji").iterdir()) == ["kkanji.tar", "kkanji2"]
