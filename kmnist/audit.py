@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError, VerificationError
 from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
-from .verify import Hasher, structure_of, verify_path
+from .storage import part_path
+from .verify import hash_path, structure_of, verify_path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-# Where an interrupted download leaves its bytes: the final name plus this,
-# in the same folder (see STYLE.md, "Getting bytes right").
-PART_SUFFIX = ".part"
 
 
 class Status(str, enum.Enum):
@@ -80,13 +77,13 @@ def expected_entries(
 
 def _present(root: Path, file: RemoteFile) -> bool:
     path = root / file.path
-    return path.exists() or path.with_name(path.name + PART_SUFFIX).exists()
+    return path.exists() or part_path(path).exists()
 
 
 def check_file(root: Path, file: RemoteFile) -> FileReport:
     """The verdict on one file below ``root``."""
     path = root / file.path
-    part = path.with_name(path.name + PART_SUFFIX)
+    part = part_path(path)
     if not path.exists():
         if part.is_file():
             got = part.stat().st_size
@@ -109,14 +106,12 @@ def check_file(root: Path, file: RemoteFile) -> FileReport:
 
 def _failed(file: RemoteFile, path: Path, size: int, exc: VerificationError) -> FileReport:
     """Stale when the bytes are a known older release, corrupt otherwise, saying which way."""
-    hasher = Hasher(file)
-    with open(path, "rb") as f:
-        hasher.feed(f)
-    if hasher.sha256 in KNOWN_STALE:
+    sha256 = hash_path(file, path).sha256
+    if sha256 in KNOWN_STALE:
         return FileReport(
             file.path,
             Status.STALE,
-            f"{KNOWN_STALE[hasher.sha256]}; delete it and download again",
+            f"{KNOWN_STALE[sha256]}; delete it and download again",
             size,
             file.size,
         )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .classmap import CLASSMAPS
 from .errors import KmnistError, UnsupportedFormat, VerificationError
 from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, select
-from .verify import Hasher, parse_idx_header, verify_path
+from .verify import hash_path, parse_idx_header, verify_path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,9 +64,9 @@ def load(
     entries = _entries(dataset, split, format, Path(root))
     missing = [e for e in entries if not (Path(root) / e.file.path).is_file()]
     if missing and download:
-        from . import download_files
+        from . import download as fetch  # the public function; its plan skips what is verified
 
-        download_files([e.file for e in missing], root)
+        fetch(dataset, format=entries[0].format, split=split, root=root)
     elif missing:
         names = ", ".join(str(Path(root) / e.file.path) for e in missing)
         raise NotDownloaded(
@@ -118,10 +118,7 @@ def read_array(entry: Entry, root: Path, *, verify: bool = True) -> Array:
 
 def _with_stale_note(exc: VerificationError, entry: Entry, path: Path) -> VerificationError:
     """Say so when the wrong bytes are a known older release (a size check stops before hashing)."""
-    hasher = Hasher(entry.file)
-    with open(path, "rb") as f:
-        hasher.feed(f)
-    note = KNOWN_STALE.get(hasher.sha256)
+    note = KNOWN_STALE.get(hash_path(entry.file, path).sha256)
     if note is None or note in exc.got:
         return exc
     got = f"{exc.got} ({note}; delete it and download again)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import struct
 import subprocess
 import sys
@@ -108,23 +107,27 @@ def test_missing_files_name_the_path_and_the_fix(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 @needs_realdata
-def test_download_true_fetches_only_what_is_missing(
+def test_download_true_fetches_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The real files as a local mirror in the official layout: no network.
+    monkeypatch.setenv("KMNIST_MIRROR", str(REALDATA))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     link_real(tmp_path, "kmnist/kmnist-test-labels.npz")
-    asked: list[str] = []
-
-    def fake_download_files(files: list[kmnist.RemoteFile], root: Path) -> list[Path]:
-        # Stands in for the network: a local copy, so the wiring is what is tested.
-        for f in files:
-            asked.append(f.path)
-            shutil.copyfile(REALDATA / f.path, Path(root) / f.path)
-        return [Path(root) / f.path for f in files]
-
-    monkeypatch.setattr(kmnist, "download_files", fake_download_files)
     x, y = kmnist.load("kmnist", "test", root=tmp_path, download=True)
-    assert asked == ["kmnist/kmnist-test-imgs.npz"]
     assert x.shape == (10000, 28, 28) and len(y) == 10000
+    fetched = tmp_path / "kmnist/kmnist-test-imgs.npz"
+    assert fetched.is_file() and not fetched.is_symlink()
+    assert (tmp_path / "kmnist/kmnist-test-labels.npz").is_symlink()  # left as it was
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_download_true_that_cannot_fetch_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", str(tmp_path / "empty-mirror"))
+    with pytest.raises(kmnist.KmnistError, match="kmnist-test-imgs"):
+        kmnist.load("kmnist", "test", root=tmp_path / "data", download=True)
 
 
 # --- crafted bad IDX files ----------------------------------------------------
