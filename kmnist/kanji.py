@@ -13,8 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
@@ -107,7 +105,9 @@ def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
     interrupted or failed run never leaves half a folder under the final
     name; an entry that was already there is replaced.
     """
+    import shutil
     import tarfile
+    import tempfile
 
     dest = Path(dest)
     try:
@@ -141,6 +141,8 @@ def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
 
 def _move_into_place(new: Path, target: Path) -> None:
     """Put ``new`` at ``target`` (same file system), replacing what was there."""
+    import shutil
+
     if not os.path.lexists(target):
         os.replace(new, target)
         return

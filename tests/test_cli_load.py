@@ -199,3 +199,20 @@ def test_extract_reports_a_difference(
     monkeypatch.setattr(kmnist.kanji, "EXPECTED_IMAGES", 4)
     assert main(["-d", "kkanji", "--extract", "--dir", str(tmp_path / "d"), "-m", str(mirror)]) == 1
     assert "3 PNG files, expected 4" in capsys.readouterr().err
+
+
+def test_installed_script_verify_json(realdata: Path, tmp_path: Path) -> None:
+    """The console script as a user runs it: JSON on stdout, exit status from the audit."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("kmnist-download", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "kmnist"]
+    fetch_test_npz(realdata, tmp_path)
+    argv = ["--verify", "--json", "-d", "kmnist", "-s", "test", "--dir", str(tmp_path)]
+    r = subprocess.run([*cmd, *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["counts"] == {"ok": 3}
+    (tmp_path / TEST_NPZ[1]).unlink()
+    r = subprocess.run([*cmd, *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and json.loads(r.stdout)["counts"] == {"ok": 2, "missing": 1}
