@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError, VerificationError
+from .load import local_path
 from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
 from .storage import part_path
 from .verify import hash_path, structure_of, verify_path
@@ -76,40 +77,43 @@ def expected_entries(
 
 
 def _present(root: Path, file: RemoteFile) -> bool:
-    path = root / file.path
+    path = local_path(root, file)
     return path.exists() or part_path(path).exists()
 
 
 def check_file(root: Path, file: RemoteFile) -> FileReport:
-    """The verdict on one file below ``root``."""
-    path = root / file.path
+    """The verdict on one file below ``root`` (nested or flat: see :func:`local_path`)."""
+    path = local_path(root, file)
+    rel = path.relative_to(root).as_posix()
     part = part_path(path)
     if not path.exists():
         if part.is_file():
             got = part.stat().st_size
             of = f" of {file.size:,}" if file.size else ""
             detail = f"interrupted download: {got:,}{of} bytes in {part.name}"
-            return FileReport(file.path, Status.PARTIAL, detail, got, file.size)
-        return FileReport(file.path, Status.MISSING, "not there", None, file.size)
+            return FileReport(rel, Status.PARTIAL, detail, got, file.size)
+        return FileReport(rel, Status.MISSING, "not there", None, file.size)
     if not path.is_file():
-        return FileReport(file.path, Status.CORRUPT, "not a regular file", None, file.size)
+        return FileReport(rel, Status.CORRUPT, "not a regular file", None, file.size)
     size = path.stat().st_size
     leftover = f" (a leftover {part.name} can be deleted)" if part.exists() else ""
     try:
         how = verify_path(file, path)
     except VerificationError as exc:
-        return _failed(file, path, size, exc)
+        return _failed(file, path, rel, size, exc)
     except OSError as exc:
-        return FileReport(file.path, Status.CORRUPT, f"unreadable: {exc}", size, file.size)
-    return FileReport(file.path, Status.OK, f"{how} matches{leftover}", size, file.size)
+        return FileReport(rel, Status.CORRUPT, f"unreadable: {exc}", size, file.size)
+    return FileReport(rel, Status.OK, f"{how} matches{leftover}", size, file.size)
 
 
-def _failed(file: RemoteFile, path: Path, size: int, exc: VerificationError) -> FileReport:
+def _failed(
+    file: RemoteFile, path: Path, rel: str, size: int, exc: VerificationError
+) -> FileReport:
     """Stale when the bytes are a known older release, corrupt otherwise, saying which way."""
     sha256 = hash_path(file, path).sha256
     if sha256 in KNOWN_STALE:
         return FileReport(
-            file.path,
+            rel,
             Status.STALE,
             f"{KNOWN_STALE[sha256]}; delete it and download again",
             size,
@@ -118,7 +122,7 @@ def _failed(file: RemoteFile, path: Path, size: int, exc: VerificationError) -> 
     detail = f"wrong {exc.what}: expected {exc.expected}, got {exc.got}"
     if exc.what in ("size", "sha256", "md5"):
         detail += _shape_hint(path)
-    return FileReport(file.path, Status.CORRUPT, detail, size, file.size)
+    return FileReport(rel, Status.CORRUPT, detail, size, file.size)
 
 
 def _shape_hint(path: Path) -> str:

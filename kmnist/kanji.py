@@ -258,9 +258,15 @@ def check_kanji(
 
 
 def kanji_paths(root: str | Path) -> tuple[Path, Path]:
-    """(archive, unpacked folder) of Kuzushiji-Kanji below a data folder."""
+    """(archive, unpacked folder beside it) of Kuzushiji-Kanji below a data folder.
+
+    ``<root>/kkanji/kkanji.tar``, or ``<root>/kkanji.tar`` where the original
+    ``download_data.py`` left it (see :func:`kmnist.load.local_path`).
+    """
+    from .load import local_path
+
     (entry,) = select("kkanji")
-    archive = Path(root) / entry.file.path
+    archive = local_path(Path(root), entry.file)
     return archive, archive.parent / TOP
 
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from .classmap import CLASSMAPS
 from .errors import KmnistError, UnsupportedFormat, VerificationError
-from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, select
+from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
+from .storage import part_path
 from .verify import hash_path, parse_idx_header, verify_path
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def load(
     :class:`VerificationError` that names it, never a reshape error.
     """
     entries = _entries(dataset, split, format, Path(root))
-    missing = [e for e in entries if not (Path(root) / e.file.path).is_file()]
+    missing = [e for e in entries if not local_path(Path(root), e.file).is_file()]
     if missing and download:
         from . import download as fetch  # the public function; its plan skips what is verified
 
@@ -80,6 +81,21 @@ def load(
     return images, labels
 
 
+def local_path(root: Path, file: RemoteFile) -> Path:
+    """Where a catalogued file is below ``root``.
+
+    ``<root>/<dataset>/<name>`` is the layout of this package and of the
+    official host; the original ``download_data.py`` left the files flat in
+    one folder, so ``<root>/<name>`` is looked at too. The former when
+    neither is there (or only its ``.part`` is).
+    """
+    nested = root / file.path
+    flat = root / file.name
+    if nested.exists() or part_path(nested).exists() or not flat.exists():
+        return nested
+    return flat
+
+
 def _entries(dataset: str, split: str, format: str | None, root: Path) -> list[Entry]:
     """The images and labels entries to read: the asked format, or the first complete one."""
     if dataset == "kkanji":
@@ -92,7 +108,7 @@ def _entries(dataset: str, split: str, format: str | None, root: Path) -> list[E
     formats = [format] if format else list(DATASETS[dataset].formats)
     candidates = [_pair(dataset, f, split) for f in formats]
     for pair in candidates:
-        if all((root / e.file.path).is_file() for e in pair):
+        if all(local_path(root, e.file).is_file() for e in pair):
             return pair
     return candidates[0]
 
@@ -104,7 +120,7 @@ def _pair(dataset: str, format: str, split: str) -> list[Entry]:
 
 def read_array(entry: Entry, root: Path, *, verify: bool = True) -> Array:
     """Decode one catalogued file (IDX or NumPy) into its array, checking its structure."""
-    path = root / entry.file.path
+    path = local_path(root, entry.file)
     if verify:
         try:
             verify_path(entry.file, path)

@@ -167,3 +167,17 @@ def test_renderings(tmp_path: Path) -> None:
     text = render_text(reports, root=tmp_path)
     assert text.splitlines()[0].split()[:2] == ["kmnist/kmnist-test-imgs.npz", "partial"]
     assert text.endswith("3 files: 2 missing, 1 partial: NOT all ok")
+
+
+@pytest.mark.realdata
+@needs_realdata
+def test_flat_folder_of_the_original_script(tmp_path: Path) -> None:
+    for name in ("kmnist-test-imgs.npz", "kmnist-test-labels.npz"):
+        (tmp_path / name).symlink_to(REALDATA / "kmnist" / name)
+    (tmp_path / "kmnist_classmap.csv").write_text("index,codepoint,char\n", encoding="utf-8")
+    got = statuses(audit(root=tmp_path, split="test"))
+    assert got == {
+        "kmnist-test-imgs.npz": "ok",
+        "kmnist-test-labels.npz": "ok",
+        "kmnist_classmap.csv": "corrupt",
+    }

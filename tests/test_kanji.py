@@ -259,3 +259,10 @@ def test_unpacking_again_replaces_the_old_folder(tmp_path: Path) -> None:
     assert check.ok, check.summary()
     assert not stale.exists()
     assert sorted(p.name for p in (tmp_path / "kkanji").iterdir()) == ["kkanji.tar", "kkanji2"]
+
+
+def test_flat_archive_beside_the_other_files(tmp_path: Path) -> None:
+    make_archive(tmp_path / "kkanji.tar")  # where the original download_data.py put it
+    check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
+    assert check.ok and check.folder == tmp_path / "kkanji2"
+    assert len(load_kanji(root=tmp_path).paths) == 6

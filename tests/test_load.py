@@ -259,3 +259,13 @@ def test_load_stays_a_function_after_importing_its_module() -> None:
 
     assert callable(kmnist.load) and kmnist.load.__module__ == "kmnist.load"
     assert callable(kmnist.classmap)
+
+
+@pytest.mark.realdata
+@needs_realdata
+def test_flat_folder_of_the_original_script(tmp_path: Path) -> None:
+    """The original download_data.py put every file in one folder, without <dataset>/."""
+    for name in ("kmnist-test-imgs.npz", "kmnist-test-labels.npz"):
+        (tmp_path / name).symlink_to(REALDATA / "kmnist" / name)
+    x, y = kmnist.load("kmnist", "test", root=tmp_path)
+    assert x.shape == (10000, 28, 28) and len(y) == 10000
