@@ -25,7 +25,7 @@ from .errors import (
     VerificationError,
 )
 from .kanji import KanjiCheck, KanjiIndex, UnsafeArchive, check_kanji, extract_kanji, load_kanji
-from .load import NotDownloaded, load
+from .load import NotDownloaded, kanji_arrays, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ __all__ = [
     "download",
     "download_files",
     "extract_kanji",
+    "kanji_arrays",
     "load",
     "load_kanji",
 ]

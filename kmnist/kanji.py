@@ -319,7 +319,7 @@ def load_kanji(*, root: str | Path = "data", folder: str | Path | None = None) -
     Paths, not pixels: all 140,424 images decoded are 575 MB of memory and
     need Pillow, while most pipelines (``torchvision.datasets.ImageFolder``,
     ``tf.data``, a ``Dataset`` that opens one file per item) want paths and
-    decode per batch. :func:`kmnist.load.kanji_arrays` decodes when wanted.
+    decode per batch. :func:`kmnist.kanji_arrays` decodes when wanted.
     """
     folder = Path(folder) if folder is not None else kanji_paths(root)[1]
     if not folder.is_dir():
