@@ -56,27 +56,40 @@ def load(
     """Return ``(images, labels)`` of ``dataset`` (``"kmnist"`` or ``"k49"``), ``split``.
 
     ``format`` is ``"npz"`` or ``"mnist"``; by default whichever is complete in
-    ``root`` (NumPy first), and NumPy when neither is. ``download=True`` fetches
-    missing files first. ``verify`` checks sizes and published checksums before
-    decoding (a few milliseconds next to the decompression itself); either way
-    the structure is checked, so a truncated or foreign file is a
-    :class:`VerificationError` that names it, never a reshape error.
+    ``root`` (NumPy first), and NumPy when neither is. ``verify`` checks sizes
+    and published checksums before decoding (milliseconds next to the
+    decompression itself); either way the structure is checked, so a
+    truncated or foreign file is a :class:`VerificationError` that names it,
+    never a reshape error. ``download=True`` fetches what is missing, and
+    also replaces what fails verification, through :func:`kmnist.download`.
     """
-    entries = _entries(dataset, split, format, Path(root))
-    missing = [e for e in entries if not local_path(Path(root), e.file).is_file()]
-    if missing and download:
-        from . import download as fetch  # the public function; its plan skips what is verified
+    root = Path(root)
+    entries = _entries(dataset, split, format, root)
+    try:
+        return _read(dataset, split, entries, root, verify=verify)
+    except (NotDownloaded, VerificationError):
+        if not download:
+            raise
+    from . import download as fetch  # the public function; its plan skips what is verified
 
-        fetch(dataset, format=entries[0].format, split=split, root=root)
-    elif missing:
-        names = ", ".join(str(Path(root) / e.file.path) for e in missing)
+    fetch(dataset, format=entries[0].format, split=split, root=root)
+    # Every file is now one the download verified (or skipped as verified).
+    return _read(dataset, split, entries, root, verify=False)
+
+
+def _read(
+    dataset: str, split: str, entries: list[Entry], root: Path, *, verify: bool
+) -> tuple[Array, Array]:
+    missing = [e for e in entries if not local_path(root, e.file).is_file()]
+    if missing:
+        names = ", ".join(str(root / e.file.path) for e in missing)
         raise NotDownloaded(
             f"{dataset} {split}: missing {names}; pass download=True "
             f"or run: kmnist-download --dataset {dataset} --dir {root}"
         )
     by_kind = {e.kind: e for e in entries}
-    images = read_array(by_kind["images"], Path(root), verify=verify)
-    labels = read_array(by_kind["labels"], Path(root), verify=verify)
+    images = read_array(by_kind["images"], root, verify=verify)
+    labels = read_array(by_kind["labels"], root, verify=verify)
     _check_pair(dataset, split, images, labels, by_kind["labels"].file.path)
     return images, labels
 

@@ -269,3 +269,21 @@ def test_flat_folder_of_the_original_script(tmp_path: Path) -> None:
         (tmp_path / name).symlink_to(REALDATA / "kmnist" / name)
     x, y = kmnist.load("kmnist", "test", root=tmp_path)
     assert x.shape == (10000, 28, 28) and len(y) == 10000
+
+
+@pytest.mark.realdata
+@needs_realdata
+def test_download_true_replaces_the_2018_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", str(REALDATA))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    images = tmp_path / "kmnist/kmnist-test-imgs.npz"
+    images.parent.mkdir()
+    images.write_bytes((REALDATA / "v1/kmnist-test-imgs.npz").read_bytes())
+    link_real(tmp_path, "kmnist/kmnist-test-labels.npz")
+    with pytest.raises(kmnist.VerificationError, match="2018"):
+        kmnist.load("kmnist", "test", root=tmp_path)
+    x, _ = kmnist.load("kmnist", "test", root=tmp_path, download=True)
+    assert images.read_bytes() == (REALDATA / "kmnist/kmnist-test-imgs.npz").read_bytes()
+    assert x.shape == (10000, 28, 28)
