@@ -58,10 +58,13 @@ def expected_entries(
     """The files to audit: those asked for, or else every group the folder has begun.
 
     A group is a dataset in one format. With no datasets named, a group counts
-    as begun when any of its own files (final or ``.part``) is there; class
-    maps, shared by every format, do not count. An empty folder is audited
-    against every dataset's default format, so that it fails.
+    as begun when any of its own files (final or ``.part``) is there, or for
+    Kuzushiji-Kanji its unpacked folder; class maps, shared by every format,
+    do not count. An empty folder is audited against every dataset's default
+    format, so that it fails.
     """
+    from .kanji import kanji_paths
+
     if datasets:
         return select(list(datasets), format, split, release)
     chosen: dict[str, Entry] = {}
@@ -71,7 +74,8 @@ def expected_entries(
                 group = select(name, fmt, split, release)
             except UsageError:  # a format (or dataset) this release does not have
                 continue
-            if any(e.format is not None and _present(root, e.file) for e in group):
+            unpacked = name == "kkanji" and kanji_paths(root)[1].is_dir()
+            if unpacked or any(e.format is not None and _present(root, e.file) for e in group):
                 chosen.update((e.file.path, e) for e in group)
     return tuple(chosen.values()) or select("all", None, split, release)
 
@@ -147,26 +151,35 @@ def audit(
 ) -> tuple[FileReport, ...]:
     """Check every expected file below ``root``; see :func:`expected_entries` for which."""
     root = Path(root)
-    reports = [
-        check_file(root, e.file) for e in expected_entries(root, datasets, format, split, release)
-    ]
-    return tuple(reports) + _kanji_folder(root)
+    entries = expected_entries(root, datasets, format, split, release)
+    reports = [check_file(root, e.file) for e in entries]
+    if any(e.dataset == "kkanji" for e in entries):
+        reports = _with_kanji_folder(root, reports)
+    return tuple(reports)
 
 
-def _kanji_folder(root: Path) -> tuple[FileReport, ...]:
-    """The unpacked Kanji folder, when there is one: it is optional, so absent is not missing."""
+def _with_kanji_folder(root: Path, reports: list[FileReport]) -> list[FileReport]:
+    """Add the unpacked Kanji folder, when there is one: unpacking is optional.
+
+    Once the folder checks ok, the archive is no longer needed, and deleting
+    it (310 MB) does not make the copy wrong.
+    """
     from .kanji import check_kanji, kanji_paths
 
     _, folder = kanji_paths(root)
     if not folder.is_dir():
-        return ()
+        return reports
     check = check_kanji(folder)
     rel = folder.relative_to(root).as_posix() + "/"
-    if check.ok:
-        return (
-            FileReport(rel, Status.OK, f"{check.images:,} images in {check.classes:,} classes"),
-        )
-    return (FileReport(rel, Status.CORRUPT, "; ".join(check.problems)),)
+    if not check.ok:
+        return [*reports, FileReport(rel, Status.CORRUPT, "; ".join(check.problems))]
+    detail = f"{check.images:,} images in {check.classes:,} classes"
+    (entry,) = select("kkanji")
+    tar = {entry.file.path, entry.file.name}  # nested or flat, wherever it was looked for
+    kept = [r for r in reports if not (r.path in tar and r.status is Status.MISSING)]
+    if len(kept) < len(reports):
+        detail += f" ({entry.file.name} was deleted after unpacking; not needed)"
+    return [*kept, FileReport(rel, Status.OK, detail)]
 
 
 def all_ok(reports: Sequence[FileReport]) -> bool:

@@ -267,7 +267,12 @@ def kanji_paths(root: str | Path) -> tuple[Path, Path]:
 
     (entry,) = select("kkanji")
     archive = local_path(Path(root), entry.file)
-    return archive, archive.parent / TOP
+    folder = archive.parent / TOP
+    flat = Path(root) / TOP
+    if not archive.exists() and not folder.is_dir() and flat.is_dir():
+        # Flat, and the archive deleted once unpacked (310 MB saved).
+        return flat.parent / entry.file.name, flat
+    return archive, folder
 
 
 def extract_kanji(

@@ -181,3 +181,32 @@ def test_flat_folder_of_the_original_script(tmp_path: Path) -> None:
         "kmnist-test-labels.npz": "ok",
         "kmnist_classmap.csv": "corrupt",
     }
+
+
+def _unpacked(folder: Path) -> None:
+    for code in ("U+4E00", "U+4E8C"):
+        (folder / code).mkdir(parents=True)
+        (folder / code / "a.png").write_bytes(
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + (64).to_bytes(4, "big") * 2 + b"\x08\0\0\0\0"
+        )
+
+
+@pytest.mark.parametrize("layout", ["kkanji/kkanji2", "kkanji2"])
+def test_archive_deleted_after_unpacking_is_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    import kmnist.kanji
+
+    monkeypatch.setattr(kmnist.kanji, "EXPECTED_IMAGES", 2)
+    monkeypatch.setattr(kmnist.kanji, "EXPECTED_CLASSES", 2)
+    _unpacked(tmp_path / layout)
+    reports = audit(root=tmp_path)  # the folder alone says Kanji was begun
+    assert statuses(reports) == {layout + "/": "ok"}
+    assert "deleted after unpacking" in reports[0].detail
+    assert all_ok(reports)
+
+
+def test_kanji_folder_is_not_audited_when_other_datasets_are_asked(tmp_path: Path) -> None:
+    _unpacked(tmp_path / "kkanji/kkanji2")
+    reports = audit(root=tmp_path, datasets=["kmnist"], split="test")
+    assert all(r.path.startswith("kmnist/") for r in reports)
