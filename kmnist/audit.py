@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import UsageError, VerificationError
 from .load import local_path
 from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
+from .partfile import PartFile
 from .storage import part_path
 from .verify import hash_path, structure_of, verify_path
 
@@ -92,7 +93,9 @@ def check_file(root: Path, file: RemoteFile) -> FileReport:
     part = part_path(path)
     if not path.exists():
         if part.is_file():
-            got = part.stat().st_size
+            # A ranged download allocates the .part at full size and records
+            # which bytes arrived beside it; PartFile reads either kind.
+            got = PartFile.load(path, file.size).have
             of = f" of {file.size:,}" if file.size else ""
             detail = f"interrupted download: {got:,}{of} bytes in {part.name}"
             return FileReport(rel, Status.PARTIAL, detail, got, file.size)

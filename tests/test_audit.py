@@ -210,3 +210,16 @@ def test_kanji_folder_is_not_audited_when_other_datasets_are_asked(tmp_path: Pat
     _unpacked(tmp_path / "kkanji/kkanji2")
     reports = audit(root=tmp_path, datasets=["kmnist"], split="test")
     assert all(r.path.startswith("kmnist/") for r in reports)
+
+
+def test_partial_ranged_download_counts_the_bytes_that_arrived(tmp_path: Path) -> None:
+    """A ranged .part is allocated at full size; its .part.json says what arrived."""
+    rel = "kmnist/kmnist-test-imgs.npz"
+    part = tmp_path / (rel + ".part")
+    part.parent.mkdir()
+    part.write_bytes(b"\0" * 3079479)
+    done = [[0, 1000], [2000000, 2000500]]
+    (tmp_path / (rel + ".part.json")).write_text(json.dumps({"size": 3079479, "done": done}))
+    report = check_file(tmp_path, file_of(rel))
+    assert report.status is Status.PARTIAL and report.size == 1500
+    assert "1,500 of 3,079,479 bytes" in report.detail
