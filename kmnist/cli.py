@@ -237,7 +237,7 @@ def _check_after_steps(args: argparse.Namespace) -> None:
 def _extract(args: argparse.Namespace, *, out: TextIO) -> int:
     from .kanji import extract_kanji
 
-    check = extract_kanji(root=args.dir)
+    check = extract_kanji(root=args.dir, force=args.force)
     if not (args.quiet and check.ok):
         print(check.summary(), file=out if check.ok else sys.stderr)
     return ExitStatus.OK if check.ok else ExitStatus.FAILURE

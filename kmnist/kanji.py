@@ -280,29 +280,55 @@ def extract_kanji(
     root: str | Path = "data",
     archive: str | Path | None = None,
     verify: bool = True,
+    force: bool = False,
     expected_images: int | None = None,
     expected_classes: int | None = None,
 ) -> KanjiCheck:
-    """Unpack ``root/kkanji/kkanji.tar`` safely next to it, then check what came out.
+    """Unpack the archive (``root/kkanji/kkanji.tar``) safely beside it, then check the result.
 
     ``verify`` first checks the archive's published sha256, so that only the
-    published bytes are unpacked; the member rules apply either way. Returns
-    the check; ``.ok`` is False, with ``.problems`` saying how, when the
-    result is not the published 140,424 images in 3,832 classes.
+    published bytes are unpacked; the member rules apply either way. A folder
+    that is already there and checks ok is kept as it is, unless ``force``:
+    the processes of a job array can all call this, one unpacks (they take a
+    lock) and the others find its result. Returns the check; ``.ok`` is False,
+    with ``.problems`` saying how, when the result is not the published
+    140,424 images in 3,832 classes.
     """
-    default_archive, folder = kanji_paths(root)
-    archive = Path(archive) if archive is not None else default_archive
-    if not archive.is_file():
-        from .load import NotDownloaded
+    import shutil
 
-        raise NotDownloaded(
-            f"no archive at {archive}; run: kmnist-download --dataset kkanji --dir {root}"
+    from .storage import file_lock
+
+    default_archive, folder = kanji_paths(root)
+    if archive is not None:
+        archive = Path(archive)
+        folder = archive.parent / TOP
+    else:
+        archive = default_archive
+
+    def check() -> KanjiCheck:
+        return check_kanji(
+            folder, expected_images=expected_images, expected_classes=expected_classes
         )
-    if verify:
-        (entry,) = select("kkanji")
-        verify_path(entry.file, archive)
-    safe_extract(archive, dest=folder.parent)
-    return check_kanji(folder, expected_images=expected_images, expected_classes=expected_classes)
+
+    with file_lock(folder):
+        if not force and folder.is_dir():
+            before = check()
+            if before.ok:
+                return before
+        if not archive.is_file():
+            from .load import NotDownloaded
+
+            raise NotDownloaded(
+                f"no archive at {archive}; run: kmnist-download --dataset kkanji --dir {root}"
+            )
+        if verify:
+            (entry,) = select("kkanji")
+            verify_path(entry.file, archive)
+        # Left by a run that was killed; under the lock no other run is using them.
+        for leftover in folder.parent.glob(".unpacking-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        safe_extract(archive, dest=folder.parent)
+        return check()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import kmnist
+import kmnist.kanji
 from kmnist.kanji import UnsafeArchive, check_kanji, extract_kanji, load_kanji, safe_extract
 from kmnist.load import kanji_arrays
 
@@ -258,7 +259,8 @@ def test_unpacking_again_replaces_the_old_folder(tmp_path: Path) -> None:
     check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
     assert check.ok, check.summary()
     assert not stale.exists()
-    assert sorted(p.name for p in (tmp_path / "kkanji").iterdir()) == ["kkanji.tar", "kkanji2"]
+    left = sorted(p.name for p in (tmp_path / "kkanji").iterdir() if p.name != ".kkanji2.lock")
+    assert left == ["kkanji.tar", "kkanji2"]  # no staging folder, no old copy
 
 
 def test_flat_archive_beside_the_other_files(tmp_path: Path) -> None:
@@ -266,3 +268,31 @@ def test_flat_archive_beside_the_other_files(tmp_path: Path) -> None:
     check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
     assert check.ok and check.folder == tmp_path / "kkanji2"
     assert len(load_kanji(root=tmp_path).paths) == 6
+
+
+def test_a_good_folder_is_kept_unless_forced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive_in(tmp_path)
+    counts = {"expected_images": 6, "expected_classes": 3}
+    assert extract_kanji(root=tmp_path, verify=False, **counts).ok
+    leftover = tmp_path / "kkanji" / ".unpacking-killed"  # a run killed mid-way
+    leftover.mkdir()
+
+    def no_unpacking(*a: object, **k: object) -> int:
+        raise AssertionError("unpacked again")
+
+    monkeypatch.setattr(kmnist.kanji, "safe_extract", no_unpacking)
+    assert extract_kanji(root=tmp_path, verify=False, **counts).ok  # as in a job array
+    monkeypatch.undo()
+    assert leftover.exists()
+    assert extract_kanji(root=tmp_path, verify=False, force=True, **counts).ok
+    assert not leftover.exists()
+
+
+def test_archive_elsewhere_is_unpacked_beside_it(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path / "downloads" / "kkanji.tar")
+    check = extract_kanji(
+        root=tmp_path / "data", archive=archive, verify=False, expected_images=6, expected_classes=3
+    )
+    assert check.ok and check.folder == tmp_path / "downloads" / "kkanji2"
