@@ -4,8 +4,9 @@ The archive is a plain tar of ``kkanji2/U+XXXX/<id>.png``. Before a single
 byte is written every member is checked: a relative path without ``..``, and
 a regular file or a directory, nothing else (no symlinks, hard links, devices
 or FIFOs), and nothing that would land outside the target once existing
-symlinks there are resolved. Then tarfile's own ``data`` filter extracts it,
-where this Python has one, as a second line of defence.
+symlinks there are resolved; for Kuzushiji-Kanji, nothing outside
+``kkanji2/``. Then tarfile's own ``data`` filter extracts it, where this
+Python has one, as a second line of defence.
 """
 
 from __future__ import annotations
@@ -95,15 +96,26 @@ def _plain(member: tarfile.TarInfo) -> tarfile.TarInfo:
     return member
 
 
-def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
+def _not_under(top: str, members: Iterable[tarfile.TarInfo]) -> list[str]:
+    problems = []
+    for m in members:
+        name = m.name[2:] if m.name.startswith("./") else m.name
+        if name not in (".", "", top, top + "/") and not name.startswith(top + "/"):
+            problems.append(f"{m.name}: outside {top}/")
+    return problems
+
+
+def safe_extract(archive: str | Path, *, dest: str | Path, top: str | None = None) -> int:
     """Unpack ``archive`` into ``dest`` after checking every member; return how many.
 
     Raises :class:`UnsafeArchive` listing the refused members, before anything
-    is written, when any member breaks the rules in this module's docstring.
-    The members are unpacked into a hidden folder in ``dest`` and each
-    top-level entry is moved into place only once all are out, so an
-    interrupted or failed run never leaves half a folder under the final
-    name; an entry that was already there is replaced.
+    is written, when any member breaks the rules in this module's docstring,
+    or, with ``top``, is not inside the folder of that name. The members are
+    unpacked into a hidden folder in ``dest`` and each top-level entry is
+    moved into place only once all are out, so an interrupted or failed run
+    never leaves half a folder under the final name; an entry that was
+    already there is replaced, which is why ``top`` matters: without it an
+    archive could replace any folder beside it.
     """
     import shutil
     import tarfile
@@ -114,6 +126,7 @@ def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
         with tarfile.open(archive, "r:*") as tf:
             members = tf.getmembers()
             problems = [p for p in map(member_problem, members) if p]
+            problems += _not_under(top, members) if top else []
             problems = problems or _outside(dest, members)
             if problems:
                 raise UnsafeArchive(str(archive), problems)
@@ -124,8 +137,8 @@ def safe_extract(archive: str | Path, *, dest: str | Path) -> int:
                     tf.extractall(staging, members=members, filter="data")
                 else:  # the checks above are the equivalent: plain files and folders, inside
                     tf.extractall(staging, members=[_plain(m) for m in members])
-                for top in sorted(staging.iterdir()):
-                    _move_into_place(top, dest / top.name)
+                for entry in sorted(staging.iterdir()):
+                    _move_into_place(entry, dest / entry.name)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except (tarfile.TarError, EOFError) as exc:
@@ -165,6 +178,9 @@ class KanjiCheck:
     expected_images: int
     expected_classes: int
     problems: tuple[str, ...]
+    # Files that are neither images nor class folders (a .DS_Store, a README):
+    # reported, but not a failure, since they change no image or label.
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -175,9 +191,8 @@ class KanjiCheck:
             f"{self.folder}: {self.images:,} PNG files in {self.classes:,} class folders "
             f"(expected {self.expected_images:,} in {self.expected_classes:,})"
         )
-        if self.ok:
-            return head + ": ok"
-        return "\n  ".join([head + ": differs", *self.problems])
+        verdict = ": ok" if self.ok else ": differs"
+        return "\n  ".join([head + verdict, *self.problems, *self.notes])
 
 
 def png_size(path: Path) -> tuple[int, int] | None:
@@ -253,8 +268,10 @@ def check_kanji(
     problems += _examples("empty class folders", empty)
     problems += _examples(f"images that are not {side}x{side}", wrong_size)
     problems += _examples("files ending in .png that are not PNG images", not_png)
-    problems += _examples("other files", stray)
-    return KanjiCheck(folder, images, classes, expected_images, expected_classes, tuple(problems))
+    notes = _examples("other files (ignored)", stray)
+    return KanjiCheck(
+        folder, images, classes, expected_images, expected_classes, tuple(problems), tuple(notes)
+    )
 
 
 def kanji_paths(root: str | Path) -> tuple[Path, Path]:
@@ -327,7 +344,7 @@ def extract_kanji(
         # Left by a run that was killed; under the lock no other run is using them.
         for leftover in folder.parent.glob(".unpacking-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        safe_extract(archive, dest=folder.parent)
+        safe_extract(archive, dest=folder.parent, top=TOP)
         return check()
 
 

@@ -173,11 +173,11 @@ def test_check_reports_each_kind_of_difference(tmp_path: Path) -> None:
     (folder / "README").write_text("hi")
     check = check_kanji(folder, expected_images=6, expected_classes=3)
     text = "\n".join(check.problems)
+    assert check.notes == ("other files (ignored): README, U+4E00/notes.txt",)
     assert "8 PNG files, expected 6" in text
     assert "folders not named by a code point (U+XXXX): kanji-extra" in text
     assert "U+4E00/small.png is 32x32" in text
     assert "not PNG images: U+4E00/fake.png" in text
-    assert "other files: README, U+4E00/notes.txt" in text
     assert check_kanji(tmp_path / "nowhere").problems == (f"no folder {tmp_path / 'nowhere'}",)
 
 
@@ -296,3 +296,36 @@ def test_archive_elsewhere_is_unpacked_beside_it(tmp_path: Path) -> None:
         root=tmp_path / "data", archive=archive, verify=False, expected_images=6, expected_classes=3
     )
     assert check.ok and check.folder == tmp_path / "downloads" / "kkanji2"
+
+
+def test_kanji_members_must_stay_in_kkanji2(tmp_path: Path) -> None:
+    """A flat data folder holds other datasets beside the archive: none may be replaced."""
+    mine = tmp_path / "kmnist" / "kmnist-test-labels.npz"
+    mine.parent.mkdir()
+    mine.write_bytes(b"the user's file")
+    intruder = special("kmnist/kmnist-test-labels.npz", tarfile.REGTYPE, size=3)
+    make_archive(tmp_path / "kkanji.tar", extra=[intruder])
+    with pytest.raises(UnsafeArchive, match=r"outside kkanji2/"):
+        extract_kanji(root=tmp_path, verify=False)
+    assert mine.read_bytes() == b"the user's file"
+    assert not (tmp_path / "kkanji2").exists()
+
+
+def test_dot_slash_names_are_inside(tmp_path: Path) -> None:
+    archive = tmp_path / "kkanji" / "kkanji.tar"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w") as tf:
+        add_dir(tf, ".")
+        add_file(tf, "./kkanji2/U+4E00/0.png", png())
+    check = extract_kanji(root=tmp_path, verify=False, expected_images=1, expected_classes=1)
+    assert check.ok, check.summary()
+
+
+def test_stray_files_are_noted_but_do_not_fail(tmp_path: Path) -> None:
+    folder = tmp_path / "kkanji2"
+    (folder / "U+4E00").mkdir(parents=True)
+    (folder / "U+4E00" / "0.png").write_bytes(png())
+    (folder / ".DS_Store").write_bytes(b"\0")
+    check = check_kanji(folder, expected_images=1, expected_classes=1)
+    assert check.ok
+    assert check.summary().endswith(": ok\n  other files (ignored): .DS_Store")
