@@ -117,7 +117,10 @@ def _failed(
     file: RemoteFile, path: Path, rel: str, size: int, exc: VerificationError
 ) -> FileReport:
     """Stale when the bytes are a known older release, corrupt otherwise, saying which way."""
-    sha256 = hash_path(file, path).sha256
+    try:
+        sha256 = hash_path(file, path).sha256
+    except OSError as err:  # verify_path may refuse on size without reading
+        return FileReport(rel, Status.CORRUPT, f"unreadable: {err}", size, file.size)
     if sha256 in KNOWN_STALE:
         return FileReport(
             rel,
