@@ -8,6 +8,7 @@ bytes of an older release, recognised by hash) or ``corrupt`` (anything else).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 from dataclasses import dataclass
@@ -56,28 +57,37 @@ class FileReport:
 def expected_entries(
     root: Path, datasets: Sequence[str] | None, format: str | None, split: str, release: str
 ) -> tuple[Entry, ...]:
-    """The files to audit: those asked for, or else every group the folder has begun.
+    """The files to audit: for each dataset, the formats the folder has begun.
 
-    A group is a dataset in one format. With no datasets named, a group counts
-    as begun when any of its own files (final or ``.part``) is there, or for
-    Kuzushiji-Kanji its unpacked folder; class maps, shared by every format,
-    do not count. An empty folder is audited against every dataset's default
-    format, so that it fails.
+    A group is a dataset in one format; it counts as begun when any of its
+    own files (final or ``.part``) is there, or for Kuzushiji-Kanji its
+    unpacked folder; class maps, shared by every format, do not count. A
+    dataset that is named (or ``"all"``) but not begun is audited in its
+    default format. With no dataset named, only begun ones are audited; an
+    empty folder is audited against every dataset, so that it fails.
     """
     from .kanji import kanji_paths
 
-    if datasets:
-        return select(list(datasets), format, split, release)
+    named = list(dict.fromkeys(datasets or ()))
+    for name in named:
+        if name != "all":
+            select(name, format, split, release)  # a UsageError naming the valid choices
+    everything = not named or "all" in named
     chosen: dict[str, Entry] = {}
-    for name, ds in DATASETS.items():
-        for fmt in [format] if format else ds.formats:
+    for name in DATASETS if everything else named:
+        begun = False
+        for fmt in [format] if format else DATASETS[name].formats:
             try:
                 group = select(name, fmt, split, release)
-            except UsageError:  # a format (or dataset) this release does not have
+            except UsageError:  # a dataset or format this release does not have
                 continue
             unpacked = name == "kkanji" and kanji_paths(root)[1].is_dir()
             if unpacked or any(e.format is not None and _present(root, e.file) for e in group):
                 chosen.update((e.file.path, e) for e in group)
+                begun = True
+        if named and not begun:
+            with contextlib.suppress(UsageError):  # "all": skip what the release lacks
+                chosen.update((e.file.path, e) for e in select(name, format, split, release))
     return tuple(chosen.values()) or select("all", None, split, release)
 
 

@@ -18,6 +18,7 @@ from kmnist.audit import (
     render_json,
     render_text,
 )
+from kmnist.errors import UnknownDataset, UnsupportedFormat
 from kmnist.manifest import RemoteFile, entry_for
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
@@ -223,3 +224,37 @@ def test_partial_ranged_download_counts_the_bytes_that_arrived(tmp_path: Path) -
     report = check_file(tmp_path, file_of(rel))
     assert report.status is Status.PARTIAL and report.size == 1500
     assert "1,500 of 3,079,479 bytes" in report.detail
+
+
+@pytest.mark.realdata
+@needs_realdata
+def test_a_named_dataset_is_audited_in_the_format_the_folder_has(tmp_path: Path) -> None:
+    for rel in ["kmnist/t10k-images-idx3-ubyte.gz", "kmnist/t10k-labels-idx1-ubyte.gz"]:
+        put(tmp_path, rel, REALDATA / rel)
+    got = statuses(audit(root=tmp_path, datasets=["kmnist", "k49"], split="test"))
+    assert got == {
+        "kmnist/t10k-images-idx3-ubyte.gz": "ok",
+        "kmnist/t10k-labels-idx1-ubyte.gz": "ok",
+        "kmnist/kmnist_classmap.csv": "missing",
+        # K49 was named but not begun: its default format is expected.
+        "k49/k49-test-imgs.npz": "missing",
+        "k49/k49-test-labels.npz": "missing",
+        "k49/k49_classmap.csv": "missing",
+    }
+
+
+def test_named_all_in_the_2018_release_skips_what_it_lacks(tmp_path: Path) -> None:
+    paths = statuses(audit(root=tmp_path, datasets=["all"], split="test", release="2018"))
+    assert paths and all(p.startswith("2018/") for p in paths)
+    assert not any("kkanji" in p for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("datasets", "fmt", "error"),
+    [(["emnist"], None, UnknownDataset), (["k49"], "mnist", UnsupportedFormat)],
+)
+def test_what_does_not_exist_is_a_usage_error(
+    tmp_path: Path, datasets: list[str], fmt: str | None, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        audit(root=tmp_path, datasets=datasets, format=fmt)
