@@ -287,3 +287,14 @@ def test_download_true_replaces_the_2018_images(
     x, _ = kmnist.load("kmnist", "test", root=tmp_path, download=True)
     assert images.read_bytes() == (REALDATA / "kmnist/kmnist-test-imgs.npz").read_bytes()
     assert x.shape == (10000, 28, 28)
+
+
+def test_k49_labels_go_up_to_48(tmp_path: Path) -> None:
+    (tmp_path / "k49").mkdir()
+    np.savez(tmp_path / "k49/k49-test-imgs.npz", np.zeros((3, 28, 28), np.uint8))
+    np.savez(tmp_path / "k49/k49-test-labels.npz", np.array([0, 30, 48], np.uint8))
+    _, y = kmnist.load("k49", "test", root=tmp_path, verify=False)
+    assert [kmnist.classmap("k49")[i].char for i in y] == ["あ", "ま", "ゝ"]
+    np.savez(tmp_path / "k49/k49-test-labels.npz", np.array([0, 30, 49], np.uint8))
+    with pytest.raises(kmnist.VerificationError, match="labels below 49"):
+        kmnist.load("k49", "test", root=tmp_path, verify=False)
