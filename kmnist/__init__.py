@@ -24,9 +24,10 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .kanji import KanjiCheck, KanjiIndex, UnsafeArchive, check_kanji, extract_kanji, load_kanji
+from .kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
 from .load import NotDownloaded, kanji_arrays, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
+from .safetar import UnsafeArchive
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

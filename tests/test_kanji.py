@@ -1,4 +1,4 @@
-"""Kuzushiji-Kanji: the tar rules on crafted archives, the result check, the loader."""
+"""Kuzushiji-Kanji: the tar rules (kmnist.safetar) on crafted archives, the check, the loader."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 
 import kmnist
 import kmnist.kanji
-from kmnist.kanji import UnsafeArchive, check_kanji, extract_kanji, load_kanji, safe_extract
+from kmnist.kanji import check_kanji, extract_kanji, load_kanji
 from kmnist.load import kanji_arrays
+from kmnist.safetar import UnsafeArchive, safe_extract
 
 # Three classes, one outside the Basic Multilingual Plane: sorted as numbers,
 # U+20B9F comes last; sorted as strings it would come first.
