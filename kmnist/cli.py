@@ -77,6 +77,27 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="print what would be fetched, resumed or skipped; touch no network",
     )
     p.add_argument("--force", action="store_true", help="fetch again even what is verified")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="touch no network: say of each expected file in --dir whether it is ok, "
+        "missing, partial, stale (2018 release) or corrupt; exit 0 only if all are ok "
+        "(without --dataset: the datasets the folder has begun)",
+    )
+    p.add_argument("--json", action="store_true", help="with --verify: the verdicts as JSON")
+    p.add_argument(
+        "--extract",
+        action="store_true",
+        help="with --dataset kkanji: after the download, unpack the archive safely "
+        "and check the 140,424 images in 3,832 class folders",
+    )
+    p.add_argument(
+        "--preview",
+        metavar="FILE",
+        type=Path,
+        help="after the download, write a PNG with a row of sample images per class "
+        "(one of kmnist, k49; needs Pillow: pip install 'kmnist[preview]')",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     p.add_argument(
         "--jobs", "-j", type=_positive, default=JOBS, help=f"files at once (default: {JOBS})"
@@ -130,6 +151,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
 def run(args: argparse.Namespace, *, out: TextIO) -> int:
     from . import report
 
+    if args.verify:
+        return _verify(args, out=out)
+    _check_after_steps(args)
     mirrors = mirrors_from(args.mirror)
     if args.list:
         wanted = set(args.dataset or ["all"])
@@ -170,4 +194,64 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
     results = downloader.run(plan)
     if not args.quiet:
         print(report.results(results, root, time.monotonic() - started), file=out)
-    return ExitStatus.OK
+    status: int = ExitStatus.OK
+    if args.extract:
+        status = max(status, _extract(args, out=out))
+    if args.preview:
+        _preview(args, out=out)
+    return status
+
+
+# --- steps on the files once they are there: audit, unpack, picture ---
+
+
+def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
+    from .audit import all_ok, audit, render_json, render_text
+
+    if args.extract or args.preview:
+        raise UsageError("--verify only reads: run --extract or --preview without it")
+    reports = audit(
+        root=args.dir,
+        datasets=args.dataset,
+        format=args.format,
+        split=args.split,
+        release=args.release,
+    )
+    render = render_json if args.json else render_text
+    print(render(reports, root=args.dir), file=out)
+    return ExitStatus.OK if all_ok(reports) else ExitStatus.FAILURE
+
+
+def _check_after_steps(args: argparse.Namespace) -> None:
+    """Refuse a request the steps after the download cannot honour, before downloading."""
+    wanted = set(args.dataset or ())
+    if args.json:
+        raise UsageError("--json goes with --verify")
+    if args.extract and not wanted & {"kkanji", "all"}:
+        raise UsageError("--extract unpacks Kuzushiji-Kanji: add --dataset kkanji")
+    if args.preview:
+        if len(wanted) != 1 or not wanted & {"kmnist", "k49"}:
+            raise UsageError("--preview draws one dataset: --dataset kmnist or --dataset k49")
+        from .preview import import_pillow
+
+        import_pillow("--preview")  # fail now, not after a download
+
+
+def _extract(args: argparse.Namespace, *, out: TextIO) -> int:
+    from .kanji import extract_kanji
+
+    check = extract_kanji(root=args.dir, force=args.force)
+    if not (args.quiet and check.ok):
+        print(check.summary(), file=out if check.ok else sys.stderr)
+    return ExitStatus.OK if check.ok else ExitStatus.FAILURE
+
+
+def _preview(args: argparse.Namespace, *, out: TextIO) -> None:
+    from .preview import preview
+
+    dataset = args.dataset[0]  # _check_after_steps made sure it is the one
+    # The test split is the smaller; "train" only when that is all there is.
+    split = "train" if args.split == "train" else "test"
+    path = preview(dataset, out=args.preview, root=args.dir, split=split, format=args.format)
+    if not args.quiet:
+        print(f"wrote {path}: {dataset} {split}, a row of samples per class", file=out)
