@@ -170,7 +170,9 @@ def on_disk(name: str, root: Path) -> str | None:
         files = files_of(select(name, fmt))
         present = [f for f in files if _size_matches(f, root)]
         if present and len(present) == len(files):
-            return f"in {_shown(root)}" + (f" ({fmt})" if len(ds.formats) > 1 else "")
+            fmt_note = f" ({fmt})" if len(ds.formats) > 1 else ""
+            sized = all(f.size is not None for f in files)
+            return f"in {_shown(root)}{fmt_note}, {'sizes match' if sized else 'not checked yet'}"
         partly = partly or bool(present)
     return f"partly in {_shown(root)}" if partly else None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 from .conftest import ROOT, no_part_files
 from .server import FaultyServer
 
+if sys.platform == "win32":
+    pytest.skip("pseudo-terminals are POSIX", allow_module_level=True)
 pexpect = pytest.importorskip("pexpect")
 
 DOWN = "\x1b[B"
@@ -33,7 +36,8 @@ def has_colour(text: str) -> bool:
     return any(int(p) in COLOURS for m in SGR.finditer(text) for p in m.group(1).split(";") if p)
 
 
-def spawn(cwd: Path, **env: str) -> pexpect.spawn:
+def spawn(cwd: Path, command: str = "download_data.py", **env: str) -> pexpect.spawn:
+    """``python download_data.py``, or the installed ``kmnist-download``, with no arguments."""
     environ = {k: v for k, v in os.environ.items() if k not in ("KMNIST_MIRROR", "NO_COLOR")}
     environ.update(
         TERM="xterm",
@@ -42,9 +46,16 @@ def spawn(cwd: Path, **env: str) -> pexpect.spawn:
         PROMPT_TOOLKIT_NO_CPR="1",
         **env,
     )
+    if command == "download_data.py":
+        exe, args = sys.executable, [str(ROOT / "download_data.py")]
+    else:
+        found = shutil.which(command, path=str(Path(sys.executable).parent))
+        if found is None:
+            pytest.skip(f"{command} is not installed beside {sys.executable}")
+        exe, args = found, []
     return pexpect.spawn(
-        sys.executable,
-        [str(ROOT / "download_data.py")],
+        exe,
+        args,
         cwd=str(cwd),
         env=environ,
         dimensions=(24, 80),
@@ -91,6 +102,11 @@ def test_download_in_a_terminal_without_colour(
     text = "".join(transcript)
     assert "3 file(s) ready in data" in text and "checked: sha256" in text
     assert not has_colour(text), "NO_COLOR is set, yet colour was sent"
+    # Run again: the first question marks what is there (the train files are not).
+    child = spawn(tmp_path, NO_COLOR="1")
+    child.expect(r"Kuzushiji-MNIST \(kmnist\) +20\.5 MiB  \[partly in \./data\]")
+    child.send(CTRL_C)
+    assert finish(child) == 130
 
 
 def test_colour_is_used_when_no_color_is_unset(tmp_path: Path) -> None:
@@ -105,8 +121,9 @@ def test_colour_is_used_when_no_color_is_unset(tmp_path: Path) -> None:
     assert has_colour(seen)
 
 
-def test_ctrl_c_at_a_question_exits_130(tmp_path: Path) -> None:
-    child = spawn(tmp_path)
+@pytest.mark.parametrize("command", ["download_data.py", "kmnist-download"])
+def test_ctrl_c_at_a_question_exits_130(command: str, tmp_path: Path) -> None:
+    child = spawn(tmp_path, command=command)
     child.expect("Which datasets")
     child.send(ENTER)
     child.expect("Which format")
