@@ -37,6 +37,7 @@ from .manifest import (
     select,
     user_mirror,
 )
+from .plan import Action
 from .report import size
 
 if TYPE_CHECKING:
@@ -150,10 +151,16 @@ def entries_of(
 def size_text(entries: Sequence[Entry]) -> str:
     """Bytes of ``entries``: exact where every size is published, else "about"."""
     known = sum(e.file.size for e in entries if e.file.size is not None)
-    unknown = {e.dataset for e in entries if e.file.size is None}
-    if not unknown:
+    return _bytes_text(known, {e.dataset for e in entries if e.file.size is None})
+
+
+def _bytes_text(known: int, unpublished: set[str]) -> str:
+    """``known`` bytes, plus the stated size of each dataset in ``unpublished``."""
+    if not unpublished:
         return size(known)
-    guess = known + sum(DATASETS[d].approx_bytes or 0 for d in unknown)
+    guess = known + sum(DATASETS[d].approx_bytes or 0 for d in unpublished)
+    # Decimal megabytes, as the figure was published ("310MB"); MiB would
+    # claim a precision nobody has.
     return f"about {guess / 1e6:,.0f} MB"
 
 
@@ -271,13 +278,11 @@ def check_folder(text: str) -> str | None:
             return f"{probe} is a file, so {path} cannot be made"
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
-    if not _writable(probe):
-        return (
-            f"{probe} is not writable"
-            if probe == path
-            else (f"{path} cannot be made: {probe} is not writable")
-        )
-    return None
+    if _writable(probe):
+        return None
+    if probe == path:
+        return f"{path} is not writable"
+    return f"{path} cannot be made: {probe} is not writable"
 
 
 def _writable(folder: Path) -> bool:
@@ -304,17 +309,21 @@ def check_mirror(text: str) -> str | None:
 
 
 def todo_text(plan: Plan) -> str:
-    """Bytes a plan will transfer, with an estimate for unpublished sizes."""
-    todo = [s for s in plan if s.todo is None or s.todo]
-    guessed = 0
-    for s in todo:
-        if s.todo is None:
-            entry = entry_for(s.file.path)
-            guessed += (DATASETS[entry.dataset].approx_bytes or 0) if entry else 0
-    total = plan.todo_bytes
-    if any(s.todo is None for s in todo):
-        return f"about {(total + guessed) / 1e6:,.0f} MB"
-    return size(total)
+    """Bytes a plan will transfer, with the stated size where none was published."""
+    unpublished = set()
+    for s in plan:
+        entry = entry_for(s.file.path)
+        if s.todo is None and entry is not None:
+            unpublished.add(entry.dataset)
+    return _bytes_text(plan.todo_bytes, unpublished)
+
+
+def go_ahead_question(plan: Plan) -> str:
+    """The last question, under the plan."""
+    todo = sum(1 for s in plan if s.action is not Action.SKIP)
+    if not todo:
+        return "Everything is already there and verified. Go on?"
+    return f"Download {todo} file(s), {todo_text(plan)}?"
 
 
 def load_hint(entries: Sequence[Entry], root: Path) -> list[str]:
@@ -411,7 +420,8 @@ def _choices(options: Sequence[Option]) -> list[Any]:
     ]
 
 
-def _validator(check: Any) -> Any:
+def _validator(check: Callable[[str], str | None]) -> Callable[[str], bool | str]:
+    """questionary's form of a check: True, or the reason shown under the prompt."""
     return lambda text: check(text) or True
 
 
@@ -511,13 +521,9 @@ class Prompts:
     def go_ahead(self, plan: Plan) -> bool:
         import questionary
 
-        todo = [s for s in plan if s.todo is None or s.todo]
-        question = (
-            f"Download {len(todo)} file(s), {todo_text(plan)}?"
-            if todo
-            else "Everything is already there and verified. Go on?"
+        ok: bool = _ask(
+            questionary.confirm(go_ahead_question(plan), default=True, style=self.style)
         )
-        ok: bool = _ask(questionary.confirm(question, default=True, style=self.style))
         return ok
 
 

@@ -21,13 +21,16 @@ from kmnist.interactive import (
     check_mirror,
     dataset_options,
     format_options,
+    go_ahead_question,
     load_hint,
     on_disk,
     plain_style,
+    size_text,
     source_options,
     split_options,
 )
-from kmnist.manifest import CURRENT_RELEASE, DATASETS, FORMATS, RemoteFile, select
+from kmnist.manifest import CURRENT_RELEASE, DATASETS, FORMATS, RemoteFile, files_of, select
+from kmnist.plan import make_plan
 from kmnist.report import size
 
 from .conftest import ROOT, no_part_files
@@ -209,6 +212,27 @@ def test_commands_say_the_same_as_the_answers() -> None:
     assert builtin.commands("k")[0].startswith("KMNIST_MIRROR= k --dataset kmnist")
 
 
+def test_the_last_question_counts_files_and_bytes(tmp_path: Path) -> None:
+    kmnist_test = select("kmnist", "npz", "test")
+    plan = make_plan(files_of(kmnist_test), tmp_path)
+    assert go_ahead_question(plan) == f"Download 3 file(s), {size_text(kmnist_test)}?"
+    with_kanji = make_plan(files_of((*kmnist_test, *select("kkanji"))), tmp_path)
+    assert go_ahead_question(with_kanji) == "Download 4 file(s), about 313 MB?"
+
+
+def test_the_last_question_when_files_are_there(realdata: Path, tmp_path: Path) -> None:
+    kmnist_test = files_of(select("kmnist", "npz", "test"))
+    (tmp_path / "kmnist").mkdir()
+    for f in kmnist_test:
+        (tmp_path / f.path).write_bytes((realdata / f.path).read_bytes())
+    assert (
+        go_ahead_question(make_plan(kmnist_test, tmp_path))
+        == "Everything is already there and verified. Go on?"
+    )
+    (tmp_path / "kmnist/kmnist-test-labels.npz").write_bytes(b"not the published bytes")
+    assert go_ahead_question(make_plan(kmnist_test, tmp_path)) == "Download 1 file(s), 5.2 KiB?"
+
+
 def test_load_hint_lines_load_the_real_files(realdata: Path) -> None:
     import numpy as np
 
@@ -264,6 +288,12 @@ def test_enter_through_the_defaults(
         "load with:   import numpy as np",
         "             x = np.load('data/kmnist/kmnist-train-imgs.npz')['arr_0']",
     ]
+    # Again: the plan finds every file verified, and nothing is fetched.
+    requests = len(server.requests)
+    assert drive(ENTER * 6) == 0
+    assert len(server.requests) == requests
+    out = capsys.readouterr().out
+    assert "5 to skip; 0 B to transfer" in out and "5 file(s) ready in data" in out
 
 
 def test_every_choice_away_from_the_defaults(
