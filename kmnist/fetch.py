@@ -12,45 +12,24 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Union
 
 from . import storage
 from .errors import DownloadError, DownloadsFailed, KmnistError, VerificationError
+from .filejob import PIECE, FileJob
 from .manifest import CURRENT_RELEASE, Mirror, RemoteFile, entry_for, mirrors_from, user_mirror
 from .plan import Action, Plan, Step, make_plan
-from .progress import FileProgress, NullProgress, Progress, TqdmProgress
-from .transfer import DEFAULT_TIMEOUT, Body, Refused, Transient, make_session, open_url
+from .progress import NullProgress, Progress, TqdmProgress
+from .retry import GiveUp, RetryPolicy
+from .transfer import DEFAULT_TIMEOUT, Body, make_session
 from .verify import Hasher, check_digests, check_structure, verify_path
+
+__all__ = ["Downloader", "Result", "RetryPolicy"]
 
 if TYPE_CHECKING:
     import requests
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to insist on one mirror before moving to the next.
-
-    ``attempts`` counts tries in a row that brought no new byte; a try that
-    made progress (a connection cut mid-body) starts the count again, bounded
-    by ``max_tries`` so that a server that cuts every body cannot hold us
-    forever. Backoff doubles from ``backoff`` up to ``cap`` seconds; a
-    ``Retry-After`` longer than ``max_retry_after`` sends us to the next mirror.
-    """
-
-    attempts: int = 4
-    max_tries: int = 20
-    backoff: float = 0.5
-    cap: float = 8.0
-    max_retry_after: float = 60.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-
-    def delay(self, fruitless: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before the next try, or None to give up on this mirror."""
-        if retry_after is not None:
-            return retry_after if retry_after <= self.max_retry_after else None
-        return float(min(self.cap, self.backoff * 2 ** max(fruitless - 1, 0)))
 
 
 @dataclass(frozen=True)
@@ -64,18 +43,6 @@ class Result:
     transferred: int
     seconds: float
     checked: str  # "sha256", "md5", "structure only (unverified)", ...
-
-
-class Cancelled(KmnistError):
-    pass
-
-
-class _GiveUp(Exception):
-    """This mirror is done for this file (the reason goes into the error)."""
-
-    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
-        super().__init__(reason)
-        self.unreachable = unreachable
 
 
 MirrorSpec = Union[str, Mirror]
@@ -98,6 +65,7 @@ class Downloader:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
+        piece: int = PIECE,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise KmnistError("jobs and connections must be at least 1")
@@ -107,6 +75,7 @@ class Downloader:
         self.connections = connections
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        self.piece = piece
         self._session = session
         self._dead: set[str] = set()
         self._lock = threading.Lock()
@@ -223,11 +192,10 @@ class Downloader:
             except VerificationError as exc:
                 # Other bytes than the published ones: an old release, a page,
                 # a broken copy. Never retried here; the next mirror may be right.
-                storage.discard(storage.part_path(step.target))
                 reasons.append(
                     f"{mirror.name}: wrong {exc.what} (expected {exc.expected}, got {exc.got})"
                 )
-            except _GiveUp as exc:
+            except GiveUp as exc:
                 if exc.unreachable:
                     with self._lock:
                         self._dead.add(mirror.name)
@@ -235,133 +203,47 @@ class Downloader:
         raise DownloadError(file.path, reasons)
 
     def _from_mirror(self, step: Step, mirror: Mirror, start: float) -> Result:
-        file, target = step.file, step.target
-        part = storage.part_path(target)
-        url = mirror.url(file)
-        policy = self.retry
-        tries = fruitless = transferred = 0
-        resumed_from: int | None = None
-        hasher: Hasher | None = None
-        bar = self._progress.start(file.name, file.size, storage.size_or_none(part) or 0)
+        job = FileJob(self, step.file, step.target, mirror)
+        bar = self._progress.start(step.file.name, step.file.size, job.resumed_from)
+        job.bar = bar
         try:
-            while True:
-                if self._cancel.is_set():
-                    raise Cancelled("cancelled")
-                offset = storage.size_or_none(part) or 0
-                if file.size is not None and offset > file.size:
-                    offset = _truncate(part, bar)
-                if hasher is None or hasher.size != offset:
-                    hasher = _hash_prefix(file, part, offset)
-                if resumed_from is None:
-                    resumed_from = offset
-                if offset and file.size is not None and offset == file.size:
-                    # The .part is whole (a run stopped before its rename).
-                    return self._finish(
-                        step, mirror, hasher, part, start, transferred, resumed_from
-                    )
-                tries += 1
-                try:
-                    got = self._transfer(url, part, offset, file, mirror, hasher, bar)
-                except Transient as exc:
-                    got = exc.got
-                    transferred += got
-                    fruitless = 0 if got else fruitless + 1
-                    wait_s = policy.delay(max(fruitless, 1), exc.retry_after)
-                    if fruitless >= policy.attempts or tries >= policy.max_tries or wait_s is None:
-                        raise _GiveUp(
-                            f"{exc} (after {tries} tries)", unreachable=exc.unreachable
-                        ) from None
-                    policy.sleep(wait_s)
-                    continue
-                except Refused as exc:
-                    raise _GiveUp(str(exc)) from None
-                transferred += got
-                # Whatever the server sent (all of it, or nothing more after a
-                # 416), the bytes in the .part now decide.
-                return self._finish(step, mirror, hasher, part, start, transferred, resumed_from)
+            hasher = job.run()
+            return self._finish(step, mirror, hasher, job, start)
+        except VerificationError:
+            job.pf.reset()  # other bytes than the published ones: none of them is kept
+            raise
         finally:
             bar.close()
 
-    def _transfer(
-        self,
-        url: str,
-        part: Path,
-        offset: int,
-        file: RemoteFile,
-        mirror: Mirror,
-        hasher: Hasher,
-        bar: FileProgress,
-    ) -> int:
-        """One request: append what the server sends to ``part``. Returns bytes written."""
-        body = open_url(url, offset, session=self.session, timeout=self.timeout)
+    # -- what FileJob needs from the run ---------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def register(self, body: Body) -> None:
         with self._lock:
             self._open.add(body)
-        got = 0
-        try:
-            if body.total is not None and file.size is not None and body.total != file.size:
-                raise VerificationError(
-                    file.path,
-                    mirror.name,
-                    "size",
-                    f"{file.size} bytes",
-                    f"{body.total} bytes (announced)",
-                )
-            if body.start != offset:
-                # The server sent the whole file (200): throw away what we had.
-                _truncate(part, bar)
-                hasher.reset()
-            with open(part, "ab" if body.start else "wb") as fh:
-                try:
-                    for chunk in body.chunks():
-                        if self._cancel.is_set():
-                            raise Cancelled("cancelled")
-                        fh.write(chunk)
-                        hasher.update(chunk)
-                        bar.update(len(chunk))
-                        got += len(chunk)
-                except Transient as exc:
-                    exc.got = got
-                    raise
-            if body.length is not None and got < body.length:
-                cut = Transient(
-                    f"connection cut after {body.start + got} of {body.start + body.length} bytes"
-                )
-                cut.got = got
-                raise cut
-            return got
-        except Cancelled:
-            raise
-        except Transient:
-            if self._cancel.is_set():
-                raise Cancelled("cancelled") from None
-            raise
-        finally:
-            with self._lock:
-                self._open.discard(body)
-            body.close()
+
+    def unregister(self, body: Body) -> None:
+        with self._lock:
+            self._open.discard(body)
 
     def _finish(
-        self,
-        step: Step,
-        mirror: Mirror,
-        hasher: Hasher,
-        part: Path,
-        start: float,
-        transferred: int,
-        resumed_from: int | None,
+        self, step: Step, mirror: Mirror, hasher: Hasher, job: FileJob, start: float
     ) -> Result:
         file = step.file
         check_digests(hasher, mirror.name)
         if file.verified:
             how = "sha256" if file.sha256 else "md5"
         else:
-            check_structure(file, part, mirror.name)
+            check_structure(file, job.pf.path, mirror.name)
             how = "structure only (unverified)" if file.structure else "unverified"
-        storage.promote(part, step.target)
-        action = "resumed" if resumed_from else "fetched"
-        return Result(
-            file, step.target, action, mirror.name, transferred, time.monotonic() - start, how
-        )
+        storage.promote(job.pf.path, step.target)
+        job.pf.finished()
+        action = "resumed" if job.resumed_from else "fetched"
+        seconds = time.monotonic() - start
+        return Result(file, step.target, action, mirror.name, job.transferred, seconds, how)
 
 
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
@@ -371,19 +253,3 @@ def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
     if not out:
         raise KmnistError("no mirrors given")
     return out
-
-
-def _truncate(part: Path, bar: FileProgress) -> int:
-    with open(part, "wb"):
-        pass
-    bar.reset(0)
-    return 0
-
-
-def _hash_prefix(file: RemoteFile, part: Path, offset: int) -> Hasher:
-    """A hasher that has seen the first ``offset`` bytes already in ``part``."""
-    h = Hasher(file)
-    if offset:
-        with open(part, "rb") as fh:
-            h.feed(fh, offset)
-    return h

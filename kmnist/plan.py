@@ -13,6 +13,7 @@ from pathlib import Path
 from . import storage
 from .errors import VerificationError
 from .manifest import RemoteFile
+from .partfile import PartFile
 from .verify import verify_path
 
 
@@ -28,7 +29,7 @@ class DiskState:
     """What is on disk for one file."""
 
     final_ok: bool | None  # None: no final file
-    part_size: int | None  # None: no .part
+    part_size: int | None  # usable bytes of the .part; None: no .part
     problem: str | None = None  # why a final file is not ok
 
 
@@ -83,7 +84,7 @@ def decide(file: RemoteFile, state: DiskState, *, force: bool = False) -> tuple[
 
 def inspect(file: RemoteFile, target: Path, *, check_final: bool = True) -> DiskState:
     """Look at the disk for one file: is the final file verified, how big is the .part."""
-    part = storage.size_or_none(storage.part_path(target))
+    part = PartFile.load(target, file.size).have if storage.part_path(target).exists() else None
     if not target.exists():
         return DiskState(final_ok=None, part_size=part)
     if not check_final:

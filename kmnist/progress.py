@@ -21,7 +21,7 @@ class Progress(Protocol):
     def close(self) -> None: ...
 
 
-class _NullFile:
+class NullFileProgress:
     def update(self, n: int) -> None:
         pass
 
@@ -36,7 +36,7 @@ class NullProgress:
     """Shows nothing (``--quiet``, ``progress=False``)."""
 
     def start(self, label: str, total: int | None, initial: int) -> FileProgress:
-        return _NullFile()
+        return NullFileProgress()
 
     def close(self) -> None:
         pass

@@ -62,6 +62,7 @@ class Body:
     _read: Callable[[int], bytes]
     _close: Callable[[], None]
     _abort: Callable[[], None] | None = None
+    ranged: bool = False  # the server answered our Range with a 206
 
     def chunks(self) -> Iterator[bytes]:
         while True:
@@ -150,15 +151,24 @@ def open_url(
     url: str,
     offset: int,
     *,
+    end: int | None = None,
     session: requests.Session,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> Body:
-    """Open ``url`` for reading from byte ``offset`` (a local path also works)."""
+    """Open ``url`` for reading bytes ``[offset, end)`` (``end`` None: to the end).
+
+    A local path also works (from ``offset`` to its end). The caller checks
+    ``Body.start`` and ``Body.ranged``: a server may send the whole file instead.
+    """
     if not url.startswith(("http://", "https://")):
         return _open_local(url, offset)
     import requests
 
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    headers = {}
+    if end is not None:
+        headers["Range"] = f"bytes={offset}-{end - 1}"
+    elif offset:
+        headers["Range"] = f"bytes={offset}-"
     try:
         r = session.get(url, headers=headers, stream=True, timeout=timeout)
     except requests.exceptions.ConnectionError as exc:
@@ -220,7 +230,7 @@ def open_url(
             if offset == 0:
                 raise Refused(f"unusable Content-Range {r.headers.get('Content-Range')!r}")
             return open_url(url, 0, session=session, timeout=timeout)
-        return Body(offset, cr[1] - cr[0] + 1, cr[2], read, close, abort)
+        return Body(offset, cr[1] - cr[0] + 1, cr[2], read, close, abort, ranged=True)
     # 200: the whole file, whatever we asked for.
     return Body(0, length, length, read, close, abort)
 

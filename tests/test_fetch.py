@@ -144,7 +144,7 @@ def test_416_on_a_whole_part_verifies_it(served: FaultyServer, tmp_path: Path) -
     part.write_bytes(DATA)
     [r] = fetch(served, tmp_path, [f])
     assert (tmp_path / PATH).read_bytes() == DATA
-    assert served.gets(PATH)[0].range == f"bytes={len(DATA)}-"
+    assert (served.gets(PATH)[0].range or "").startswith(f"bytes={len(DATA)}-")
     assert served.body_bytes == 0 and r.transferred == 0
 
 
