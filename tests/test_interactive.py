@@ -117,12 +117,31 @@ def test_dataset_options_come_from_the_manifest(tmp_path: Path) -> None:
     assert [o.value for o in options] == list(DATASETS)
     for o, ds in zip(options, DATASETS.values()):
         assert ds.title in o.title and o.description == ds.description
-        assert len(o.title) + 5 <= 80  # pointer and check box in front
     kmnist_bytes = sum(e.file.size or 0 for e in select("kmnist", "npz"))
     assert size(kmnist_bytes) in options[0].title
     assert "about 310 MB" in options[2].title  # Kuzushiji-Kanji's size is unpublished
     assert [o.checked for o in options] == [True, False, False]
     assert "[" not in "".join(o.title for o in options)  # nothing is on disk
+
+
+def test_every_choice_fits_80_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = Path(interactive.DEFAULT_DIR)  # where the first question looks
+    for e in select("all"):  # every dataset there, so every title carries its mark
+        (data / e.file.path).parent.mkdir(parents=True, exist_ok=True)
+        (data / e.file.path).write_bytes(b"\0" * (e.file.size or 1))
+    every_format = {n: DATASETS[n].formats[-1] for n in DATASETS}
+    options = [
+        *dataset_options(data),
+        *(o for n in DATASETS for o in format_options(n)),
+        *split_options(list(DATASETS), every_format),
+        *source_options({}),
+    ]
+    assert all("[in ./data" in o.title for o in options[:3])
+    for o in options:
+        # questionary draws " » ● " before a title and "  Description: " before a description.
+        assert len(o.title) + 5 <= 80, o.title
+        assert len(f"  Description: {o.description or ''}") <= 80, o.description
 
 
 def test_on_disk_is_judged_by_size(tmp_path: Path) -> None:
@@ -334,6 +353,30 @@ def test_every_choice_away_from_the_defaults(
     assert (
         "gzip.open" in out.splitlines()[-1] and "t10k-images-idx3-ubyte.gz" in out.splitlines()[-1]
     )
+
+
+def test_a_typed_folder_is_a_mirror(
+    at_terminal: Path, realdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        drive(
+            DOWN + SPACE + ENTER,  # Kuzushiji-MNIST and Kuzushiji-49
+            DOWN + ENTER,  # MNIST format for Kuzushiji-MNIST
+            ENTER,  # both splits: realdata lacks the big image files...
+            ENTER,
+            DOWN + ENTER,
+            str(realdata) + ENTER,
+            "n",  # ...so the plan is checked, and nothing fetched
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    want = [*select("kmnist", "mnist"), *select("k49", "npz")]
+    for e in want:
+        assert f"fetch    {e.file.path}" in out
+    assert f"{len(want)} to fetch" in out and f"mirrors: {realdata}" in out
+    assert "npz" not in "".join(line for line in out.splitlines() if "kmnist/" in line)
+    assert not (at_terminal / "data").exists()
 
 
 def test_kanji_alone_asks_no_format_and_no_split(
