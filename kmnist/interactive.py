@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 # What the folder prompt offers; the command's --dir default is the same folder.
 DEFAULT_DIR = "./data"
 
-# Both splits first: it is the default, and what the command does without --split.
+# How each of the manifest's splits reads in a menu (a new split shows under its
+# own name). Both first: the default, and what the command does without --split.
 SPLIT_TITLES = {"all": "both (train and test)", "train": "train only", "test": "test only"}
 
 # Values of the source choices.
@@ -227,7 +228,7 @@ def split_options(datasets: Sequence[str], formats: Mapping[str, str]) -> list[O
     order = sorted(SPLITS, key=lambda s: s != "all")
     return [
         Option(
-            f"{SPLIT_TITLES[s]:<22} {size_text(entries_of(datasets, formats, s)):>12}",
+            f"{SPLIT_TITLES.get(s, s):<22} {size_text(entries_of(datasets, formats, s)):>12}",
             s,
         )
         for s in order
