@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from . import __version__
 from .errors import DownloadsFailed, ExitStatus, KmnistError, UsageError, exit_status
@@ -18,10 +18,16 @@ from .manifest import (
     MIRROR_ENV,
     RELEASES,
     SPLITS,
+    Mirror,
+    RemoteFile,
     files_of,
     mirrors_from,
     select,
 )
+
+if TYPE_CHECKING:
+    from .fetch import Result
+    from .plan import Plan
 
 PROG = "kmnist-download"
 
@@ -126,11 +132,20 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
-    """Entry point of ``kmnist-download`` and ``download_data.py``."""
+    """Entry point of ``kmnist-download`` and ``download_data.py``.
+
+    With no arguments at all it asks on a terminal (``kmnist.interactive``),
+    and says which flags to pass when there is no terminal to ask on.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     out: TextIO = sys.stdout
     try:
+        if not argv:
+            from .interactive import interact
+
+            return interact(prog=prog, out=out)
         return run(args, out=out)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
@@ -172,13 +187,36 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
             "(or --list to see every file)"
         )
     entries = select(args.dataset, args.format, args.split, args.release)
-    files = files_of(entries)
+    if download(files_of(entries), args, mirrors=mirrors, out=out) is None:
+        return ExitStatus.OK  # --dry-run: nothing was fetched to unpack or draw
+    status: int = ExitStatus.OK
+    if args.extract:
+        status = max(status, _extract(args, out=out))
+    if args.preview:
+        _preview(args, out=out)
+    return status
+
+
+def download(
+    files: Sequence[RemoteFile],
+    args: argparse.Namespace,
+    *,
+    mirrors: Sequence[Mirror],
+    out: TextIO,
+    confirm: Callable[[Plan, Sequence[Mirror]], bool] | None = None,
+) -> list[Result] | None:
+    """Plan ``files`` into ``args.dir``, then fetch them and print the summary.
+
+    The command and the interactive flow both end here. Returns None when
+    nothing was run: ``--dry-run`` (the plan is printed instead) or ``confirm``,
+    shown the plan, said no.
+    """
+    from . import report
+    from .fetch import Downloader
+
     root: Path = args.dir
     if root.exists() and not root.is_dir():
         raise UsageError(f"--dir {root} is a file, not a folder")
-
-    from .fetch import Downloader
-
     downloader = Downloader(
         mirrors=list(mirrors),
         progress=not args.quiet,
@@ -189,17 +227,14 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
     plan = downloader.plan(files, root, force=args.force)
     if args.dry_run:
         print(report.plan(plan, root, downloader.mirrors), file=out)
-        return ExitStatus.OK
+        return None
+    if confirm is not None and not confirm(plan, downloader.mirrors):
+        return None
     started = time.monotonic()
     results = downloader.run(plan)
     if not args.quiet:
         print(report.results(results, root, time.monotonic() - started), file=out)
-    status: int = ExitStatus.OK
-    if args.extract:
-        status = max(status, _extract(args, out=out))
-    if args.preview:
-        _preview(args, out=out)
-    return status
+    return results
 
 
 # --- steps on the files once they are there: audit, unpack, picture ---

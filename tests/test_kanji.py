@@ -260,7 +260,7 @@ def test_unpacking_again_replaces_the_old_folder(tmp_path: Path) -> None:
     check = extract_kanji(root=tmp_path, verify=False, expected_images=6, expected_classes=3)
     assert check.ok, check.summary()
     assert not stale.exists()
-    left = sorted(p.name for p in (tmp_path / "kkanji").iterdir() if p.name != ".kkanji2.lock")
+    left = sorted(p.name for p in (tmp_path / "kkanji").iterdir() if p.name != ".kmnist")
     assert left == ["kkanji.tar", "kkanji2"]  # no staging folder, no old copy
 
 
