@@ -225,10 +225,14 @@ def download(
         timeout=(min(10.0, args.timeout), args.timeout),
     )
     plan = downloader.plan(files, root, force=args.force)
+    # The mirrors this plan can use, in order (not the 2018 ones for 2019 files).
+    useful = [
+        m for m in downloader.mirrors if any(m in downloader.mirrors_for(s.file) for s in plan)
+    ]
     if args.dry_run:
-        print(report.plan(plan, root, downloader.mirrors), file=out)
+        print(report.plan(plan, root, useful), file=out)
         return None
-    if confirm is not None and not confirm(plan, downloader.mirrors):
+    if confirm is not None and not confirm(plan, useful):
         return None
     started = time.monotonic()
     results = downloader.run(plan)

@@ -322,3 +322,16 @@ def test_ctrl_c_exits_130_and_keeps_the_part(server: FaultyServer, tmp_path: Pat
     assert "Traceback" not in err and "interrupted" in err
     assert part.stat().st_size == 300000
     assert not (tmp_path / "kmnist/kmnist-test-imgs.npz").exists()
+
+
+def test_dry_run_names_only_the_mirrors_that_carry_the_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["-d", "kmnist", "-f", "mnist", "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "mirrors: codh-https, codh-http, gcs-s4tf, huggingface, wayback"
+    )
+    assert main(["-d", "k49", "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "mirrors: codh-https, codh-http, wayback"
+    assert main(["-d", "k49", "--release", "2018", "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "mirrors: gcs-2018, wayback-2018"

@@ -393,3 +393,14 @@ def test_verified_stamp_spares_rehashing_until_the_file_changes(
     fetch(served, tmp_path)
     other = RemoteFile(PATH, len(DATA), sha256="0" * 64)
     assert [s.action.value for s in d.plan([other], tmp_path)] == ["refetch"]
+
+
+def test_md5_alone_pins_a_file_without_sha256(server: FaultyServer, tmp_path: Path) -> None:
+    # K49's image files: only md5 and size were ever published.
+    f = RemoteFile(PATH, len(DATA), md5=hashlib.md5(DATA).hexdigest())
+    server.add(PATH, DATA)
+    [r] = fetch(server, tmp_path, [f])
+    assert r.checked == "md5" and (tmp_path / PATH).read_bytes() == DATA
+    server.always(PATH, "wrong")
+    with pytest.raises(DownloadError, match="wrong md5"):
+        fetch(server, tmp_path / "again", [f])
