@@ -7,9 +7,11 @@ has seen the whole .part; the caller verifies it and gives it its name.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -84,20 +86,18 @@ class FileJob:
             offset = hasher.size
             if file.size is not None and offset == file.size:
                 return hasher
-            got = 0
+            got = -1
             try:
-                if body is None:
-                    body = self._open(offset, None)
-                got = self._stream(body, offset, hasher)
-            except Transient as exc:
-                attempts.failed(exc, progressed=exc.got > 0)
-                continue
-            except Refused as exc:
-                raise GiveUp(str(exc)) from None
+                with _one_try(attempts):
+                    if body is None:
+                        body = self._open(offset, None)
+                    got = self._stream(body, offset, hasher)
             finally:
                 if body is not None:
                     self._close(body)
                     body = None
+            if got == -1:
+                continue  # the try failed and will be made again
             if file.size is None or got == 0:
                 # The server sent all it has (or a 416 after a whole .part):
                 # the bytes decide.
@@ -142,20 +142,16 @@ class FileJob:
         gap_end = pf.missing()[0][1] if pf.size is not None else start + self.dl.piece
         first_end = min(start + self.dl.piece, gap_end)
         attempts = Attempts(self.dl.retry)
-        while True:
+        probe: Body | None = None
+        while probe is None:
             self._check_cancel()
-            try:
+            with _one_try(attempts):
                 probe = self._open(start, first_end)
-                break
-            except Transient as exc:
-                attempts.failed(exc, progressed=False)
-            except Refused as exc:
-                raise GiveUp(str(exc)) from None
         if not probe.ranged or probe.total is None:
             # No usable range support: one stream, from whatever it sent.
             if probe.ranged:
                 self._close(probe)
-                probe = None  # type: ignore[assignment]
+                return self._sequential(None)
             return self._sequential(probe)
         try:
             self._check_size(probe)
@@ -235,20 +231,18 @@ class FileJob:
                     self._check_cancel()
                     before = pos
                     try:
-                        if body is None:
-                            body = self._open(pos, end)
-                        if not body.ranged or body.start != pos:
-                            raise GiveUp("the server stopped honouring byte ranges")
-                        fh.seek(pos)
-                        pos, cut = self._write_range(fh, body, pos, end)
-                        if cut is not None:
-                            raise cut
-                        if pos < end:
-                            raise Transient(f"connection cut at byte {pos} of {start}-{end - 1}")
-                    except Transient as exc:
-                        attempts.failed(exc, progressed=pos > before)
-                    except Refused as exc:
-                        raise GiveUp(str(exc)) from None
+                        with _one_try(attempts):
+                            if body is None:
+                                body = self._open(pos, end)
+                            if not body.ranged or body.start != pos:
+                                raise GiveUp("the server stopped honouring byte ranges")
+                            fh.seek(pos)
+                            pos, cut = self._write_range(fh, body, pos, end)
+                            if cut is None and pos < end:
+                                cut = Transient(f"connection cut at {pos} in {start}-{end - 1}")
+                            if cut is not None:
+                                cut.got = pos - before
+                                raise cut
                     finally:
                         if body is not None:
                             self._close(body)
@@ -337,3 +331,15 @@ class FileJob:
             with open(self.pf.path, "rb") as fh:
                 h.feed(fh, limit)
         return h
+
+
+@contextlib.contextmanager
+def _one_try(attempts: Attempts) -> Iterator[None]:
+    """One try of a request: a Transient failure is counted (and waited out) and
+    swallowed, so the caller tries again; a Refused one ends this mirror."""
+    try:
+        yield
+    except Transient as exc:
+        attempts.failed(exc, progressed=exc.got > 0)
+    except Refused as exc:
+        raise GiveUp(str(exc)) from None
