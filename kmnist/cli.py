@@ -212,7 +212,7 @@ def download(
     shown the plan, said no.
     """
     from . import report
-    from .fetch import Downloader
+    from .fetch import Downloader, Result
 
     root: Path = args.dir
     if root.exists() and not root.is_dir():
@@ -235,7 +235,14 @@ def download(
     if confirm is not None and not confirm(plan, useful):
         return None
     started = time.monotonic()
-    results = downloader.run(plan)
+    try:
+        results = downloader.run(plan)
+    except KmnistError as exc:
+        # What did arrive is worth saying before the errors are.
+        if exc.completed and not args.quiet:
+            done = [r for r in exc.completed if isinstance(r, Result)]
+            print(report.results(done, root, time.monotonic() - started), file=out)
+        raise
     if not args.quiet:
         print(report.results(results, root, time.monotonic() - started), file=out)
     return results

@@ -145,11 +145,12 @@ class Downloader:
             if self._session is not None:
                 self._session.close()
                 self._session = None
+        completed = [results[i] for i in sorted(results)]
         if failures:
-            if len(failures) == 1:
-                raise failures[0]
-            raise DownloadsFailed(failures)
-        return [results[i] for i in sorted(results)]
+            error = failures[0] if len(failures) == 1 else DownloadsFailed(failures)
+            error.completed = tuple(completed)
+            raise error
+        return completed
 
     def _make_progress(self, plan: Plan) -> Progress:
         if isinstance(self.show_progress, bool):

@@ -110,8 +110,13 @@ def test_stale_mirror_exits_1_and_leaves_no_final_file(
     assert "expected 3079479 bytes, got 3069285 bytes" in err[0]
     assert not (tmp_path / "kmnist/kmnist-test-imgs.npz").exists()
     assert no_part_files(tmp_path) == []
-    # The other files of the request were fetched and verified all the same.
+    # The other files of the request were fetched and verified all the same,
+    # and the summary says so (in quiet mode, nothing but the error).
     assert (tmp_path / "kmnist/kmnist-test-labels.npz").exists()
+    assert main([a for a in argv if a != "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "skipped  kmnist/kmnist-test-labels.npz" in out
+    assert "2 file(s) ready" in out
 
 
 def test_falls_back_from_stale_to_good_mirror(realdata: Path, tmp_path: Path) -> None:
