@@ -88,7 +88,8 @@ class Downloader:
         self.piece = piece
         self.fast_connection = fast_connection
         self._session = session
-        self._dead: set[str] = set()
+        self._dead: set[str] = set()  # mirrors that could not be connected to
+        self._down_hosts: set[str] = set()  # hosts that timed out or do not resolve
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._open: set[Body] = set()
@@ -195,8 +196,8 @@ class Downloader:
         file = step.file
         reasons: list[str] = []
         mirrors = self.mirrors_for(file)
-        for mirror in mirrors:
-            if mirror.name in self._dead:
+        for i, mirror in enumerate(mirrors):
+            if mirror.name in self._dead or _host(mirror) in self._down_hosts:
                 reasons.append(f"{mirror.name}: unreachable")
                 continue
             try:
@@ -204,14 +205,19 @@ class Downloader:
             except VerificationError as exc:
                 # Other bytes than the published ones: an old release, a page,
                 # a broken copy. Never retried here; the next mirror may be right.
-                reasons.append(
-                    f"{mirror.name}: wrong {exc.what} (expected {exc.expected}, got {exc.got})"
-                )
+                reason = f"wrong {exc.what} (expected {exc.expected}, got {exc.got})"
             except GiveUp as exc:
-                if exc.unreachable:
-                    with self._lock:
+                # Remembered for the rest of the run: a dead host costs its
+                # timeouts once, not once per file.
+                with self._lock:
+                    if exc.unreachable:
                         self._dead.add(mirror.name)
-                reasons.append(f"{mirror.name}: {exc}")
+                    if exc.host_down and _host(mirror):
+                        self._down_hosts.add(_host(mirror))
+                reason = str(exc)
+            reasons.append(f"{mirror.name}: {reason}")
+            if i + 1 < len(mirrors):
+                self._progress.note(f"{file.path}: {mirror.name}: {reason}; trying the next mirror")
         raise DownloadError(file.path, reasons)
 
     def _from_mirror(self, step: Step, mirror: Mirror, start: float) -> Result:
@@ -257,6 +263,12 @@ class Downloader:
         action = "resumed" if job.resumed_from else "fetched"
         seconds = time.monotonic() - start
         return Result(file, step.target, action, mirror.name, job.transferred, seconds, how)
+
+
+def _host(mirror: Mirror) -> str:
+    from urllib.parse import urlsplit
+
+    return "" if mirror.is_local else (urlsplit(mirror.template).hostname or "")
 
 
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from typing import Any, Protocol
+
+logger = logging.getLogger("kmnist")
 
 
 class FileProgress(Protocol):
@@ -17,6 +20,9 @@ class FileProgress(Protocol):
 
 class Progress(Protocol):
     def start(self, label: str, total: int | None, initial: int) -> FileProgress: ...
+
+    def note(self, text: str) -> None:
+        """Say something worth knowing while it runs (a mirror left behind)."""
 
     def close(self) -> None: ...
 
@@ -37,6 +43,11 @@ class NullProgress:
 
     def start(self, label: str, total: int | None, initial: int) -> FileProgress:
         return NullFileProgress()
+
+    def note(self, text: str) -> None:
+        # Silent on the terminal (--quiet, progress=False); a library user
+        # can still see it through logging.
+        logger.info(text)
 
     def close(self) -> None:
         pass
@@ -103,6 +114,10 @@ class TqdmProgress:
             dynamic_ncols=True,
         )
         return _TqdmFile(self, bar)
+
+    def note(self, text: str) -> None:
+        logger.info(text)
+        self._tqdm.write(text, file=self._out)  # above the bars, not through them
 
     def close(self) -> None:
         self._total.close()

@@ -12,9 +12,10 @@ from .transfer import Transient
 class GiveUp(Exception):
     """This mirror is done for this file (the reason goes into the error)."""
 
-    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, *, unreachable: bool = False, host_down: bool = False) -> None:
         super().__init__(reason)
         self.unreachable = unreachable
+        self.host_down = host_down
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class RetryPolicy:
     """
 
     attempts: int = 4
+    # A connection that cannot be made at all is tried once more, not
+    # ``attempts`` times: a host that is down or filtered costs a connect
+    # timeout per try, and the next mirror is usually the quicker cure.
+    unreachable_attempts: int = 2
     max_tries: int = 20
     backoff: float = 0.5
     cap: float = 8.0
@@ -49,16 +54,23 @@ class Attempts:
         self.policy = policy
         self.tries = 0
         self.fruitless = 0
+        self.unreachable = 0  # tries in a row that could not connect
 
     def failed(self, exc: Transient, *, progressed: bool) -> None:
         """Wait before the next try, or raise GiveUp."""
         self.tries += 1
         self.fruitless = 0 if progressed else self.fruitless + 1
+        self.unreachable = self.unreachable + 1 if exc.unreachable else 0
         wait = self.policy.delay(max(self.fruitless, 1), exc.retry_after)
         if (
             wait is None
             or self.fruitless >= self.policy.attempts
+            or self.unreachable >= self.policy.unreachable_attempts
             or self.tries >= self.policy.max_tries
         ):
-            raise GiveUp(f"{exc} (after {self.tries} tries)", unreachable=exc.unreachable)
+            raise GiveUp(
+                f"{exc} (after {self.tries} tries)",
+                unreachable=exc.unreachable,
+                host_down=exc.host_down,
+            )
         self.policy.sleep(wait)

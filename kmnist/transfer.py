@@ -37,11 +37,20 @@ class Transient(Exception):
     """Try again later, on the same mirror."""
 
     def __init__(
-        self, reason: str, *, retry_after: float | None = None, unreachable: bool = False
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        host_down: bool = False,
     ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
-        self.unreachable = unreachable
+        # No connection could be made (refused, timed out, no such host).
+        self.unreachable = unreachable or host_down
+        # The host itself is out of reach (connect timeout, name not resolved):
+        # every mirror on it, whatever the scheme or port, is too.
+        self.host_down = host_down
         self.got = 0  # bytes written by the try that failed (set by the caller)
 
 
@@ -183,8 +192,7 @@ def open_url(
             url, headers=headers, stream=True, timeout=timeout, proxies=env_proxies(url)
         )
     except requests.exceptions.ConnectionError as exc:
-        unreachable = not isinstance(exc, requests.exceptions.ReadTimeout)
-        raise Transient(_reason(exc), unreachable=unreachable) from exc
+        raise _connection_failure(exc) from exc
     except requests.exceptions.Timeout as exc:
         raise Transient(_reason(exc)) from exc
     except requests.exceptions.RequestException as exc:
@@ -292,6 +300,26 @@ def _reason(exc: BaseException) -> str:
         if m:
             return m.group(1).strip(" :)")
     return type(exc).__name__ if not text else text.splitlines()[0][:120]
+
+
+def _connection_failure(exc: Exception) -> Transient:
+    """Tell a connection never made (and why) from one lost mid-request."""
+    import requests
+    import urllib3.exceptions as u3
+
+    cause = getattr(exc.args[0], "reason", None) if exc.args else None
+    no_name = getattr(u3, "NameResolutionError", None)  # urllib3 2.x only
+    # Most specific first: a name that does not resolve is a NewConnectionError,
+    # which is itself (historically) a ConnectTimeoutError.
+    if no_name is not None and isinstance(cause, no_name):
+        return Transient(_reason(exc), host_down=True)
+    if isinstance(cause, u3.NewConnectionError):  # refused: that port, not the host
+        return Transient(_reason(exc), unreachable=True)
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(
+        cause, u3.ConnectTimeoutError
+    ):
+        return Transient(_reason(exc), host_down=True)
+    return Transient(_reason(exc))
 
 
 def _as_transient(exc: BaseException) -> Exception:

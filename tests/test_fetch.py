@@ -281,7 +281,8 @@ def test_unreachable_mirror_is_skipped_for_the_rest_of_the_run(
     dead = f"http://127.0.0.1:{_closed_port()}"
     rs = fetch([dead, served.url], tmp_path, [remote(), other], retry=retry, jobs=1)
     assert [r.mirror for r in rs] == [served.url, served.url]
-    assert len(sleeps) == retry.attempts - 1  # retried for the first file only
+    # One retry for a connection that cannot be made, for the first file only.
+    assert len(sleeps) == retry.unreachable_attempts - 1 == 1
 
 
 def test_flat_template_and_local_folder_mirrors(served: FaultyServer, tmp_path: Path) -> None:
@@ -404,3 +405,46 @@ def test_md5_alone_pins_a_file_without_sha256(server: FaultyServer, tmp_path: Pa
     server.always(PATH, "wrong")
     with pytest.raises(DownloadError, match="wrong md5"):
         fetch(server, tmp_path / "again", [f])
+
+
+def test_a_host_that_times_out_is_left_with_all_its_mirrors(
+    served: FaultyServer,
+    tmp_path: Path,
+    retry: RetryPolicy,
+    sleeps: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A connect timeout cannot be made to happen on loopback, so this one
+    # failure is simulated at the transfer layer; everything else is real.
+    from kmnist import transfer
+    from kmnist.transfer import Transient
+
+    port = served.url.rsplit(":", 1)[1]
+    dead_https, dead_http = (
+        f"http://127.0.0.1:{_closed_port()}",
+        f"http://127.0.0.1:{_closed_port()}",
+    )
+    real_open = transfer.open_url
+    asked: list[str] = []
+
+    def open_url(url: str, offset: int, **kw: object) -> transfer.Body:
+        asked.append(url)
+        if url.startswith(dead_https):
+            raise Transient("ConnectTimeoutError", host_down=True)
+        return real_open(url, offset, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer, "open_url", open_url)
+    other = remote(b"second file", "kmnist/second.bin")
+    served.add(other.path, b"second file")
+    alive = f"http://localhost:{port}"  # the same server under another host name
+    with caplog.at_level("INFO", logger="kmnist"):
+        rs = fetch([dead_https, dead_http, alive], tmp_path, [remote(), other], retry=retry, jobs=1)
+    assert [r.mirror for r in rs] == [alive, alive]
+    assert not [u for u in asked if u.startswith(dead_http)], "same host: never asked"
+    assert len([u for u in asked if u.startswith(dead_https)]) == 2  # one retry, first file only
+    assert sleeps == [0.5]
+    assert (
+        f"{PATH}: {dead_https}: ConnectTimeoutError (after 2 tries); trying the next mirror"
+        in caplog.text
+    )
