@@ -88,6 +88,7 @@ class Downloader:
         self.piece = piece
         self.fast_connection = fast_connection
         self._session = session
+        self._own_session = session is None  # a caller's session is the caller's to close
         self._dead: set[str] = set()  # mirrors that could not be connected to
         self._down_hosts: set[str] = set()  # hosts that timed out or do not resolve
         self._lock = threading.Lock()
@@ -143,7 +144,7 @@ class Downloader:
                     raise
         finally:
             self._progress.close()
-            if self._session is not None:
+            if self._session is not None and self._own_session:
                 self._session.close()
                 self._session = None
         completed = [results[i] for i in sorted(results)]
