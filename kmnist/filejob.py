@@ -176,10 +176,14 @@ class FileJob:
         first = pieces.get_nowait()
         assert first[0] == probe.start
 
+        carry_on = threading.Event()  # the first worker goes on to further pieces
+
         def worker(initial: tuple[int, int, Body] | None = None) -> None:
             try:
                 if initial is not None:
                     self._piece(*initial, stop)
+                    if not carry_on.is_set():
+                        return
                 while not stop.is_set():
                     try:
                         s, e = pieces.get_nowait()
@@ -191,6 +195,7 @@ class FileJob:
                 stop.set()
 
         threads = [threading.Thread(target=worker, args=((*first, probe),), daemon=True)]
+        one_stream = False
         try:
             started = time.monotonic()
             threads[0].start()
@@ -201,13 +206,26 @@ class FileJob:
             while threads[0].is_alive() and self.transferred < RATE_SAMPLE:
                 time.sleep(0.005)
             rate = self.transferred / max(time.monotonic() - started, 1e-6)
+            rest = [g for g in pf.missing() if g[0] >= first[1]]
             if rate < self.dl.fast_connection:
-                more = min(self.dl.connections - 1, pieces.qsize())
+                carry_on.set()  # before the look below: the first worker sees one or the other
+                first_goes_on = threads[0].is_alive()
+                more = min(self.dl.connections - first_goes_on, pieces.qsize())
                 threads += [threading.Thread(target=worker, daemon=True) for _ in range(more)]
                 for t in threads[1:]:
                     t.start()
+            elif pf.contiguous() >= first[0] and rest == [(first[1], pf.size)]:
+                # Fast, and the rest is one gap to the end: after this piece it
+                # comes in one request, hashed as it arrives (see below).
+                one_stream = True
+            else:
+                carry_on.set()  # fast, but with holes to fill: one connection, piece by piece
             for t in threads:
                 t.join()
+            if not errors and not one_stream:
+                # Whatever no worker took (the first one ended its piece before
+                # it was told to go on): this thread fetches it.
+                worker()
         except BaseException:
             stop.set()
             for t in threads:
@@ -221,6 +239,8 @@ class FileJob:
             hash_thread.join()
         if errors:
             raise errors[0]
+        if one_stream and not pf.complete():
+            return self._sequential(None)  # Range: bytes=<end of the prefix>-
         return hasher
 
     def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:

@@ -61,7 +61,12 @@ class Attempts:
         self.tries += 1
         self.fruitless = 0 if progressed else self.fruitless + 1
         self.unreachable = self.unreachable + 1 if exc.unreachable else 0
-        wait = self.policy.delay(max(self.fruitless, 1), exc.retry_after)
+        # A connection that was delivering and got cut is reconnected at once;
+        # backoff is for a server that does not deliver.
+        if progressed and exc.retry_after is None:
+            wait: float | None = 0.0
+        else:
+            wait = self.policy.delay(max(self.fruitless, 1), exc.retry_after)
         if (
             wait is None
             or self.fruitless >= self.policy.attempts
@@ -73,4 +78,5 @@ class Attempts:
                 unreachable=exc.unreachable,
                 host_down=exc.host_down,
             )
-        self.policy.sleep(wait)
+        if wait:
+            self.policy.sleep(wait)

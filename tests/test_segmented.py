@@ -82,7 +82,26 @@ def test_a_connection_fast_enough_stays_alone(served: FaultyServer, tmp_path: Pa
     assert (tmp_path / PATH).read_bytes() == DATA
     assert served.max_active == 1
     assert len({r.client_port for r in served.gets(PATH)}) == 1  # one connection, kept alive
-    assert len(served.gets(PATH)) == 14  # still in ranges, so a cut costs one piece at most
+    # The first piece, then the rest in one request, hashed as it arrives.
+    assert [r.range for r in served.gets(PATH)] == [f"bytes=0-{PIECE - 1}", f"bytes={PIECE}-"]
+    assert served.body_bytes == len(DATA)
+
+
+def test_a_fast_connection_fills_the_holes_of_an_earlier_run_piece_by_piece(
+    served: FaultyServer, tmp_path: Path
+) -> None:
+    target = tmp_path / PATH
+    part_path(target).parent.mkdir(parents=True)
+    done = [(0, PIECE), (5 * PIECE, 6 * PIECE)]
+    buf = bytearray(len(DATA))
+    for s, e in done:
+        buf[s:e] = DATA[s:e]
+    part_path(target).write_bytes(bytes(buf))
+    state_path(target).write_text(json.dumps({"size": len(DATA), "done": [list(r) for r in done]}))
+    downloader(served.url, fast_connection=0).fetch([remote()], tmp_path)
+    assert target.read_bytes() == DATA
+    assert served.body_bytes == len(DATA) - 2 * PIECE  # the piece already there stays
+    assert served.max_active == 1
 
 
 def test_connection_budget_holds_with_segments(served: FaultyServer, tmp_path: Path) -> None:
