@@ -224,7 +224,8 @@ class Tool:
 
 def _python_can_import(code: str) -> Optional[str]:
     r = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=clean_env()
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=clean_env(),
+        cwd=HERE,  # the import path _run_tool.py sees, not the caller's folder
     )
     if r.returncode == 0:
         return None
@@ -347,7 +348,7 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
         cpu0 = server.cpu()
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             env=clean_env(), start_new_session=True)
+                             env=clean_env(), start_new_session=True, cwd=log_to.parent)
         killed = threading.Event()
 
         def kill() -> None:
@@ -370,7 +371,7 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
     run = Run(wall, ru.ru_utime + ru.ru_stime, rss_kib * 1024 / 1e6, p.returncode,
               server_cpu=server_cpu)
     if killed.is_set():
-        run.error = f"timed out after {timeout:.0f} s"
+        run.error = f"timed out after {timeout:g} s"
     elif p.returncode != 0:
         tail = log_to.with_suffix(".err").read_text(errors="replace").strip().splitlines()
         run.error = f"exit {p.returncode}: " + (tail[-1][:200] if tail else "no message")
