@@ -63,6 +63,8 @@ sys.path.insert(0, str(REPO))  # the worktree's kmnist, for the manifest's names
 KANJI_SIZE = 310_000_000
 MIB = 1 << 20
 SCENARIOS = ("unthrottled", "capped", "resume", "rerun")
+# Not part of a default run: one profiled run of ours, for finding where time goes.
+EXTRA_SCENARIOS = ("profile",)
 # The cut in the resume scenario: this file, at half its size.
 CUT_FILE = "kkanji/kkanji.tar"
 
@@ -121,6 +123,16 @@ def make_data(workdir: Path, quick: bool) -> tuple[Path, list[File]]:
         files.append(File(path, size, h.hexdigest()))
     index.write_text(json.dumps([f.__dict__ for f in files], indent=1))
     return root, files
+
+
+def settle(root: Path, files: list[File]) -> None:
+    """Write back what is dirty and read the test data once, so that the first
+    measured run neither competes with writeback nor reads from disk."""
+    os.sync()
+    for f in files:
+        with open(root / f.path, "rb") as fh:
+            while fh.read(16 * MIB):
+                pass
 
 
 def check_output(dest: Path, files: list[File], *, hashes: bool) -> Optional[str]:
@@ -345,6 +357,7 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
     if GNU_TIME:
         argv = [GNU_TIME, "-f", "%M", "-o", str(rss_file), "--", *argv]
     with open(log_to.with_suffix(".out"), "wb") as out, open(log_to.with_suffix(".err"), "wb") as err:
+        os.sync()  # the previous run's writes must not be flushed during this one
         cpu0 = server.cpu()
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -611,6 +624,76 @@ def scenario_rerun(ctx: Ctx, server: Server, args: argparse.Namespace, skipped: 
     return lines
 
 
+def scenario_profile(ctx: Ctx, server: Server, args: argparse.Namespace,
+                     skipped: dict[str, str]) -> list[str]:
+    """One run of ours, unthrottled, under py-spy (every thread, idle time included)."""
+    lines = ["### profile: ours once, unthrottled, sampled by py-spy", ""]
+    if "ours" in skipped:
+        return lines + [f"ours {skipped['ours']}"]
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not os.path.exists(spy):
+        return lines + ["not run: py-spy is not installed (pip install py-spy)"]
+    server.ctl("config", rate=0)
+    dest = fresh(ctx.workdir / "dest" / "profile")
+    raw = ctx.workdir / "logs" / "profile.raw"
+    argv = [spy, "record", "--rate", "500", "--idle", "--threads", "--format", "raw",
+            "--nonblocking", "-o", str(raw), "--", *ours_cmd(ctx, dest)]
+    run = measure(argv, timeout=args.timeout, log_to=ctx.workdir / "logs" / "profile", server=server)
+    if run.error or not raw.exists():
+        return lines + [f"py-spy failed: {run.error or 'no output'}"]
+    self_time: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        head, *rest = stack.split(";")
+        frames = [head.split(": ", 1)[-1], *(_frame(f) for f in rest)]  # "thread (12): Name"
+        threads[frames[0]] = threads.get(frames[0], 0) + n
+        self_time[frames[-1]] = self_time.get(frames[-1], 0) + n
+        for f in set(frames[1:]):
+            inclusive[f] = inclusive.get(f, 0) + n
+    if not total:
+        return lines + ["py-spy recorded no samples"]
+
+    def top(d: dict[str, int], k: int, keep: Callable[[str], bool] = lambda f: True) -> list[str]:
+        rows = sorted(((v, f) for f, v in d.items() if keep(f)), reverse=True)[:k]
+        return [f"| {100 * v / total:5.1f}% | `{f}` |" for v, f in rows]
+
+    lines += [
+        f"{total} samples at 500 Hz over all threads (idle included), wall {run.wall:.2f} s "
+        f"(slower than unprofiled). Raw stacks: `{raw}`.",
+        "",
+        "Threads: " + ", ".join(f"{t} {100 * v / total:.0f}%" for t, v in
+                                sorted(threads.items(), key=lambda x: -x[1])),
+        "",
+        "| share of samples | where the samples were (leaf frame) |",
+        "|---:|---|",
+        *top(self_time, 15),
+        "",
+        "| share of samples | inclusive, kmnist functions |",
+        "|---:|---|",
+        *top(inclusive, 15, lambda f: "kmnist/" in f),
+    ]
+    return lines
+
+
+def _frame(f: str) -> str:
+    """"read (socket.py:706)" -> "read (socket.py)": one line per function, not per line."""
+    name, _, where = f.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "lib/python"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    if "/kmnist/" in path:
+        path = "kmnist/" + path.split("/kmnist/", 1)[1]
+    return f"{name} ({path})" if where else name
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -632,8 +715,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--scenario", action="append", choices=SCENARIOS,
-                    help="run only this scenario (repeatable; default: all)")
+    ap.add_argument("--scenario", action="append", choices=SCENARIOS + EXTRA_SCENARIOS,
+                    help="run only this scenario (repeatable; default: all but profile, "
+                    "which runs ours once under py-spy)")
     ap.add_argument("--tools", help="comma-separated subset of: ours, curl, curl-parallel, "
                     "aria2c-budget, aria2c-fast, pooch")
     ap.add_argument("--quick", action="store_true",
@@ -670,6 +754,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     fresh(args.workdir / "logs")
     data, files = make_data(args.workdir, args.quick)
+    settle(data, files)
     spec = args.workdir / ("spec-quick.json" if args.quick else "spec-full.json")
     spec.write_text(json.dumps([f.__dict__ for f in files]))
 
@@ -701,7 +786,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     with Server(data) as server:
         ctx = Ctx(server.base, files, spec, args.budget, options, args.workdir)
         complete: Optional[Path] = None
-        for name in SCENARIOS:
+        for name in SCENARIOS + EXTRA_SCENARIOS:
             if name not in scenarios:
                 continue
             if name in ("unthrottled", "capped"):
@@ -713,8 +798,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             elif name == "resume":
                 lines, complete = scenario_resume(ctx, server, args, skipped)
                 report += [*lines, ""]
-            else:
+            elif name == "rerun":
                 report += [*scenario_rerun(ctx, server, args, skipped, complete), ""]
+            else:
+                report += [*scenario_profile(ctx, server, args, skipped), ""]
     shutil.rmtree(args.workdir / "dest", ignore_errors=True)
     report.append(f"Run took {time.time() - started:.0f} s.")
     text = "\n".join(report)
