@@ -18,6 +18,7 @@ stdin reaches end of file (the harness closed it, or died) or after
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -86,7 +87,7 @@ class State:
 STATE = State()
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     """(start, end inclusive), None to ignore the header, or "416"."""
     if not header.startswith("bytes=") or "," in header:
         return None  # multi-range: answer 200 with the whole file, as many servers do
@@ -124,10 +125,9 @@ class Handler(BaseHTTPRequestHandler):
             STATE.connections += 1
 
     def handle(self) -> None:
-        try:
+        # The client went away or timed out: nothing to report.
+        with contextlib.suppress(OSError):
             super().handle()
-        except OSError:
-            pass  # the client went away or timed out: nothing to report
 
     def log_message(self, format: str, *args: object) -> None:
         pass

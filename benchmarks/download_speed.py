@@ -36,6 +36,7 @@ environment.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -53,7 +54,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -102,7 +103,9 @@ def make_data(workdir: Path, quick: bool) -> tuple[Path, list[File]]:
     if index.exists():
         known = {f["path"]: f for f in json.loads(index.read_text())}
         if all(
-            p in known and known[p]["size"] == s and (root / p).is_file()
+            p in known
+            and known[p]["size"] == s
+            and (root / p).is_file()
             and (root / p).stat().st_size == s
             for p, s in wanted
         ):
@@ -135,7 +138,7 @@ def settle(root: Path, files: list[File]) -> None:
                 pass
 
 
-def check_output(dest: Path, files: list[File], *, hashes: bool) -> Optional[str]:
+def check_output(dest: Path, files: list[File], *, hashes: bool) -> str | None:
     """None when every file is in place with the right size (and hash); else what is wrong."""
     for f in files:
         p = dest / f.path
@@ -230,13 +233,17 @@ class Tool:
     name: str
     describe: str
     build: Callable[[Ctx, Path], list[str]]
-    missing: Callable[[], Optional[str]]
+    missing: Callable[[], str | None]
     python: bool = False  # prints {"inner_wall": s} on stdout
 
 
-def _python_can_import(code: str) -> Optional[str]:
+def _python_can_import(code: str) -> str | None:
     r = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=clean_env(),
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
         cwd=HERE,  # the import path _run_tool.py sees, not the caller's folder
     )
     if r.returncode == 0:
@@ -245,18 +252,18 @@ def _python_can_import(code: str) -> Optional[str]:
     return lines[-1] if lines else f"exit {r.returncode}"
 
 
-def ours_missing() -> Optional[str]:
+def ours_missing() -> str | None:
     why = _python_can_import("import kmnist, kmnist.download; kmnist.download_files")
     return None if why is None else f"skipped: kmnist.download_files not importable ({why})"
 
 
-def pooch_missing() -> Optional[str]:
+def pooch_missing() -> str | None:
     why = _python_can_import("import pooch")
     return None if why is None else "skipped (pip install pooch)"
 
 
-def program_missing(program: str, package: str) -> Callable[[], Optional[str]]:
-    def check() -> Optional[str]:
+def program_missing(program: str, package: str) -> Callable[[], str | None]:
+    def check() -> str | None:
         return None if shutil.which(program) else f"skipped (apt-get install {package})"
 
     return check
@@ -264,7 +271,12 @@ def program_missing(program: str, package: str) -> Callable[[], Optional[str]]:
 
 def ours_cmd(ctx: Ctx, dest: Path) -> list[str]:
     return [
-        sys.executable, str(HERE / "_run_tool.py"), "ours", str(ctx.spec), str(dest), ctx.base,
+        sys.executable,
+        str(HERE / "_run_tool.py"),
+        "ours",
+        str(ctx.spec),
+        str(dest),
+        ctx.base,
         json.dumps(ctx.ours_options),
     ]
 
@@ -275,8 +287,17 @@ def pooch_cmd(ctx: Ctx, dest: Path) -> list[str]:
 
 def curl_cmd(parallel: bool) -> Callable[[Ctx, Path], list[str]]:
     def build(ctx: Ctx, dest: Path) -> list[str]:
-        argv = ["curl", "--silent", "--show-error", "--fail", "--create-dirs",
-                "--connect-timeout", "10", "--max-time", "600"]
+        argv = [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--create-dirs",
+            "--connect-timeout",
+            "10",
+            "--max-time",
+            "600",
+        ]
         if parallel:
             argv += ["--parallel", "--parallel-max", str(ctx.budget)]
         for f in ctx.files:
@@ -301,10 +322,21 @@ def aria2c_cmd(which: str) -> Callable[[Ctx, Path], list[str]]:
             knobs = ["-j1", f"-x{ctx.budget}", f"-s{ctx.budget}", "-k1M"]
         else:
             knobs = ["-j5", "-x8", "-s8"]
-        return ["aria2c", "-i", str(listing), *knobs, "--file-allocation=none",
-                "--allow-overwrite=true", "--auto-file-renaming=false",
-                "--console-log-level=error", "--summary-interval=0", "--download-result=hide",
-                "--connect-timeout=10", "--timeout=30", "--max-tries=3"]
+        return [
+            "aria2c",
+            "-i",
+            str(listing),
+            *knobs,
+            "--file-allocation=none",
+            "--allow-overwrite=true",
+            "--auto-file-renaming=false",
+            "--console-log-level=error",
+            "--summary-interval=0",
+            "--download-result=hide",
+            "--connect-timeout=10",
+            "--timeout=30",
+            "--max-tries=3",
+        ]
 
     return build
 
@@ -315,17 +347,36 @@ def budget_knobs(budget: int) -> str:
 
 def make_tools(budget: int) -> list[Tool]:
     return [
-        Tool("ours", "kmnist.download_files (verifies sha256)", ours_cmd, ours_missing, python=True),
-        Tool("curl", "curl, one process, files one after another", curl_cmd(False),
-             program_missing("curl", "curl")),
-        Tool("curl-parallel", f"curl --parallel --parallel-max {budget}", curl_cmd(True),
-             program_missing("curl", "curl")),
-        Tool("aria2c-budget", f"aria2c {budget_knobs(budget)} ({budget} connections)",
-             aria2c_cmd("budget"), program_missing("aria2c", "aria2")),
-        Tool("aria2c-fast", "aria2c -j5 -x8 -s8 (up to 40 connections)", aria2c_cmd("fast"),
-             program_missing("aria2c", "aria2")),
-        Tool("pooch", "pooch.retrieve per file, known sha256", pooch_cmd, pooch_missing,
-             python=True),
+        Tool(
+            "ours", "kmnist.download_files (verifies sha256)", ours_cmd, ours_missing, python=True
+        ),
+        Tool(
+            "curl",
+            "curl, one process, files one after another",
+            curl_cmd(False),
+            program_missing("curl", "curl"),
+        ),
+        Tool(
+            "curl-parallel",
+            f"curl --parallel --parallel-max {budget}",
+            curl_cmd(True),
+            program_missing("curl", "curl"),
+        ),
+        Tool(
+            "aria2c-budget",
+            f"aria2c {budget_knobs(budget)} ({budget} connections)",
+            aria2c_cmd("budget"),
+            program_missing("aria2c", "aria2"),
+        ),
+        Tool(
+            "aria2c-fast",
+            "aria2c -j5 -x8 -s8 (up to 40 connections)",
+            aria2c_cmd("fast"),
+            program_missing("aria2c", "aria2"),
+        ),
+        Tool(
+            "pooch", "pooch.retrieve per file, known sha256", pooch_cmd, pooch_missing, python=True
+        ),
     ]
 
 
@@ -338,8 +389,8 @@ class Run:
     cpu: float
     rss_mb: float  # peak resident set of the process, in MB (10^6 bytes)
     rc: int
-    inner: Optional[float] = None  # seconds inside the library (Python tools)
-    error: Optional[str] = None
+    inner: float | None = None  # seconds inside the library (Python tools)
+    error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     server_cpu: float = 0.0
 
@@ -356,12 +407,22 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
     rss_file = log_to.with_suffix(".rss")
     if GNU_TIME:
         argv = [GNU_TIME, "-f", "%M", "-o", str(rss_file), "--", *argv]
-    with open(log_to.with_suffix(".out"), "wb") as out, open(log_to.with_suffix(".err"), "wb") as err:
+    with (
+        open(log_to.with_suffix(".out"), "wb") as out,
+        open(log_to.with_suffix(".err"), "wb") as err,
+    ):
         os.sync()  # the previous run's writes must not be flushed during this one
         cpu0 = server.cpu()
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             env=clean_env(), start_new_session=True, cwd=log_to.parent)
+        p = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=clean_env(),
+            start_new_session=True,
+            cwd=log_to.parent,
+        )
         killed = threading.Event()
 
         def kill() -> None:
@@ -381,8 +442,9 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
             rss_kib = int(rss_file.read_text().split()[-1])
         except (OSError, ValueError, IndexError):
             rss_kib = 0
-    run = Run(wall, ru.ru_utime + ru.ru_stime, rss_kib * 1024 / 1e6, p.returncode,
-              server_cpu=server_cpu)
+    run = Run(
+        wall, ru.ru_utime + ru.ru_stime, rss_kib * 1024 / 1e6, p.returncode, server_cpu=server_cpu
+    )
     if killed.is_set():
         run.error = f"timed out after {timeout:g} s"
     elif p.returncode != 0:
@@ -390,10 +452,8 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
         run.error = f"exit {p.returncode}: " + (tail[-1][:200] if tail else "no message")
     text = log_to.with_suffix(".out").read_text(errors="replace").strip()
     if text.startswith("{"):
-        try:
+        with contextlib.suppress(ValueError, KeyError):
             run.inner = json.loads(text.splitlines()[-1])["inner_wall"]
-        except (ValueError, KeyError):
-            pass
     return run
 
 
@@ -413,7 +473,7 @@ def median(xs: list[float]) -> float:
 @dataclass
 class Outcome:
     tool: Tool
-    skipped: Optional[str] = None
+    skipped: str | None = None
     runs: list[Run] = field(default_factory=list)
 
     @property
@@ -424,29 +484,43 @@ class Outcome:
         return median([getattr(r, attr) for r in self.ok if getattr(r, attr) is not None])
 
 
-def full_set(name: str, rate: float, tools: list[Tool], skipped: dict[str, str], ctx: Ctx,
-             server: Server, args: argparse.Namespace) -> dict[str, Outcome]:
+def full_set(
+    name: str,
+    rate: float,
+    tools: list[Tool],
+    skipped: dict[str, str],
+    ctx: Ctx,
+    server: Server,
+    args: argparse.Namespace,
+) -> dict[str, Outcome]:
     server.ctl("config", rate=rate)
     outcomes = {t.name: Outcome(t, skipped.get(t.name)) for t in tools}
     active = [t for t in tools if t.name not in skipped]
     for rep in range(args.reps):
         # Round-robin, rotated each repetition, so that no tool always runs
         # right after the same neighbour on a noisy machine.
-        order = active[rep % len(active):] + active[: rep % len(active)] if active else []
+        order = active[rep % len(active) :] + active[: rep % len(active)] if active else []
         for tool in order:
             dest = fresh(ctx.workdir / "dest" / tool.name)
             server.ctl("reset")
-            run = measure(tool.build(ctx, dest), timeout=args.timeout,
-                          log_to=ctx.workdir / "logs" / f"{name}-{tool.name}-{rep}", server=server)
+            run = measure(
+                tool.build(ctx, dest),
+                timeout=args.timeout,
+                log_to=ctx.workdir / "logs" / f"{name}-{tool.name}-{rep}",
+                server=server,
+            )
             run.stats = server.ctl("stats")
             if run.error is None:
                 # Sizes every time; every byte once per tool and scenario, so
                 # that a fast tool is also a correct one (outside the timing).
                 run.error = check_output(dest, ctx.files, hashes=rep == 0)
             outcomes[tool.name].runs.append(run)
-            log(f"[{name} {rep + 1}/{args.reps}] {tool.name:14s} wall {run.wall:7.2f} s  "
+            log(
+                f"[{name} {rep + 1}/{args.reps}] {tool.name:14s} wall {run.wall:7.2f} s  "
                 f"cpu {run.cpu:6.2f} s  rss {run.rss_mb:5.0f} MB  "
-                f"server cpu {run.server_cpu:5.2f} s" + (f"  ERROR {run.error}" if run.error else ""))
+                f"server cpu {run.server_cpu:5.2f} s"
+                + (f"  ERROR {run.error}" if run.error else "")
+            )
             shutil.rmtree(dest, ignore_errors=True)
     return outcomes
 
@@ -472,10 +546,12 @@ def table(outcomes: dict[str, Outcome]) -> list[str]:
         reqs = median([r.stats.get("requests", 0) for r in o.ok])
         errors = {r.error for r in o.runs if r.error}
         lines.append(
-            f"| {o.tool.name} | {o.tool.describe} | {fmt(w)} | {fmt(c)} | {fmt(o.med('rss_mb'), '', 0)}"
+            f"| {o.tool.name} | {o.tool.describe} | {fmt(w)} | {fmt(c)}"
+            f" | {fmt(o.med('rss_mb'), '', 0)}"
             f" | {fmt(w / ow)} | {fmt(c / oc)} | {fmt(reqs, '', 0)} | {fmt(o.med('server_cpu'))}"
             f" | {len(o.ok)}/{len(o.runs)}"
-            + (f" ({'; '.join(sorted(errors))})" if errors else "") + " |"
+            + (f" ({'; '.join(sorted(errors))})" if errors else "")
+            + " |"
         )
     if ours and ours.ok and ours.med("inner") == ours.med("inner"):
         lines.append("")
@@ -497,7 +573,7 @@ def targets_full(name: str, outcomes: dict[str, Outcome]) -> list[str]:
     ow, oc, orss = ours.med("wall"), ours.med("cpu"), ours.med("rss_mb")
     out = []
 
-    def against(tool: str) -> Optional[Outcome]:
+    def against(tool: str) -> Outcome | None:
         o = outcomes.get(tool)
         return o if o and not o.skipped and o.ok else None
 
@@ -505,52 +581,75 @@ def targets_full(name: str, outcomes: dict[str, Outcome]) -> list[str]:
     if name == "unthrottled":
         if curl:
             cw = curl.med("wall")
-            out.append(verdict(ow <= 1.2 * cw,
-                               f"wall at most 1.2x curl's: ours {ow:.2f} s, curl {cw:.2f} s, "
-                               f"ratio {ow / cw:.2f}"))
+            out.append(
+                verdict(
+                    ow <= 1.2 * cw,
+                    f"wall at most 1.2x curl's: ours {ow:.2f} s, curl {cw:.2f} s, "
+                    f"ratio {ow / cw:.2f}",
+                )
+            )
         else:
             out.append("- not checked: wall at most 1.2x curl's (curl missing)")
     if name == "capped":
         aria = against("aria2c-budget")
         if aria:
             aw = aria.med("wall")
-            out.append(verdict(ow <= 1.1 * aw,
-                               f"wall at most 1.1x aria2c's at the same connection budget: "
-                               f"ours {ow:.2f} s, aria2c {aw:.2f} s, ratio {ow / aw:.2f}"))
+            out.append(
+                verdict(
+                    ow <= 1.1 * aw,
+                    f"wall at most 1.1x aria2c's at the same connection budget: "
+                    f"ours {ow:.2f} s, aria2c {aw:.2f} s, ratio {ow / aw:.2f}",
+                )
+            )
         else:
             out.append("- not checked: wall at most 1.1x aria2c's (aria2c missing)")
         if curl:
             cw = curl.med("wall")
-            out.append(verdict(cw >= 5 * ow,
-                               f"at least 5x faster than curl: curl {cw:.2f} s / ours {ow:.2f} s "
-                               f"= {cw / ow:.2f}x"))
+            out.append(
+                verdict(
+                    cw >= 5 * ow,
+                    f"at least 5x faster than curl: curl {cw:.2f} s / ours {ow:.2f} s "
+                    f"= {cw / ow:.2f}x",
+                )
+            )
     if curl:
         cc = curl.med("cpu")
-        out.append(verdict(oc <= 2 * cc, f"CPU at most 2x curl's: ours {oc:.2f} s, curl {cc:.2f} s, "
-                                         f"ratio {oc / cc:.2f}"))
+        out.append(
+            verdict(
+                oc <= 2 * cc,
+                f"CPU at most 2x curl's: ours {oc:.2f} s, curl {cc:.2f} s, ratio {oc / cc:.2f}",
+            )
+        )
     out.append(verdict(orss <= 60, f"peak RSS at most 60 MB: ours {orss:.0f} MB"))
     return out
 
 
-def scenario_resume(ctx: Ctx, server: Server, args: argparse.Namespace,
-                    skipped: dict[str, str]) -> tuple[list[str], Optional[Path]]:
+def scenario_resume(
+    ctx: Ctx, server: Server, args: argparse.Namespace, skipped: dict[str, str]
+) -> tuple[list[str], Path | None]:
     lines = ["### resume: connection cut at half of the Kanji archive, unthrottled", ""]
     if "ours" in skipped:
-        return lines + [f"ours {skipped['ours']}"], None
+        return [*lines, f"ours {skipped['ours']}"], None
     cut = next((f for f in ctx.files if f.path == CUT_FILE), None)
     if cut is None:
-        return lines + [f"not run: {CUT_FILE} is not in the set"], None
+        return [*lines, f"not run: {CUT_FILE} is not in the set"], None
     server.ctl("config", rate=0)
     dest = fresh(ctx.workdir / "dest" / "resume")
     server.ctl("reset")
     server.ctl("cut", path=cut.path, after=cut.size // 2)
     runs = []
     for attempt in range(2):  # the first run may give up on the cut; a second resumes
-        run = measure(ours_cmd(ctx, dest), timeout=args.timeout,
-                      log_to=ctx.workdir / "logs" / f"resume-{attempt}", server=server)
+        run = measure(
+            ours_cmd(ctx, dest),
+            timeout=args.timeout,
+            log_to=ctx.workdir / "logs" / f"resume-{attempt}",
+            server=server,
+        )
         runs.append(run)
-        log(f"[resume run {attempt + 1}] ours wall {run.wall:.2f} s rc {run.rc}"
-            + (f" ERROR {run.error}" if run.error else ""))
+        log(
+            f"[resume run {attempt + 1}] ours wall {run.wall:.2f} s rc {run.rc}"
+            + (f" ERROR {run.error}" if run.error else "")
+        )
         if run.error is None:
             break
     stats = server.ctl("stats")
@@ -560,52 +659,74 @@ def scenario_resume(ctx: Ctx, server: Server, args: argparse.Namespace,
     lines += [
         "| run | exit | wall s | CPU s | error |",
         "|---|---:|---:|---:|---|",
-        *(f"| {i + 1} | {r.rc} | {r.wall:.2f} | {r.cpu:.2f} | {r.error or ''} |"
-          for i, r in enumerate(runs)),
+        *(
+            f"| {i + 1} | {r.rc} | {r.wall:.2f} | {r.cpu:.2f} | {r.error or ''} |"
+            for i, r in enumerate(runs)
+        ),
         "",
         f"cuts made: {stats['cuts']}; {cut.path}: {got['bytes']:,} body bytes served in "
         f"{got['requests']} requests for a {cut.size:,}-byte file "
         f"(excess {got['bytes'] - cut.size:+,}); whole set: {stats['body_bytes']:,} of {total:,} "
         f"bytes; folder afterwards: {bad or 'complete and verified'}.",
         "",
-        verdict(runs[-1].error is None and bad is None and stats["cuts"] == 1
-                and got["bytes"] <= cut.size + MIB,
-                f"after a cut at half of the Kanji archive, bytes fetched of it at most size + "
-                f"1 MiB: {got['bytes']:,} <= {cut.size + MIB:,}"
-                + ("" if len(runs) == 1 else " (needed a second run)")),
+        verdict(
+            runs[-1].error is None
+            and bad is None
+            and stats["cuts"] == 1
+            and got["bytes"] <= cut.size + MIB,
+            f"after a cut at half of the Kanji archive, bytes fetched of it at most size + "
+            f"1 MiB: {got['bytes']:,} <= {cut.size + MIB:,}"
+            + ("" if len(runs) == 1 else " (needed a second run)"),
+        ),
     ]
     return lines, (dest if bad is None else None)
 
 
-def scenario_rerun(ctx: Ctx, server: Server, args: argparse.Namespace, skipped: dict[str, str],
-                   complete: Optional[Path]) -> list[str]:
+def scenario_rerun(
+    ctx: Ctx,
+    server: Server,
+    args: argparse.Namespace,
+    skipped: dict[str, str],
+    complete: Path | None,
+) -> list[str]:
     lines = ["### rerun: ours again on a complete folder", ""]
     if "ours" in skipped:
-        return lines + [f"ours {skipped['ours']}"]
+        return [*lines, f"ours {skipped['ours']}"]
     server.ctl("config", rate=0)
     if complete is None:
         complete = fresh(ctx.workdir / "dest" / "rerun")
-        run = measure(ours_cmd(ctx, complete), timeout=args.timeout,
-                      log_to=ctx.workdir / "logs" / "rerun-setup", server=server)
+        run = measure(
+            ours_cmd(ctx, complete),
+            timeout=args.timeout,
+            log_to=ctx.workdir / "logs" / "rerun-setup",
+            server=server,
+        )
         bad = run.error or check_output(complete, ctx.files, hashes=False)
         if bad:
-            return lines + [f"could not make a complete folder: {bad}"]
+            return [*lines, f"could not make a complete folder: {bad}"]
     runs = []
     for rep in range(args.reps):
         server.ctl("reset")
-        run = measure(ours_cmd(ctx, complete), timeout=args.timeout,
-                      log_to=ctx.workdir / "logs" / f"rerun-{rep}", server=server)
+        run = measure(
+            ours_cmd(ctx, complete),
+            timeout=args.timeout,
+            log_to=ctx.workdir / "logs" / f"rerun-{rep}",
+            server=server,
+        )
         run.stats = server.ctl("stats")
         runs.append(run)
-        log(f"[rerun {rep + 1}/{args.reps}] ours wall {run.wall:.2f} s requests "
+        log(
+            f"[rerun {rep + 1}/{args.reps}] ours wall {run.wall:.2f} s requests "
             f"{run.stats['requests']} body {run.stats['body_requests']}"
-            + (f" ERROR {run.error}" if run.error else ""))
+            + (f" ERROR {run.error}" if run.error else "")
+        )
     ok = [r for r in runs if r.error is None]
     wall = median([r.wall for r in ok])
     inner = median([r.inner for r in ok if r.inner is not None])
     body = max((r.stats["body_requests"] for r in runs), default=0)
     lines += [
-        "| wall s | inside download_files s | CPU s | peak RSS MB | requests | HEAD | body requests | "
+        "| wall s | inside download_files s | CPU s | peak RSS MB | requests | HEAD "
+        "| body requests | "
         "body bytes | runs ok |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {fmt(wall)} | {fmt(inner)} | {fmt(median([r.cpu for r in ok]))} | "
@@ -614,9 +735,10 @@ def scenario_rerun(ctx: Ctx, server: Server, args: argparse.Namespace, skipped: 
         f"{max((r.stats['head_requests'] for r in runs), default=0)} | {body} | "
         f"{max((r.stats['body_bytes'] for r in runs), default=0)} | {len(ok)}/{len(runs)} |",
         "",
-        verdict(len(ok) == len(runs) and body == 0 and wall < 0.5,
-                f"re-run on a complete folder: no body requests ({body}), under 0.5 s "
-                f"({fmt(wall)} s)"),
+        verdict(
+            len(ok) == len(runs) and body == 0 and wall < 0.5,
+            f"re-run on a complete folder: no body requests ({body}), under 0.5 s ({fmt(wall)} s)",
+        ),
     ]
     errors = {r.error for r in runs if r.error}
     if errors:
@@ -624,23 +746,39 @@ def scenario_rerun(ctx: Ctx, server: Server, args: argparse.Namespace, skipped: 
     return lines
 
 
-def scenario_profile(ctx: Ctx, server: Server, args: argparse.Namespace,
-                     skipped: dict[str, str]) -> list[str]:
+def scenario_profile(
+    ctx: Ctx, server: Server, args: argparse.Namespace, skipped: dict[str, str]
+) -> list[str]:
     """One run of ours, unthrottled, under py-spy (every thread, idle time included)."""
     lines = ["### profile: ours once, unthrottled, sampled by py-spy", ""]
     if "ours" in skipped:
-        return lines + [f"ours {skipped['ours']}"]
+        return [*lines, f"ours {skipped['ours']}"]
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not os.path.exists(spy):
-        return lines + ["not run: py-spy is not installed (pip install py-spy)"]
+        return [*lines, "not run: py-spy is not installed (pip install py-spy)"]
     server.ctl("config", rate=0)
     dest = fresh(ctx.workdir / "dest" / "profile")
     raw = ctx.workdir / "logs" / "profile.raw"
-    argv = [spy, "record", "--rate", "500", "--idle", "--threads", "--format", "raw",
-            "--nonblocking", "-o", str(raw), "--", *ours_cmd(ctx, dest)]
-    run = measure(argv, timeout=args.timeout, log_to=ctx.workdir / "logs" / "profile", server=server)
+    argv = [
+        spy,
+        "record",
+        "--rate",
+        "500",
+        "--idle",
+        "--threads",
+        "--format",
+        "raw",
+        "--nonblocking",
+        "-o",
+        str(raw),
+        "--",
+        *ours_cmd(ctx, dest),
+    ]
+    run = measure(
+        argv, timeout=args.timeout, log_to=ctx.workdir / "logs" / "profile", server=server
+    )
     if run.error or not raw.exists():
-        return lines + [f"py-spy failed: {run.error or 'no output'}"]
+        return [*lines, f"py-spy failed: {run.error or 'no output'}"]
     self_time: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     threads: dict[str, int] = {}
@@ -658,7 +796,7 @@ def scenario_profile(ctx: Ctx, server: Server, args: argparse.Namespace,
         for f in set(frames[1:]):
             inclusive[f] = inclusive.get(f, 0) + n
     if not total:
-        return lines + ["py-spy recorded no samples"]
+        return [*lines, "py-spy recorded no samples"]
 
     def top(d: dict[str, int], k: int, keep: Callable[[str], bool] = lambda f: True) -> list[str]:
         rows = sorted(((v, f) for f, v in d.items() if keep(f)), reverse=True)[:k]
@@ -668,8 +806,10 @@ def scenario_profile(ctx: Ctx, server: Server, args: argparse.Namespace,
         f"{total} samples at 500 Hz over all threads (idle included), wall {run.wall:.2f} s "
         f"(slower than unprofiled). Raw stacks: `{raw}`.",
         "",
-        "Threads: " + ", ".join(f"{t} {100 * v / total:.0f}%" for t, v in
-                                sorted(threads.items(), key=lambda x: -x[1])),
+        "Threads: "
+        + ", ".join(
+            f"{t} {100 * v / total:.0f}%" for t, v in sorted(threads.items(), key=lambda x: -x[1])
+        ),
         "",
         "| share of samples | where the samples were (leaf frame) |",
         "|---:|---|",
@@ -683,7 +823,7 @@ def scenario_profile(ctx: Ctx, server: Server, args: argparse.Namespace,
 
 
 def _frame(f: str) -> str:
-    """"read (socket.py:706)" -> "read (socket.py)": one line per function, not per line."""
+    """ "read (socket.py:706)" -> "read (socket.py)": one line per function, not per line."""
     name, _, where = f.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "lib/python"):
@@ -709,31 +849,56 @@ def version_of(argv: list[str]) -> str:
         return "not installed"
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="download_speed.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--scenario", action="append", choices=SCENARIOS + EXTRA_SCENARIOS,
-                    help="run only this scenario (repeatable; default: all but profile, "
-                    "which runs ours once under py-spy)")
-    ap.add_argument("--tools", help="comma-separated subset of: ours, curl, curl-parallel, "
-                    "aria2c-budget, aria2c-fast, pooch")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: files 1/20 of the real sizes, one repetition")
+    ap.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS + EXTRA_SCENARIOS,
+        help="run only this scenario (repeatable; default: all but profile, "
+        "which runs ours once under py-spy)",
+    )
+    ap.add_argument(
+        "--tools",
+        help="comma-separated subset of: ours, curl, curl-parallel, "
+        "aria2c-budget, aria2c-fast, pooch",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: files 1/20 of the real sizes, one repetition",
+    )
     ap.add_argument("--reps", type=int, help="repetitions per tool (default 3; 1 with --quick)")
-    ap.add_argument("--rate", type=float, default=20e6,
-                    help="per-connection cap of the capped scenario, bytes/s (default 20e6)")
-    ap.add_argument("--budget", type=int, default=4,
-                    help="our connection budget; curl --parallel and aria2c-budget use as many "
-                    "(default 4)")
-    ap.add_argument("--ours-option", action="append", default=[], metavar="KEY=JSON",
-                    help="extra keyword for kmnist.download_files, e.g. connections=4")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=20e6,
+        help="per-connection cap of the capped scenario, bytes/s (default 20e6)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=int,
+        default=4,
+        help="our connection budget; curl --parallel and aria2c-budget use as many (default 4)",
+    )
+    ap.add_argument(
+        "--ours-option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra keyword for kmnist.download_files, e.g. connections=4",
+    )
     ap.add_argument("--timeout", type=float, default=300, help="seconds per tool run (default 300)")
-    ap.add_argument("--workdir", type=Path,
-                    default=Path(tempfile.gettempdir()) / "kmnist-bench",
-                    help="test data (kept), destinations and logs (default /tmp/kmnist-bench)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "kmnist-bench",
+        help="test data (kept), destinations and logs (default /tmp/kmnist-bench)",
+    )
     ap.add_argument("--output", type=Path, help="also write the Markdown report here")
     args = ap.parse_args(argv)
     if args.reps is None:
@@ -741,7 +906,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = args.scenario or list(SCENARIOS)
     options = {}
@@ -765,10 +930,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     skipped = {t.name: why for t in tools if (why := t.missing()) is not None}
     total = sum(f.size for f in files)
     started = time.time()
+    argv_shown = argv if argv is not None else sys.argv[1:]
     report = [
         "## kmnist download speed",
         "",
-        f"Command: `{shlex.join(['python', 'benchmarks/download_speed.py', *(argv or sys.argv[1:])])}`",
+        f"Command: `{shlex.join(['python', 'benchmarks/download_speed.py', *argv_shown])}`",
         "",
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores; "
         f"Python {platform.python_version()}; {version_of(['curl', '--version'])}; "
@@ -777,7 +943,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"{args.reps} repetitions, round-robin; medians. Connection budget {args.budget}; "
         f"cap {args.rate / 1e6:g} MB/s per connection in the capped scenario. Wall and CPU "
         f"(user+sys) and peak RSS are of the tool's process"
-        + (" (RSS by GNU time)" if GNU_TIME else " (no GNU time: RSS includes the harness's ~35 MB)")
+        + (
+            " (RSS by GNU time)"
+            if GNU_TIME
+            else " (no GNU time: RSS includes the harness's ~35 MB)"
+        )
         + "; the server runs in a process of its own.",
         "",
     ]
@@ -785,7 +955,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         log(f"{name}: {why}")
     with Server(data) as server:
         ctx = Ctx(server.base, files, spec, args.budget, options, args.workdir)
-        complete: Optional[Path] = None
+        complete: Path | None = None
         for name in SCENARIOS + EXTRA_SCENARIOS:
             if name not in scenarios:
                 continue
@@ -793,8 +963,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 rate = 0.0 if name == "unthrottled" else args.rate
                 outcomes = full_set(name, rate, tools, skipped, ctx, server, args)
                 title = "no cap" if not rate else f"{rate / 1e6:g} MB/s per connection"
-                report += [f"### {name}: full set, {title}", "", *table(outcomes), "",
-                           *targets_full(name, outcomes), ""]
+                report += [
+                    f"### {name}: full set, {title}",
+                    "",
+                    *table(outcomes),
+                    "",
+                    *targets_full(name, outcomes),
+                    "",
+                ]
             elif name == "resume":
                 lines, complete = scenario_resume(ctx, server, args, skipped)
                 report += [*lines, ""]
