@@ -7,7 +7,7 @@ them, so that ``import kmnist`` and ``kmnist-download --help`` stay instant.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     DownloadError,
@@ -48,9 +48,9 @@ __all__ = [
 
 def download_files(
     files: Sequence[RemoteFile],
-    root: Union[str, Path],
+    root: str | Path,
     *,
-    mirrors: Optional[Sequence[Union[str, Mirror]]] = None,
+    mirrors: Sequence[str | Mirror] | None = None,
     progress: bool = True,
     force: bool = False,
     **options: Any,
@@ -62,20 +62,20 @@ def download_files(
     default ``KMNIST_MIRROR`` or the built-in list. Raises a
     :class:`KmnistError` subclass when a file cannot be had.
     """
-    from .download import Downloader
+    from .fetch import Downloader
 
     d = Downloader(mirrors=mirrors, progress=progress, **options)
     return [r.target for r in d.fetch(list(files), Path(root), force=force)]
 
 
 def download(
-    dataset: Union[str, Sequence[str]],
-    format: Optional[str] = None,
+    dataset: str | Sequence[str],
+    format: str | None = None,
     split: str = "all",
-    root: Union[str, Path] = "data",
+    root: str | Path = "data",
     *,
     release: str = "2019",
-    mirrors: Optional[Sequence[Union[str, Mirror]]] = None,
+    mirrors: Sequence[str | Mirror] | None = None,
     progress: bool = True,
     force: bool = False,
     **options: Any,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Optional
 
 from .errors import UnknownDataset, UnsupportedFormat, UsageError
 
@@ -43,10 +42,10 @@ class RemoteFile:
     """
 
     path: str
-    size: Optional[int] = None
-    sha256: Optional[str] = None
-    md5: Optional[str] = None
-    structure: Optional[Structure] = None
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    structure: Structure | None = None
 
     def __post_init__(self) -> None:
         p = PurePosixPath(self.path)
@@ -70,8 +69,8 @@ class Entry:
     file: RemoteFile
     dataset: str
     release: str
-    format: Optional[str]  # None: comes with every format (class maps)
-    split: Optional[str]  # None: not part of a split (class maps, the Kanji archive)
+    format: str | None  # None: comes with every format (class maps)
+    split: str | None  # None: not part of a split (class maps, the Kanji archive)
     kind: str  # "images", "labels", "classmap" or "archive"
 
 
@@ -124,16 +123,16 @@ FORMATS: dict[str, str] = {
 
 def _e(
     path: str,
-    size: Optional[int],
+    size: int | None,
     *,
     dataset: str,
-    format: Optional[str],
-    split: Optional[str],
+    format: str | None,
+    split: str | None,
     kind: str,
-    sha256: Optional[str] = None,
-    md5: Optional[str] = None,
+    sha256: str | None = None,
+    md5: str | None = None,
     release: str = CURRENT_RELEASE,
-    structure: Optional[Structure] = None,
+    structure: Structure | None = None,
 ) -> Entry:
     return Entry(
         RemoteFile(path, size, sha256=sha256, md5=md5, structure=structure),
@@ -148,61 +147,171 @@ def _e(
 # The February 2019 release, the one every current mirror serves.
 _CURRENT: tuple[Entry, ...] = (
     # Kuzushiji-MNIST, MNIST format
-    _e("kmnist/train-images-idx3-ubyte.gz", 18165135, dataset="kmnist", format="mnist",
-       split="train", kind="images", md5="bdb82020997e1d708af4cf47b453dcf7",
-       sha256="51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"),
-    _e("kmnist/train-labels-idx1-ubyte.gz", 29497, dataset="kmnist", format="mnist",
-       split="train", kind="labels", md5="e144d726b3acfaa3e44228e80efcd344",
-       sha256="e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
-    _e("kmnist/t10k-images-idx3-ubyte.gz", 3041136, dataset="kmnist", format="mnist",
-       split="test", kind="images", md5="5c965bf0a639b31b8f53240b1b52f4d7",
-       sha256="edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"),
-    _e("kmnist/t10k-labels-idx1-ubyte.gz", 5120, dataset="kmnist", format="mnist",
-       split="test", kind="labels", md5="7320c461ea6c1c855c0b718fb2a4b134",
-       sha256="20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"),
+    _e(
+        "kmnist/train-images-idx3-ubyte.gz",
+        18165135,
+        dataset="kmnist",
+        format="mnist",
+        split="train",
+        kind="images",
+        md5="bdb82020997e1d708af4cf47b453dcf7",
+        sha256="51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+    ),
+    _e(
+        "kmnist/train-labels-idx1-ubyte.gz",
+        29497,
+        dataset="kmnist",
+        format="mnist",
+        split="train",
+        kind="labels",
+        md5="e144d726b3acfaa3e44228e80efcd344",
+        sha256="e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+    ),
+    _e(
+        "kmnist/t10k-images-idx3-ubyte.gz",
+        3041136,
+        dataset="kmnist",
+        format="mnist",
+        split="test",
+        kind="images",
+        md5="5c965bf0a639b31b8f53240b1b52f4d7",
+        sha256="edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+    ),
+    _e(
+        "kmnist/t10k-labels-idx1-ubyte.gz",
+        5120,
+        dataset="kmnist",
+        format="mnist",
+        split="test",
+        kind="labels",
+        md5="7320c461ea6c1c855c0b718fb2a4b134",
+        sha256="20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+    ),
     # Kuzushiji-MNIST, NumPy format
-    _e("kmnist/kmnist-train-imgs.npz", 18384171, dataset="kmnist", format="npz",
-       split="train", kind="images", md5="a183fbc01ed9a345513b145673d3d0bb",
-       sha256="11d69e17c8fd294905864aef177fd10c2185e5a3655f4da03d72ea5a64c17a72"),
-    _e("kmnist/kmnist-train-labels.npz", 29700, dataset="kmnist", format="npz",
-       split="train", kind="labels", md5="b0e1d240e8afec72b50437fc3bc5908a",
-       sha256="a325c877035602cb9b9ba54f4194a2a1b5f718026a463db5b5e0cdc124c03720"),
-    _e("kmnist/kmnist-test-imgs.npz", 3079479, dataset="kmnist", format="npz",
-       split="test", kind="images", md5="dace6de62ca8b90843cc45366337d02e",
-       sha256="692d824896bec8f3c357ebf7a0fe904ed67ac632ce953d0b58f7fbef7bb27d87"),
-    _e("kmnist/kmnist-test-labels.npz", 5304, dataset="kmnist", format="npz",
-       split="test", kind="labels", md5="3ae489a79983d0fe386152684e3b5412",
-       sha256="660f13a4705431ea2a6391c41ecbe384cd0d932c595a101ec4f3b8989e785046"),
-    _e("kmnist/kmnist_classmap.csv", 151, dataset="kmnist", format=None, split=None,
-       kind="classmap", md5="899202f6e8dc29a321ac210a03d0f2f1",
-       sha256="88ba4be4bd52d986ae100b425d5c28437c81829c87800c5832a2253edc758374"),
+    _e(
+        "kmnist/kmnist-train-imgs.npz",
+        18384171,
+        dataset="kmnist",
+        format="npz",
+        split="train",
+        kind="images",
+        md5="a183fbc01ed9a345513b145673d3d0bb",
+        sha256="11d69e17c8fd294905864aef177fd10c2185e5a3655f4da03d72ea5a64c17a72",
+    ),
+    _e(
+        "kmnist/kmnist-train-labels.npz",
+        29700,
+        dataset="kmnist",
+        format="npz",
+        split="train",
+        kind="labels",
+        md5="b0e1d240e8afec72b50437fc3bc5908a",
+        sha256="a325c877035602cb9b9ba54f4194a2a1b5f718026a463db5b5e0cdc124c03720",
+    ),
+    _e(
+        "kmnist/kmnist-test-imgs.npz",
+        3079479,
+        dataset="kmnist",
+        format="npz",
+        split="test",
+        kind="images",
+        md5="dace6de62ca8b90843cc45366337d02e",
+        sha256="692d824896bec8f3c357ebf7a0fe904ed67ac632ce953d0b58f7fbef7bb27d87",
+    ),
+    _e(
+        "kmnist/kmnist-test-labels.npz",
+        5304,
+        dataset="kmnist",
+        format="npz",
+        split="test",
+        kind="labels",
+        md5="3ae489a79983d0fe386152684e3b5412",
+        sha256="660f13a4705431ea2a6391c41ecbe384cd0d932c595a101ec4f3b8989e785046",
+    ),
+    _e(
+        "kmnist/kmnist_classmap.csv",
+        151,
+        dataset="kmnist",
+        format=None,
+        split=None,
+        kind="classmap",
+        md5="899202f6e8dc29a321ac210a03d0f2f1",
+        sha256="88ba4be4bd52d986ae100b425d5c28437c81829c87800c5832a2253edc758374",
+    ),
     # Kuzushiji-49, NumPy format only. No sha256 was ever published for the two
     # image files; md5 and size pin them.
-    _e("k49/k49-train-imgs.npz", 66117696, dataset="k49", format="npz", split="train",
-       kind="images", md5="7ac088b20481cf51dcd01ceaab89d821"),
-    _e("k49/k49-train-labels.npz", 164485, dataset="k49", format="npz", split="train",
-       kind="labels", md5="44a8e1b893f81e63ff38d73cad420f7a",
-       sha256="fbfef4750ce9aa70b6072f0bca7daa9e80e2d79b379d5ae923265a63396260e4"),
-    _e("k49/k49-test-imgs.npz", 10971201, dataset="k49", format="npz", split="test",
-       kind="images", md5="d352e201d846ce6b94f42c990966f374"),
-    _e("k49/k49-test-labels.npz", 27450, dataset="k49", format="npz", split="test",
-       kind="labels", md5="4da6f7a62e67a832d5eb1bd85c5ee448",
-       sha256="299be30ea32c2cc69318f5a5a579ffbffb0a6a1ccff134fb0ca834cd525ad6af"),
-    _e("k49/k49_classmap.csv", 697, dataset="k49", format=None, split=None,
-       kind="classmap", md5="f7d0d0391f68bdf0fe4cf160ceb85753",
-       sha256="95f5a2cfbfba1721f566059cf77c22808898b63044a5f9a08de9d8a2950eed84"),
+    _e(
+        "k49/k49-train-imgs.npz",
+        66117696,
+        dataset="k49",
+        format="npz",
+        split="train",
+        kind="images",
+        md5="7ac088b20481cf51dcd01ceaab89d821",
+    ),
+    _e(
+        "k49/k49-train-labels.npz",
+        164485,
+        dataset="k49",
+        format="npz",
+        split="train",
+        kind="labels",
+        md5="44a8e1b893f81e63ff38d73cad420f7a",
+        sha256="fbfef4750ce9aa70b6072f0bca7daa9e80e2d79b379d5ae923265a63396260e4",
+    ),
+    _e(
+        "k49/k49-test-imgs.npz",
+        10971201,
+        dataset="k49",
+        format="npz",
+        split="test",
+        kind="images",
+        md5="d352e201d846ce6b94f42c990966f374",
+    ),
+    _e(
+        "k49/k49-test-labels.npz",
+        27450,
+        dataset="k49",
+        format="npz",
+        split="test",
+        kind="labels",
+        md5="4da6f7a62e67a832d5eb1bd85c5ee448",
+        sha256="299be30ea32c2cc69318f5a5a579ffbffb0a6a1ccff134fb0ca834cd525ad6af",
+    ),
+    _e(
+        "k49/k49_classmap.csv",
+        697,
+        dataset="k49",
+        format=None,
+        split=None,
+        kind="classmap",
+        md5="f7d0d0391f68bdf0fe4cf160ceb85753",
+        sha256="95f5a2cfbfba1721f566059cf77c22808898b63044a5f9a08de9d8a2950eed84",
+    ),
     # Kuzushiji-Kanji: no size was published, so the hash alone checks it.
-    _e("kkanji/kkanji.tar", None, dataset="kkanji", format="tar", split=None,
-       kind="archive",
-       sha256="6c65024b7b79de6661a049c89decfddae8bb908f71fcd7fdf1bd9a7f220a1cda"),
+    _e(
+        "kkanji/kkanji.tar",
+        None,
+        dataset="kkanji",
+        format="tar",
+        split=None,
+        kind="archive",
+        sha256="6c65024b7b79de6661a049c89decfddae8bb908f71fcd7fdf1bd9a7f220a1cda",
+    ),
 )
 
 
 def _legacy(name: str, dataset: str, format: str, split: str, kind: str, n: int) -> Entry:
     shape = (n, 28, 28) if kind == "images" else (n,)
     return _e(
-        f"2018/{dataset}/{name}", None, dataset=dataset, format=format, split=split,
-        kind=kind, release="2018", structure=Structure("idx" if format == "mnist" else "npz", shape),
+        f"2018/{dataset}/{name}",
+        None,
+        dataset=dataset,
+        format=format,
+        split=split,
+        kind=kind,
+        release="2018",
+        structure=Structure("idx" if format == "mnist" else "npz", shape),
     )
 
 
@@ -250,13 +359,13 @@ class Mirror:
     name: str
     template: str
     releases: frozenset[str] = frozenset({CURRENT_RELEASE})
-    carries: Optional[frozenset[str]] = None
+    carries: frozenset[str] | None = None
     builtin: bool = field(default=False, compare=False)
 
     def url(self, file: RemoteFile) -> str:
         return self.template.format(path=file.path, name=file.name)
 
-    def has(self, file: RemoteFile, release: Optional[str] = None) -> bool:
+    def has(self, file: RemoteFile, release: str | None = None) -> bool:
         if self.carries is not None:
             return file.path in self.carries
         return release is None or release in self.releases
@@ -325,16 +434,13 @@ def user_mirror(spec: str) -> Mirror:
         spec = spec[len("file://") :]
     elif "://" in spec and not spec.startswith(("http://", "https://")):
         raise UsageError(f"unsupported mirror {spec!r}: use http://, https://, file:// or a folder")
-    if "{path}" in spec or "{name}" in spec:
-        template = spec
-    else:
-        template = spec.rstrip("/") + "/{path}"
+    template = spec if "{path}" in spec or "{name}" in spec else spec.rstrip("/") + "/{path}"
     if not template.startswith(("http://", "https://")):
         template = os.path.abspath(os.path.expanduser(template))
     return Mirror(spec, template, releases=frozenset(RELEASES))
 
 
-def mirrors_from(specs: Optional[list[str]], env: Optional[dict[str, str]] = None) -> tuple[Mirror, ...]:
+def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> tuple[Mirror, ...]:
     """The mirrors of a run: the user's (flags, then ``KMNIST_MIRROR``) or the built-in ones.
 
     A user's list replaces the built-in one, so that an offline site never waits
@@ -354,7 +460,7 @@ def dataset_names() -> tuple[str, ...]:
 
 def select(
     datasets: list[str] | tuple[str, ...] | str,
-    format: Optional[str] = None,
+    format: str | None = None,
     split: str = "all",
     release: str = CURRENT_RELEASE,
 ) -> tuple[Entry, ...]:
@@ -366,7 +472,9 @@ def select(
         raise UnsupportedFormat(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     if "all" in names:
         # "all" means every dataset the release has (Kanji came after 2018).
-        names = [n for n in DATASETS if any(e.dataset == n and e.release == release for e in ENTRIES)]
+        names = [
+            n for n in DATASETS if any(e.dataset == n and e.release == release for e in ENTRIES)
+        ]
     chosen: list[Entry] = []
     for name in dict.fromkeys(names):  # keeps order, drops repeats
         if name not in DATASETS:
@@ -396,7 +504,7 @@ def files_of(entries: tuple[Entry, ...] | list[Entry]) -> list[RemoteFile]:
     return [e.file for e in entries]
 
 
-def entry_for(path: str) -> Optional[Entry]:
+def entry_for(path: str) -> Entry | None:
     """The catalogue entry of a relative path, if it is one of ours."""
     for e in ENTRIES:
         if e.file.path == path:

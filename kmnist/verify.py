@@ -9,7 +9,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 from .errors import VerificationError
 from .manifest import KNOWN_STALE, RemoteFile, Structure
@@ -24,6 +24,11 @@ class Hasher:
 
     def __init__(self, file: RemoteFile) -> None:
         self.file = file
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every byte seen (the server started the file over)."""
+        file = self.file
         self._sha256 = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False) if file.md5 else None
         self.size = 0
@@ -34,7 +39,7 @@ class Hasher:
             self._md5.update(data)
         self.size += len(data)
 
-    def feed(self, f: BinaryIO, limit: Optional[int] = None) -> None:
+    def feed(self, f: BinaryIO, limit: int | None = None) -> None:
         """Hash ``limit`` bytes (or all) of an open file from its position."""
         buf = bytearray(CHUNK)
         view = memoryview(buf)
@@ -53,7 +58,7 @@ class Hasher:
         return self._sha256.hexdigest()
 
     @property
-    def md5(self) -> Optional[str]:
+    def md5(self) -> str | None:
         return self._md5.hexdigest() if self._md5 is not None else None
 
 
@@ -86,7 +91,9 @@ def verify_path(file: RemoteFile, path: Path, source: str = "disk") -> str:
     if file.size is not None:
         actual = path.stat().st_size
         if actual != file.size:  # cheap refusal before reading anything
-            raise VerificationError(file.path, source, "size", f"{file.size} bytes", f"{actual} bytes")
+            raise VerificationError(
+                file.path, source, "size", f"{file.size} bytes", f"{actual} bytes"
+            )
     if file.verified:
         check_digests(hash_path(file, path), source)
         return "sha256" if file.sha256 else "md5"
@@ -187,12 +194,14 @@ def structure_of(kind: str, path: Path) -> tuple[int, ...]:
 
 
 def check_structure(file: RemoteFile, path: Path, source: str) -> None:
-    s: Optional[Structure] = file.structure
+    s: Structure | None = file.structure
     if s is None:
         return
     try:
         shape = structure_of(s.kind, path)
     except ValueError as exc:
-        raise VerificationError(file.path, source, "structure", f"{s.kind} {s.shape}", str(exc)) from None
+        raise VerificationError(
+            file.path, source, "structure", f"{s.kind} {s.shape}", str(exc)
+        ) from None
     if shape != s.shape:
         raise VerificationError(file.path, source, "shape", str(s.shape), str(shape))

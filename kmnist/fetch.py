@@ -1,0 +1,255 @@
+"""Fetch planned files: mirrors in order, retries, locks, verification, rename.
+
+The rule this module keeps: a final name only ever holds verified bytes.
+Bytes arrive in ``<name>.part``, are hashed as they are written, and are
+renamed onto ``<name>`` only after size and every published hash match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+from . import storage
+from .errors import DownloadError, DownloadsFailed, KmnistError, VerificationError
+from .filejob import PIECE, FileJob
+from .manifest import CURRENT_RELEASE, Mirror, RemoteFile, entry_for, mirrors_from, user_mirror
+from .plan import Action, Plan, Step, make_plan
+from .progress import NullProgress, Progress, TqdmProgress
+from .retry import GiveUp, RetryPolicy
+from .transfer import DEFAULT_TIMEOUT, Body, make_session
+from .verify import Hasher, check_digests, check_structure, verify_path
+
+__all__ = ["Downloader", "Result", "RetryPolicy"]
+
+if TYPE_CHECKING:
+    import requests
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one file."""
+
+    file: RemoteFile
+    target: Path
+    action: str  # "fetched", "resumed", "skipped"
+    mirror: str | None
+    transferred: int
+    seconds: float
+    checked: str  # "sha256", "md5", "structure only (unverified)", ...
+
+
+MirrorSpec = Union[str, Mirror]
+
+
+class Downloader:
+    """Fetches files into a folder from a list of mirrors.
+
+    ``jobs`` files are fetched at once, and no host gets more than
+    ``connections`` connections from us.
+    """
+
+    def __init__(
+        self,
+        *,
+        mirrors: Sequence[MirrorSpec] | None = None,
+        progress: bool | Progress = True,
+        jobs: int = 4,
+        connections: int = 4,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        piece: int = PIECE,
+    ) -> None:
+        if jobs < 1 or connections < 1:
+            raise KmnistError("jobs and connections must be at least 1")
+        self.mirrors = _mirrors(mirrors)
+        self.show_progress = progress
+        self.jobs = jobs
+        self.connections = connections
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.piece = piece
+        self._session = session
+        self._dead: set[str] = set()
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._open: set[Body] = set()
+        self._progress: Progress = NullProgress()
+
+    # -- planning ---------------------------------------------------------
+
+    def plan(self, files: Sequence[RemoteFile], root: Path, *, force: bool = False) -> Plan:
+        return make_plan(list(files), root, force=force)
+
+    def mirrors_for(self, file: RemoteFile) -> list[Mirror]:
+        entry = entry_for(file.path)
+        release = entry.release if entry else CURRENT_RELEASE
+        return [m for m in self.mirrors if m.has(file, release)]
+
+    # -- acting -----------------------------------------------------------
+
+    def fetch(
+        self, files: Sequence[RemoteFile], root: Path, *, force: bool = False
+    ) -> list[Result]:
+        return self.run(self.plan(files, root, force=force))
+
+    def run(self, plan: Plan) -> list[Result]:
+        """Carry out a plan. Files that fail do not stop the others."""
+        steps = list(plan)
+        if steps:
+            storage.ensure_space(steps[0].target.parent, plan.todo_bytes)
+        self._progress = self._make_progress(plan)
+        results: dict[int, Result] = {}
+        failures: list[KmnistError] = []
+        try:
+            with ThreadPoolExecutor(max_workers=min(self.jobs, max(len(steps), 1))) as pool:
+                futures = {pool.submit(self._one, s): i for i, s in enumerate(steps)}
+                try:
+                    pending = set(futures)
+                    while pending:
+                        done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                        for fut in done:
+                            exc = fut.exception()
+                            if exc is None:
+                                results[futures[fut]] = fut.result()
+                            elif isinstance(exc, KmnistError):
+                                failures.append(exc)
+                            else:
+                                raise exc
+                except BaseException:
+                    # Ctrl-C or a bug: stop every worker now. Their .part files
+                    # stay, so the next run resumes; no final name is touched.
+                    self._abort()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
+            self._progress.close()
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+        if failures:
+            if len(failures) == 1:
+                raise failures[0]
+            raise DownloadsFailed(failures)
+        return [results[i] for i in sorted(results)]
+
+    def _make_progress(self, plan: Plan) -> Progress:
+        if isinstance(self.show_progress, bool):
+            if not self.show_progress:
+                return NullProgress()
+            total = None if plan.unknown_sizes else plan.todo_bytes
+            return TqdmProgress(total)
+        return self.show_progress
+
+    def _abort(self) -> None:
+        self._cancel.set()
+        with self._lock:
+            bodies = list(self._open)
+        for b in bodies:  # unblocks a worker waiting on a socket
+            with contextlib.suppress(Exception):  # best effort while shutting down
+                b.abort()
+
+    @property
+    def session(self) -> requests.Session:
+        with self._lock:
+            if self._session is None:
+                from . import __version__
+
+                self._session = make_session(f"kmnist/{__version__}", self.connections)
+            return self._session
+
+    def _one(self, step: Step) -> Result:
+        start = time.monotonic()
+        if step.action is Action.SKIP:
+            return Result(step.file, step.target, "skipped", None, 0, 0.0, "already verified")
+        with storage.file_lock(step.target):
+            # Another process may have fetched it while we waited for the lock.
+            if step.action is not Action.REFETCH and step.target.exists():
+                try:
+                    how = verify_path(step.file, step.target)
+                    return Result(step.file, step.target, "skipped", None, 0, 0.0, how)
+                except (VerificationError, OSError):
+                    pass
+            return self._from_mirrors(step, start)
+
+    def _from_mirrors(self, step: Step, start: float) -> Result:
+        file = step.file
+        reasons: list[str] = []
+        mirrors = self.mirrors_for(file)
+        for mirror in mirrors:
+            if mirror.name in self._dead:
+                reasons.append(f"{mirror.name}: unreachable")
+                continue
+            try:
+                return self._from_mirror(step, mirror, start)
+            except VerificationError as exc:
+                # Other bytes than the published ones: an old release, a page,
+                # a broken copy. Never retried here; the next mirror may be right.
+                reasons.append(
+                    f"{mirror.name}: wrong {exc.what} (expected {exc.expected}, got {exc.got})"
+                )
+            except GiveUp as exc:
+                if exc.unreachable:
+                    with self._lock:
+                        self._dead.add(mirror.name)
+                reasons.append(f"{mirror.name}: {exc}")
+        raise DownloadError(file.path, reasons)
+
+    def _from_mirror(self, step: Step, mirror: Mirror, start: float) -> Result:
+        job = FileJob(self, step.file, step.target, mirror)
+        bar = self._progress.start(step.file.name, step.file.size, job.resumed_from)
+        job.bar = bar
+        try:
+            hasher = job.run()
+            return self._finish(step, mirror, hasher, job, start)
+        except VerificationError:
+            job.pf.reset()  # other bytes than the published ones: none of them is kept
+            raise
+        finally:
+            bar.close()
+
+    # -- what FileJob needs from the run ---------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def register(self, body: Body) -> None:
+        with self._lock:
+            self._open.add(body)
+
+    def unregister(self, body: Body) -> None:
+        with self._lock:
+            self._open.discard(body)
+
+    def _finish(
+        self, step: Step, mirror: Mirror, hasher: Hasher, job: FileJob, start: float
+    ) -> Result:
+        file = step.file
+        check_digests(hasher, mirror.name)
+        if file.verified:
+            how = "sha256" if file.sha256 else "md5"
+        else:
+            check_structure(file, job.pf.path, mirror.name)
+            how = "structure only (unverified)" if file.structure else "unverified"
+        storage.promote(job.pf.path, step.target)
+        job.pf.finished()
+        action = "resumed" if job.resumed_from else "fetched"
+        seconds = time.monotonic() - start
+        return Result(file, step.target, action, mirror.name, job.transferred, seconds, how)
+
+
+def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
+    if specs is None:
+        return mirrors_from(None)
+    out = tuple(m if isinstance(m, Mirror) else user_mirror(m) for m in specs)
+    if not out:
+        raise KmnistError("no mirrors given")
+    return out

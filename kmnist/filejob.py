@@ -1,0 +1,317 @@
+"""One file from one mirror into its .part: one stream, or byte ranges on several connections.
+
+Either way the bytes are hashed as they land, and a transfer cut in the
+middle continues from the last byte written. What comes out is a Hasher that
+has seen the whole .part; the caller verifies it and gives it its name.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from .errors import VerificationError
+from .partfile import PartFile
+from .progress import NullFileProgress
+from .retry import Attempts, GiveUp
+from .transfer import Body, Refused, Transient
+from .verify import Hasher
+
+if TYPE_CHECKING:
+    from .fetch import Downloader
+    from .manifest import Mirror, RemoteFile
+    from .progress import FileProgress
+
+# Byte ranges are handed out in order, 8 MiB at a time, to whichever connection
+# is free (as aria2c does with its pieces): fast connections take more, the
+# contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
+# retry of the rest of one piece, not of a whole segment.
+PIECE = 8 << 20
+# A file smaller than two pieces goes on one connection: a second one would
+# only add a request's latency.
+
+
+class Cancelled(Exception):
+    """The run was interrupted (Ctrl-C)."""
+
+
+class FileJob:
+    def __init__(self, dl: Downloader, file: RemoteFile, target: Path, mirror: Mirror) -> None:
+        self.dl = dl
+        self.file = file
+        self.mirror = mirror
+        self.url = mirror.url(file)
+        self.bar: FileProgress = NullFileProgress()
+        self.pf = PartFile.load(target, file.size)
+        self.resumed_from = self.pf.have
+        self.transferred = 0
+        self._lock = threading.Lock()
+
+    def run(self) -> Hasher:
+        """Fill the .part; return a Hasher that has seen all of it."""
+        file, pf = self.file, self.pf
+        if pf.complete():
+            return self._hash_existing()
+        one_stream = (
+            self.mirror.is_local
+            or self.dl.connections == 1
+            or (file.size is not None and file.size < 2 * self.dl.piece)
+        )
+        return self._sequential(None) if one_stream else self._segmented()
+
+    # -- one stream ----------------------------------------------------------
+
+    def _sequential(self, first: Body | None) -> Hasher:
+        """Append to a prefix .part, resuming with ``Range: bytes=N-`` after a cut."""
+        file, pf = self.file, self.pf
+        pf.as_prefix()
+        hasher = self._hash_existing(limit=pf.contiguous())
+        attempts = Attempts(self.dl.retry)
+        body = first
+        while True:
+            self._check_cancel()
+            offset = hasher.size
+            if file.size is not None and offset == file.size:
+                return hasher
+            got = 0
+            try:
+                if body is None:
+                    body = self._open(offset, None)
+                got = self._stream(body, offset, hasher)
+            except Transient as exc:
+                attempts.failed(exc, progressed=exc.got > 0)
+                continue
+            except Refused as exc:
+                raise GiveUp(str(exc)) from None
+            finally:
+                if body is not None:
+                    self._close(body)
+                    body = None
+            if file.size is None or got == 0:
+                # The server sent all it has (or a 416 after a whole .part):
+                # the bytes decide.
+                return hasher
+
+    def _stream(self, body: Body, offset: int, hasher: Hasher) -> int:
+        """Append one body to the .part. Returns bytes written; Transient on a cut."""
+        self._check_size(body)
+        if body.start != offset:
+            # The server sent the whole file (200): what we had goes.
+            self.pf.as_prefix()
+            with open(self.pf.path, "wb"):
+                pass
+            hasher.reset()
+            self.bar.reset(0)
+        got = 0
+        self.pf.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.pf.path, "ab" if body.start else "wb") as fh:
+            try:
+                for chunk in body.chunks():
+                    self._check_cancel()
+                    fh.write(chunk)
+                    hasher.update(chunk)
+                    self._count(len(chunk))
+                    got += len(chunk)
+            except Transient as exc:
+                exc.got = got
+                raise
+        if body.length is not None and got < body.length:
+            cut = Transient(
+                f"connection cut after {body.start + got} of {body.start + body.length} bytes"
+            )
+            cut.got = got
+            raise cut
+        return got
+
+    # -- byte ranges on several connections ---------------------------------------
+
+    def _segmented(self) -> Hasher:
+        pf = self.pf
+        start = pf.missing()[0][0] if pf.size is not None else pf.contiguous()
+        gap_end = pf.missing()[0][1] if pf.size is not None else start + self.dl.piece
+        first_end = min(start + self.dl.piece, gap_end)
+        attempts = Attempts(self.dl.retry)
+        while True:
+            self._check_cancel()
+            try:
+                probe = self._open(start, first_end)
+                break
+            except Transient as exc:
+                attempts.failed(exc, progressed=False)
+            except Refused as exc:
+                raise GiveUp(str(exc)) from None
+        if not probe.ranged or probe.total is None:
+            # No usable range support: one stream, from whatever it sent.
+            if probe.ranged:
+                self._close(probe)
+                probe = None  # type: ignore[assignment]
+            return self._sequential(probe)
+        try:
+            self._check_size(probe)
+        except BaseException:
+            self._close(probe)
+            raise
+        if pf.size != probe.total or not pf.path.exists():
+            pf.allocate(probe.total)
+        pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        for s, e in pf.missing():
+            for p in range(s, e, self.dl.piece):
+                pieces.put((p, min(p + self.dl.piece, e)))
+        stop = threading.Event()
+        hasher = Hasher(self.file)
+        hash_thread = threading.Thread(target=self._hash_prefix, args=(hasher, stop), daemon=True)
+        hash_thread.start()
+        errors: list[BaseException] = []
+        # The probe's body already carries the first piece: that piece goes
+        # to the first worker, with it.
+        first = pieces.get_nowait()
+        assert first[0] == probe.start
+        n_workers = min(self.dl.connections, pieces.qsize() + 1)
+
+        def worker(initial: tuple[int, int, Body] | None) -> None:
+            try:
+                if initial is not None:
+                    self._piece(initial[0], initial[1], initial[2], stop)
+                while not stop.is_set():
+                    try:
+                        s, e = pieces.get_nowait()
+                    except queue.Empty:
+                        return
+                    self._piece(s, e, None, stop)
+            except BaseException as exc:  # handed to the caller below
+                errors.append(exc)
+                stop.set()
+
+        threads = [
+            threading.Thread(
+                target=worker, args=((*first, probe) if i == 0 else None,), daemon=True
+            )
+            for i in range(n_workers)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        finally:
+            if errors or not pf.complete():
+                stop.set()
+            pf.save()
+            hash_thread.join()
+        if errors:
+            raise errors[0]
+        return hasher
+
+    def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:
+        """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
+        pos = start
+        attempts = Attempts(self.dl.retry)
+        try:
+            with open(self.pf.path, "r+b", buffering=0) as fh:
+                while pos < end and not stop.is_set():
+                    self._check_cancel()
+                    before = pos
+                    try:
+                        if body is None:
+                            body = self._open(pos, end)
+                        if not body.ranged or body.start != pos:
+                            raise GiveUp("the server stopped honouring byte ranges")
+                        fh.seek(pos)
+                        pos, cut = self._write_range(fh, body, pos, end)
+                        if cut is not None:
+                            raise cut
+                        if pos < end:
+                            raise Transient(f"connection cut at byte {pos} of {start}-{end - 1}")
+                    except Transient as exc:
+                        attempts.failed(exc, progressed=pos > before)
+                    except Refused as exc:
+                        raise GiveUp(str(exc)) from None
+                    finally:
+                        if body is not None:
+                            self._close(body)
+                            body = None
+        finally:
+            if body is not None:
+                self._close(body)
+            self.pf.save()
+
+    def _write_range(
+        self, fh: BinaryIO, body: Body, pos: int, end: int
+    ) -> tuple[int, Transient | None]:
+        """Write what ``body`` sends at ``pos``, never past ``end``.
+
+        Returns the new position, and the failure that ended the body early, if any.
+        """
+        try:
+            for chunk in body.chunks():
+                self._check_cancel()
+                view = memoryview(chunk)[: end - pos]
+                while view:
+                    n = fh.write(view)
+                    if not n:
+                        raise OSError(f"cannot write to {self.pf.path}")
+                    self.pf.mark(pos, pos + n)
+                    pos += n
+                    self._count(n)
+                    view = view[n:]
+                if pos >= end:
+                    break
+        except Transient as exc:
+            return pos, exc
+        return pos, None
+
+    def _hash_prefix(self, hasher: Hasher, stop: threading.Event) -> None:
+        """Hash the .part as its contiguous prefix grows (a thread beside the receivers)."""
+        pf = self.pf
+        assert pf.size is not None
+        # Unbuffered: a buffered reader may keep bytes it read ahead of the
+        # writers (zeros of the unwritten file) and serve them after a seek.
+        with open(pf.path, "rb", buffering=0) as fh:
+            while hasher.size < pf.size:
+                end = pf.wait_contiguous(hasher.size, stop)
+                if end <= hasher.size:
+                    return  # stopped
+                fh.seek(hasher.size)
+                hasher.feed(fh, end - hasher.size)
+
+    # -- helpers -------------------------------------------------------------
+
+    def _open(self, offset: int, end: int | None) -> Body:
+        from .transfer import open_url
+
+        body = open_url(self.url, offset, end=end, session=self.dl.session, timeout=self.dl.timeout)
+        self.dl.register(body)
+        return body
+
+    def _close(self, body: Body) -> None:
+        self.dl.unregister(body)
+        body.close()
+
+    def _check_size(self, body: Body) -> None:
+        size = self.file.size
+        if body.total is not None and size is not None and body.total != size:
+            raise VerificationError(
+                self.file.path,
+                self.mirror.name,
+                "size",
+                f"{size} bytes",
+                f"{body.total} bytes (announced)",
+            )
+
+    def _check_cancel(self) -> None:
+        if self.dl.cancelled:
+            raise Cancelled()
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self.transferred += n
+        self.bar.update(n)
+
+    def _hash_existing(self, limit: int | None = None) -> Hasher:
+        h = Hasher(self.file)
+        if self.pf.path.exists() and limit != 0:
+            with open(self.pf.path, "rb") as fh:
+                h.feed(fh, limit)
+        return h

@@ -1,0 +1,167 @@
+"""A .part file and the record of which of its bytes have arrived.
+
+A plain .part holds a prefix: its size says how much is there. A .part
+fetched in byte ranges over several connections is allocated at full size and
+filled out of order, so its size says nothing; the ranges written are then
+recorded beside it in ``<name>.part.json``. That record only ever lags behind
+the bytes (it is updated after they are written), so a resume may refetch a
+little, but never trusts bytes that are not there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from . import storage
+
+STATE_SUFFIX = ".json"
+
+
+def state_path(target: Path) -> Path:
+    return storage.part_path(target).with_name(storage.part_path(target).name + STATE_SUFFIX)
+
+
+class PartFile:
+    """Thread-safe record of the valid byte ranges of one .part."""
+
+    def __init__(self, target: Path, size: int | None, done: list[tuple[int, int]]) -> None:
+        self.target = target
+        self.path = storage.part_path(target)
+        self.state = state_path(target)
+        self.size = size
+        self._done = _merge(done)
+        self._cond = threading.Condition()
+
+    # -- reading the disk ----------------------------------------------------
+
+    @classmethod
+    def load(cls, target: Path, size: int | None) -> PartFile:
+        """What is usable of an existing .part for a file of ``size`` bytes (None: unknown)."""
+        part_size = storage.size_or_none(storage.part_path(target))
+        if part_size is None:
+            storage.discard(state_path(target))
+            return cls(target, size, [])
+        if state_path(target).exists():
+            recorded = _read_state(state_path(target))
+            if recorded is not None:
+                rsize, ranges = recorded
+                if (size is None or rsize == size) and part_size == rsize:
+                    return cls(target, rsize, ranges)
+            # A record that is unreadable or does not match the .part (another
+            # size, another release) cannot say which bytes are good: trust none.
+            return cls(target, size, [])
+        if size is not None and part_size > size:
+            return cls(target, size, [])
+        return cls(target, size, [(0, part_size)] if part_size else [])
+
+    # -- questions -----------------------------------------------------------
+
+    @property
+    def have(self) -> int:
+        with self._cond:
+            return sum(e - s for s, e in self._done)
+
+    def contiguous(self) -> int:
+        """Bytes from offset 0 with no gap."""
+        with self._cond:
+            return self._done[0][1] if self._done and self._done[0][0] == 0 else 0
+
+    def missing(self) -> list[tuple[int, int]]:
+        """The ranges still to fetch (needs a known size)."""
+        assert self.size is not None
+        with self._cond:
+            gaps, at = [], 0
+            for s, e in self._done:
+                if s > at:
+                    gaps.append((at, s))
+                at = max(at, e)
+            if at < self.size:
+                gaps.append((at, self.size))
+            return gaps
+
+    def complete(self) -> bool:
+        return self.size is not None and self.contiguous() == self.size
+
+    # -- changes -------------------------------------------------------------
+
+    def mark(self, start: int, end: int) -> None:
+        """Record that ``[start, end)`` is written."""
+        with self._cond:
+            self._done = _merge([*self._done, (start, end)])
+            self._cond.notify_all()
+
+    def wait_contiguous(self, beyond: int, stop: threading.Event, poll: float = 0.2) -> int:
+        """Block until the contiguous prefix passes ``beyond`` (or ``stop`` is set)."""
+        with self._cond:
+            while not stop.is_set():
+                end = self._done[0][1] if self._done and self._done[0][0] == 0 else 0
+                if end > beyond:
+                    return end
+                self._cond.wait(poll)
+            return beyond
+
+    def allocate(self, size: int) -> None:
+        """Give the .part its full size, so ranges can be written anywhere in it."""
+        self.size = size
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as fh:
+            if os.fstat(fh.fileno()).st_size != size:
+                fh.truncate(size)
+        self.save()
+
+    def save(self) -> None:
+        """Write the record atomically (a crash leaves the old one or the new one)."""
+        if self.size is None:
+            return
+        with self._cond:
+            data = {"size": self.size, "done": [list(r) for r in self._done]}
+        tmp = self.state.with_name(self.state.name + f".{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.state)
+
+    def as_prefix(self) -> int:
+        """Turn into a plain prefix .part (for a sequential fetch): keep the contiguous bytes."""
+        keep = self.contiguous()
+        if self.path.exists():
+            with open(self.path, "r+b") as fh:
+                fh.truncate(keep)
+        storage.discard(self.state)
+        with self._cond:
+            self._done = [(0, keep)] if keep else []
+        return keep
+
+    def reset(self) -> None:
+        """Forget everything: the bytes are not the right ones."""
+        storage.discard(self.path)
+        storage.discard(self.state)
+        with self._cond:
+            self._done = []
+
+    def finished(self) -> None:
+        """The .part has been promoted: drop the record."""
+        storage.discard(self.state)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(r for r in ranges if r[1] > r[0]):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _read_state(path: Path) -> tuple[int, list[tuple[int, int]]] | None:
+    try:
+        data = json.loads(path.read_text())
+        size = int(data["size"])
+        ranges = [(int(s), int(e)) for s, e in data["done"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if any(not 0 <= s < e <= size for s, e in ranges):
+        return None
+    return size, ranges

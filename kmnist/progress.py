@@ -1,0 +1,108 @@
+"""Progress display: a parameter, never a global. tqdm on stderr, or nothing."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Protocol
+
+
+class FileProgress(Protocol):
+    def update(self, n: int) -> None: ...
+
+    def reset(self, initial: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Progress(Protocol):
+    def start(self, label: str, total: int | None, initial: int) -> FileProgress: ...
+
+    def close(self) -> None: ...
+
+
+class NullFileProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def reset(self, initial: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NullProgress:
+    """Shows nothing (``--quiet``, ``progress=False``)."""
+
+    def start(self, label: str, total: int | None, initial: int) -> FileProgress:
+        return NullFileProgress()
+
+    def close(self) -> None:
+        pass
+
+
+class _TqdmFile:
+    def __init__(self, owner: TqdmProgress, bar: Any) -> None:
+        self._owner = owner
+        self._bar = bar
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+        self._owner._total_update(n)
+
+    def reset(self, initial: int) -> None:
+        # A restart from byte 0 (a server that ignored Range, a bad copy):
+        # take back what was counted so the total stays honest.
+        back = self._bar.n - initial
+        self._bar.n = initial
+        self._bar.refresh()
+        self._owner._total_update(-back)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class TqdmProgress:
+    """One total bar (bytes, rate, ETA) above a bar per file being fetched."""
+
+    def __init__(self, total: int | None, initial: int = 0, *, file: Any = None) -> None:
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self._lock = threading.Lock()
+        self._out = file if file is not None else sys.stderr
+        # disable=None: tqdm hides itself when the stream is not a terminal.
+        self._total = tqdm(
+            total=total,
+            initial=initial,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc="total",
+            file=self._out,
+            disable=None,
+            dynamic_ncols=True,
+        )
+
+    def _total_update(self, n: int) -> None:
+        with self._lock:
+            self._total.update(n)
+
+    def start(self, label: str, total: int | None, initial: int) -> FileProgress:
+        bar = self._tqdm(
+            total=total,
+            initial=initial,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=label,
+            file=self._out,
+            disable=None,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        return _TqdmFile(self, bar)
+
+    def close(self) -> None:
+        self._total.close()

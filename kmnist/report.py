@@ -1,0 +1,89 @@
+"""Text a person reads: sizes, the catalogue, plans and summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .manifest import DATASETS, FORMATS, Entry, Mirror
+from .plan import Action, Plan
+
+if TYPE_CHECKING:
+    from .fetch import Result
+
+
+def size(n: int | None) -> str:
+    """Human size in binary units: ``3.0 MiB``; ``?`` when unknown."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
+    """Every dataset, format, split and file with its size, then the mirrors."""
+    rows = [("dataset", "format", "split", "file", "size", "checked by")]
+    for e in entries:
+        f = e.file
+        check = "sha256" if f.sha256 else "md5" if f.md5 else "structure (unverified)"
+        rows.append((e.dataset, e.format or "any", e.split or "-", f.path, size(f.size), check))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.append("")
+    lines.append("datasets:")
+    for d in DATASETS.values():
+        lines.append(f"  {d.name:<7} {d.title}: {d.description}")
+    lines.append("formats:")
+    for name, text in FORMATS.items():
+        lines.append(f"  {name:<7} {text}")
+    lines.append("mirrors, in the order they are tried:")
+    for m in mirrors:
+        scope = "some files" if m.carries is not None else "all files"
+        lines.append(
+            f"  {m.name:<12} {m.template}  ({scope}; release {', '.join(sorted(m.releases))})"
+        )
+    return "\n".join(lines)
+
+
+def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
+    lines = []
+    for s in p:
+        what = s.action.value
+        detail = size(s.file.size)
+        if s.action is Action.RESUME:
+            detail = f"{size(s.have)} of {size(s.file.size)} already there"
+        elif s.action is Action.REFETCH and s.note:
+            detail += f" (on disk: {s.note})"
+        lines.append(f"{what:<8} {s.file.path}  {detail}")
+    todo = size(p.todo_bytes)
+    if p.unknown_sizes:
+        todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
+    counts = {a: sum(1 for s in p if s.action is a) for a in Action}
+    summary = ", ".join(f"{n} to {a.value}" for a, n in counts.items() if n)
+    lines.append(f"{summary or 'nothing to do'}; {todo} to transfer into {root}")
+    lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
+    return "\n".join(lines)
+
+
+def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
+    lines = []
+    for r in rs:
+        source = f"from {r.mirror}" if r.mirror else ""
+        took = f"{r.seconds:.1f} s" if r.mirror else ""
+        lines.append(
+            f"{r.action:<8} {r.file.path}  {size(r.target.stat().st_size)}  {source}  "
+            f"checked: {r.checked}  {took}".rstrip()
+        )
+    total = sum(r.transferred for r in rs)
+    lines.append(f"{len(rs)} file(s) ready in {root}; {size(total)} transferred in {seconds:.1f} s")
+    if any("unverified" in r.checked for r in rs):
+        lines.append(
+            "note: no checksum was ever published for the 2018 release; its files were "
+            "checked by structure only"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,274 @@
+"""Bytes of one file from one URL or folder, starting at an offset.
+
+This layer knows HTTP and local files, and nothing of mirrors, retries or
+hashes. It raises ``Transient`` for what a retry may cure and ``Refused`` for
+what it will not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import requests
+
+# 1 MiB reads: per-call overhead in Python is then negligible next to the
+# bytes (the original script's 1 KiB chunks made it CPU-bound), and memory
+# stays flat however large the file.
+CHUNK = 1 << 20
+
+# Connect quickly or give up (a dead host should cost seconds, not minutes);
+# a read may stall longer on a slow mirror before we call it a stall.
+DEFAULT_TIMEOUT = (10.0, 30.0)
+
+# Statuses that a later try may cure (RFC 9110: 408, 429 and the 5xx that
+# mean "not now"); anything else from a mirror is its final answer.
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class Transient(Exception):
+    """Try again later, on the same mirror."""
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, unreachable: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.unreachable = unreachable
+        self.got = 0  # bytes written by the try that failed (set by the caller)
+
+
+class Refused(Exception):
+    """This mirror will not give this file: move on to the next one."""
+
+
+@dataclass(eq=False)  # identity: bodies are kept in a set while open
+class Body:
+    """A response body being read.
+
+    ``start`` is the offset of its first byte in the file: the requested offset
+    when the server resumed, 0 when it sends the whole file again.
+    """
+
+    start: int
+    length: int | None  # bytes this body promises (None: until EOF)
+    total: int | None  # the whole file's size, when the server says
+    _read: Callable[[int], bytes]
+    _close: Callable[[], None]
+    _abort: Callable[[], None] | None = None
+    ranged: bool = False  # the server answered our Range with a 206
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            try:
+                data = self._read(CHUNK)
+            except Exception as exc:  # the many faces of a cut connection
+                raise _as_transient(exc) from exc
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self._close()
+
+    def abort(self) -> None:
+        """Stop a read blocked in another thread (Ctrl-C), then close."""
+        if self._abort is not None:
+            self._abort()
+        self._close()
+
+    def __enter__(self) -> Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """``bytes 10-19/100`` -> (10, 19, 100); None when absent or malformed."""
+    m = _CONTENT_RANGE.match(value or "")
+    if not m:
+        return None
+    first, last = int(m.group(1)), int(m.group(2))
+    total = None if m.group(3) == "*" else int(m.group(3))
+    if last < first or (total is not None and last >= total):
+        return None
+    return first, last, total
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import datetime
+
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+def make_session(user_agent: str, connections: int) -> requests.Session:
+    """One session for a run: pooled keep-alive connections, ``connections`` per host.
+
+    ``pool_block`` makes a thread wait for a free connection rather than open
+    one more: no host ever sees more than ``connections`` from us.
+    """
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    s = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=8, pool_maxsize=connections, pool_block=True, max_retries=0
+    )
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    # identity: no layer may un-gzip a .gz on the way (requests asks for gzip
+    # by default, and some servers then compress or relabel binary files).
+    s.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
+    return s
+
+
+def open_url(
+    url: str,
+    offset: int,
+    *,
+    end: int | None = None,
+    session: requests.Session,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> Body:
+    """Open ``url`` for reading bytes ``[offset, end)`` (``end`` None: to the end).
+
+    A local path also works (from ``offset`` to its end). The caller checks
+    ``Body.start`` and ``Body.ranged``: a server may send the whole file instead.
+    """
+    if not url.startswith(("http://", "https://")):
+        return _open_local(url, offset)
+    import requests
+
+    headers = {}
+    if end is not None:
+        headers["Range"] = f"bytes={offset}-{end - 1}"
+    elif offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        r = session.get(url, headers=headers, stream=True, timeout=timeout)
+    except requests.exceptions.ConnectionError as exc:
+        unreachable = not isinstance(exc, requests.exceptions.ReadTimeout)
+        raise Transient(_reason(exc), unreachable=unreachable) from exc
+    except requests.exceptions.Timeout as exc:
+        raise Transient(_reason(exc)) from exc
+    except requests.exceptions.RequestException as exc:
+        raise Refused(_reason(exc)) from exc
+
+    def close() -> None:
+        r.close()
+
+    def abort() -> None:
+        # Closing a socket does not wake a recv() blocked in another thread on
+        # Linux; shutting it down does.
+        conn = getattr(r.raw, "_connection", None) or getattr(r.raw, "connection", None)
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    # read1 returns what has arrived (up to n) instead of waiting for n bytes,
+    # so a read that times out loses nothing already received: the retry
+    # resumes from the last byte that reached us. urllib3 1.x lacks it.
+    raw_read = getattr(r.raw, "read1", r.raw.read)
+
+    def read(n: int) -> bytes:
+        # decode_content=False: the bytes exactly as sent. A server that labels
+        # a .gz with Content-Encoding: gzip still gives us the file itself.
+        data: bytes = raw_read(n, decode_content=False)
+        return data
+
+    status = r.status_code
+    length = _int(r.headers.get("Content-Length"))
+    if status in TRANSIENT_STATUS:
+        close()
+        raise Transient(
+            f"HTTP {status}", retry_after=parse_retry_after(r.headers.get("Retry-After"))
+        )
+    if status == 416 and offset:
+        # Nothing past ``offset``: the .part may already be whole. The caller
+        # verifies it rather than trusting either side.
+        close()
+        m = _UNSATISFIED_RANGE.match(r.headers.get("Content-Range") or "")
+        return Body(offset, 0, int(m.group(1)) if m else None, lambda n: b"", lambda: None)
+    if status not in (200, 206):
+        close()
+        raise Refused(f"HTTP {status}")
+    if "text/html" in (r.headers.get("Content-Type") or "").lower():
+        # No file of ours is HTML: this is an error or login page sent with 200.
+        close()
+        raise Refused("served an HTML page instead of the file")
+    if status == 206:
+        cr = parse_content_range(r.headers.get("Content-Range"))
+        if cr is None or cr[0] != offset:
+            # A range we did not ask for cannot be stitched on: start over.
+            close()
+            if offset == 0:
+                raise Refused(f"unusable Content-Range {r.headers.get('Content-Range')!r}")
+            return open_url(url, 0, session=session, timeout=timeout)
+        return Body(offset, cr[1] - cr[0] + 1, cr[2], read, close, abort, ranged=True)
+    # 200: the whole file, whatever we asked for.
+    return Body(0, length, length, read, close, abort)
+
+
+def _open_local(path: str, offset: int) -> Body:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by Body.close
+    except FileNotFoundError:
+        raise Refused("no such file") from None
+    except IsADirectoryError:
+        raise Refused("is a folder") from None
+    except OSError as exc:
+        raise Transient(str(exc)) from exc
+    size = os.fstat(fh.fileno()).st_size
+    start = offset if offset <= size else 0
+    fh.seek(start)
+    return Body(start, size - start, size, fh.read, fh.close)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason: the innermost cause, without urllib3's object reprs."""
+    text = str(exc)
+    for pattern in (r"Caused by (\w+)\(", r"\] ([^'\"]+)"):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(1).strip(" :)")
+    return type(exc).__name__ if not text else text.splitlines()[0][:120]
+
+
+def _as_transient(exc: BaseException) -> Exception:
+    name = type(exc).__name__
+    if "Timeout" in name or "timed out" in str(exc):
+        return Transient("read stalled")
+    return Transient(f"connection cut ({name})")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kmnist.fetch import RetryPolicy
+
+from .server import FaultyServer
+
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = ROOT.parent / "shared" / "realdata"
+
+
+@pytest.fixture(autouse=True)
+def _no_env_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's KMNIST_MIRROR must not leak into tests.
+    monkeypatch.delenv("KMNIST_MIRROR", raising=False)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultyServer]:
+    s = FaultyServer().start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def retry(sleeps: list[float]) -> RetryPolicy:
+    """Retries without waiting, recording the waits they would have made."""
+    return RetryPolicy(sleep=sleeps.append)
+
+
+@pytest.fixture
+def realdata() -> Path:
+    if not REALDATA.is_dir():
+        pytest.skip(f"real published files not found at {REALDATA}")
+    return REALDATA
+
+
+def realdata_file(rel: str) -> Path:
+    p = REALDATA / rel
+    if not p.is_file():
+        pytest.skip(f"{p} not available")
+    return p
+
+
+def no_part_files(root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*.part")] if root.exists() else []
+
+
+os.environ.setdefault("TQDM_DISABLE", "1")

@@ -1,0 +1,208 @@
+"""A real HTTP server on 127.0.0.1 that misbehaves on purpose.
+
+Each path serves bytes with Range support and keep-alive. Faults are queued
+per path and used up one request at a time (``server.fault(path, "503",
+"cut:1000")``), or set for every request (``server.always(path, "norange")``).
+
+Faults:
+  ``503``, ``500``, ``404``, ``429:N``   status (429 with Retry-After: N)
+  ``cut:N``       announce the whole body, send N bytes, drop the connection
+  ``stall:N``     send N bytes, then go silent (until the test ends)
+  ``norange``     ignore Range, answer 200 with everything
+  ``badrange``    answer 206 from byte 0 whatever was asked
+  ``wrong``       same length, other bytes
+  ``html``        200 with an HTML error page
+  ``gzip``        label the body Content-Encoding: gzip (bytes unchanged)
+  ``416``         Range Not Satisfiable
+  ``delay:S``     wait S seconds before answering
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    range: str | None
+    user_agent: str | None
+    accept_encoding: str | None
+
+
+class FaultyServer:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.requests: list[Request] = []
+        self.body_bytes = 0
+        self._faults: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
+        self._always: dict[str, set[str]] = collections.defaultdict(set)
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._active = 0
+        self.max_active = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner._handle(self)
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that hangs up on purpose is not news
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    # -- set-up -------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def add(self, path: str, data: bytes) -> None:
+        self.files["/" + path.lstrip("/")] = data
+
+    def add_tree(self, folder: Path) -> None:
+        for f in folder.rglob("*"):
+            if f.is_file():
+                self.add(f.relative_to(folder).as_posix(), f.read_bytes())
+
+    def fault(self, path: str, *faults: str) -> None:
+        self._faults["/" + path.lstrip("/")].extend(faults)
+
+    def always(self, path: str, fault: str) -> None:
+        self._always["/" + path.lstrip("/")].add(fault)
+
+    def gets(self, path: str | None = None) -> list[Request]:
+        want = None if path is None else "/" + path.lstrip("/")
+        return [r for r in self.requests if want is None or r.path == want]
+
+    def start(self) -> FaultyServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- serving ------------------------------------------------------------
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        path = h.path.split("?", 1)[0]
+        with self._lock:
+            self.requests.append(
+                Request(
+                    "GET",
+                    path,
+                    h.headers.get("Range"),
+                    h.headers.get("User-Agent"),
+                    h.headers.get("Accept-Encoding"),
+                )
+            )
+            fault = self._faults[path].popleft() if self._faults[path] else None
+            always = set(self._always[path])
+            self._active += 1
+            self.max_active = max(self.max_active, self._active)
+        try:
+            self._serve(h, path, fault, always)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _serve(
+        self, h: BaseHTTPRequestHandler, path: str, fault: str | None, always: set[str]
+    ) -> None:
+        faults = always | ({fault} if fault else set())
+        kind = {f.split(":")[0]: f for f in faults}
+        if "delay" in kind:
+            self._release.wait(float(kind["delay"].split(":")[1]))
+        for status in ("500", "503", "404", "416"):
+            if status in kind:
+                return self._empty(h, int(status))
+        if "429" in kind:
+            return self._empty(h, 429, {"Retry-After": kind["429"].split(":")[1]})
+        if "html" in kind:
+            page = b"<html><body>Service temporarily unavailable</body></html>"
+            return self._send(h, 200, page, {"Content-Type": "text/html; charset=utf-8"})
+        data = self.files.get(path)
+        if data is None:
+            return self._empty(h, 404)
+        if "wrong" in kind:
+            data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        if "gzip" in kind:
+            headers["Content-Encoding"] = "gzip"
+        status, body = 200, data
+        m = re.match(r"bytes=(\d+)-(\d*)$", h.headers.get("Range") or "")
+        if "badrange" in kind:
+            status, body = 206, data
+            headers["Content-Range"] = f"bytes 0-{len(data) - 1}/{len(data)}"
+        elif m and "norange" not in kind:
+            start = int(m.group(1))
+            end = int(m.group(2)) if m.group(2) else len(data) - 1
+            if start >= len(data):
+                return self._empty(h, 416, {"Content-Range": f"bytes */{len(data)}"})
+            end = min(end, len(data) - 1)
+            status, body = 206, data[start : end + 1]
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        if "cut" in kind:
+            return self._send(
+                h, status, body, headers, send=int(kind["cut"].split(":")[1]), cut=True
+            )
+        if "stall" in kind:
+            return self._send(
+                h, status, body, headers, send=int(kind["stall"].split(":")[1]), stall=True
+            )
+        return self._send(h, status, body, headers)
+
+    def _empty(
+        self, h: BaseHTTPRequestHandler, status: int, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send(h, status, b"", headers or {})
+
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        send: int | None = None,
+        cut: bool = False,
+        stall: bool = False,
+    ) -> None:
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        part = body if send is None else body[:send]
+        try:
+            h.wfile.write(part)
+            h.wfile.flush()
+        except OSError:
+            return
+        with self._lock:
+            self.body_bytes += len(part)
+        if stall:
+            self._release.wait(30)  # bounded: the test ends long before
+        if cut or stall:
+            h.close_connection = True
+            with contextlib.suppress(OSError):
+                h.connection.shutdown(socket.SHUT_RDWR)

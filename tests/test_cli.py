@@ -1,0 +1,324 @@
+"""``kmnist-download`` in-process through ``main(argv)``, and as real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kmnist.cli import main
+from kmnist.manifest import select
+
+from .conftest import ROOT, no_part_files
+from .server import FaultyServer
+
+TEST_NPZ = [
+    "kmnist/kmnist-test-imgs.npz",
+    "kmnist/kmnist-test-labels.npz",
+    "kmnist/kmnist_classmap.csv",
+]
+
+
+@pytest.fixture
+def mirror(server: FaultyServer, realdata: Path) -> FaultyServer:
+    """A local mirror of the real published files."""
+    server.add_tree(realdata)
+    return server
+
+
+def test_real_files_are_byte_identical(
+    mirror: FaultyServer, realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--dataset",
+        "kmnist",
+        "--format",
+        "npz",
+        "--split",
+        "test",
+        "--dir",
+        str(tmp_path),
+        "--mirror",
+        mirror.url,
+    ]
+    assert main(argv) == 0
+    for rel in TEST_NPZ:
+        assert (tmp_path / rel).read_bytes() == (realdata / rel).read_bytes()
+    out = capsys.readouterr().out
+    assert "3 file(s) ready" in out and f"from {mirror.url}" in out and "checked: sha256" in out
+    # A second run finds everything verified and makes no request at all.
+    n = len(mirror.requests)
+    assert main(argv) == 0
+    assert len(mirror.requests) == n
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_mnist_format_real_files(mirror: FaultyServer, realdata: Path, tmp_path: Path) -> None:
+    assert (
+        main(
+            [
+                "-d",
+                "kmnist",
+                "-f",
+                "mnist",
+                "-s",
+                "test",
+                "--dir",
+                str(tmp_path),
+                "-m",
+                mirror.url,
+                "-q",
+            ]
+        )
+        == 0
+    )
+    for rel in ("kmnist/t10k-images-idx3-ubyte.gz", "kmnist/t10k-labels-idx1-ubyte.gz"):
+        assert (tmp_path / rel).read_bytes() == (realdata / rel).read_bytes()
+
+
+def test_stale_mirror_exits_1_and_leaves_no_final_file(
+    server: FaultyServer, realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.add_tree(realdata)
+    # The 2018 bytes under the current name, as a stale mirror serves them.
+    server.add("kmnist/kmnist-test-imgs.npz", (realdata / "v1/kmnist-test-imgs.npz").read_bytes())
+    argv = [
+        "-d",
+        "kmnist",
+        "-f",
+        "npz",
+        "-s",
+        "test",
+        "--dir",
+        str(tmp_path),
+        "-m",
+        server.url,
+        "-q",
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    # Refused on the announced size, before 3 MB of wrong bytes are read.
+    assert "kmnist/kmnist-test-imgs.npz" in err[0] and server.url in err[0]
+    assert "expected 3079479 bytes, got 3069285 bytes" in err[0]
+    assert not (tmp_path / "kmnist/kmnist-test-imgs.npz").exists()
+    assert no_part_files(tmp_path) == []
+    # The other files of the request were fetched and verified all the same.
+    assert (tmp_path / "kmnist/kmnist-test-labels.npz").exists()
+
+
+def test_falls_back_from_stale_to_good_mirror(realdata: Path, tmp_path: Path) -> None:
+    stale, good = FaultyServer().start(), FaultyServer().start()
+    try:
+        stale.add(
+            "kmnist/kmnist-test-imgs.npz", (realdata / "v1/kmnist-test-imgs.npz").read_bytes()
+        )
+        good.add_tree(realdata)
+        argv = [
+            "-d",
+            "kmnist",
+            "-s",
+            "test",
+            "--dir",
+            str(tmp_path),
+            "-m",
+            stale.url,
+            "-m",
+            good.url,
+            "-q",
+        ]
+        assert main(argv) == 0
+        assert (tmp_path / TEST_NPZ[0]).read_bytes() == (realdata / TEST_NPZ[0]).read_bytes()
+    finally:
+        stale.stop()
+        good.stop()
+
+
+def test_local_folder_mirror_from_environment(
+    realdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", f"  /nonexistent/folder   {realdata}  ")
+    assert (
+        main(["-d", "k49", "-s", "test", "--dir", str(tmp_path), "-q"]) == 1
+    )  # images not in realdata
+    assert (tmp_path / "k49/k49-test-labels.npz").read_bytes() == (
+        realdata / "k49/k49-test-labels.npz"
+    ).read_bytes()
+    assert (tmp_path / "k49/k49_classmap.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--dataset", "k49", "--format", "mnist"], "available: npz"),
+        (["--dataset", "kkanji", "--format", "npz"], "available: tar"),
+        (["--dataset", "kkanji", "--release", "2018"], "not part of the 2018 release"),
+        ([], "choose what to fetch"),
+        (["--dataset", "kmnist", "--mirror", "ftp://example.org/x"], "unsupported mirror"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    argv: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "d").exists()
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--dataset", "mnist"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["-d", "kmnist", "--dir", str(f), "--dry-run"]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_list_shows_every_file_and_mirror(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for e in select("all"):
+        assert e.file.path in out
+    assert "kmnist/train-images-idx3-ubyte.gz" in out and "17.3 MiB" in out
+    assert "codh-https" in out and "wayback" in out
+    assert main(["--list", "--release", "2018"]) == 0
+    out = capsys.readouterr().out
+    assert "2018/k49/kuzushiji49-train-imgs.npz" in out and "unverified" in out
+
+
+def test_dry_run_prints_the_plan_and_touches_no_network(
+    server: FaultyServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    part = tmp_path / "kmnist/kmnist-test-imgs.npz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 1024)
+    (tmp_path / "kmnist/kmnist-test-labels.npz").write_bytes(b"corrupt")
+    assert (
+        main(["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "--dry-run"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "resume   kmnist/kmnist-test-imgs.npz  1.0 KiB of 2.9 MiB already there" in out
+    assert "refetch  kmnist/kmnist-test-labels.npz" in out and "wrong size" in out
+    assert "fetch    kmnist/kmnist_classmap.csv" in out
+    assert "1 to fetch, 1 to resume, 1 to refetch" in out
+    assert server.requests == []
+
+
+def test_not_enough_space_is_refused_before_fetching(
+    server: FaultyServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil as sh
+
+    monkeypatch.setattr(sh, "disk_usage", lambda p: sh._ntuple_diskusage(10, 10, 1000))  # type: ignore[attr-defined]
+    assert main(["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q"]) == 1
+    assert "needed but only" in capsys.readouterr().err
+    assert server.requests == []
+
+
+# -- real processes -----------------------------------------------------------
+
+
+def _cmd(*args: str) -> list[str]:
+    exe = shutil.which("kmnist-download", path=str(Path(sys.executable).parent))
+    return [exe, *args] if exe else [sys.executable, "-m", "kmnist", *args]
+
+
+def test_console_script_and_download_data_py(
+    mirror: FaultyServer, realdata: Path, tmp_path: Path
+) -> None:
+    r = subprocess.run(_cmd("--version"), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "kmnist-download" in r.stdout
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "download_data.py"),
+            "-d",
+            "kmnist",
+            "-s",
+            "test",
+            "--dir",
+            str(tmp_path),
+            "-m",
+            mirror.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert (tmp_path / TEST_NPZ[0]).read_bytes() == (realdata / TEST_NPZ[0]).read_bytes()
+
+
+def test_failure_in_a_process_is_one_line_without_traceback(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    r = subprocess.run(
+        _cmd("-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "HTTP 404" in r.stderr
+
+
+def test_many_processes_share_one_folder(server: FaultyServer, tmp_path: Path) -> None:
+    data = os.urandom(4 * 2**20)
+    server.add("kmnist/big.bin", data)
+    server.always("kmnist/big.bin", "delay:0.3")  # so that the runs overlap
+    script = (
+        "import sys, kmnist\n"
+        f"f = kmnist.RemoteFile('kmnist/big.bin', {len(data)}, "
+        f"sha256='{hashlib.sha256(data).hexdigest()}')\n"
+        "kmnist.download_files([f], sys.argv[1], mirrors=[sys.argv[2]], progress=False)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), server.url])
+        for _ in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert (tmp_path / "kmnist/big.bin").read_bytes() == data
+    assert server.body_bytes == len(data)  # fetched once; the others waited, then found it verified
+    assert no_part_files(tmp_path) == []
+
+
+def test_ctrl_c_exits_130_and_keeps_the_part(server: FaultyServer, tmp_path: Path) -> None:
+    data = os.urandom(3079479)  # the real size, so only the stall stops it
+    server.add("kmnist/kmnist-test-imgs.npz", data)
+    server.always("kmnist/kmnist-test-imgs.npz", "stall:300000")
+    p = subprocess.Popen(
+        _cmd(
+            "-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q", "-j", "1"
+        ),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    part = tmp_path / "kmnist/kmnist-test-imgs.npz.part"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size >= 300000):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert part.stat().st_size == 300000
+    assert not (tmp_path / "kmnist/kmnist-test-imgs.npz").exists()

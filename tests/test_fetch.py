@@ -1,0 +1,368 @@
+"""The downloader's rules, each shown on bytes on disk against a misbehaving server."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+import kmnist
+from kmnist.errors import DownloadError, DownloadsFailed, VerificationError
+from kmnist.fetch import Downloader, RetryPolicy
+from kmnist.manifest import Mirror, RemoteFile, Structure
+from kmnist.storage import part_path
+from kmnist.verify import verify_path
+
+from .conftest import no_part_files
+from .server import FaultyServer
+
+DATA = os.urandom(3 * 2**20 + 12345)  # several 1 MiB chunks and a ragged end
+PATH = "kmnist/blob.bin"
+
+
+def remote(data: bytes = DATA, path: str = PATH, *, size: bool = True) -> RemoteFile:
+    return RemoteFile(path, len(data) if size else None, sha256=hashlib.sha256(data).hexdigest())
+
+
+def fetch(
+    server_or_mirrors: FaultyServer | list[str],
+    root: Path,
+    files: list[RemoteFile] | None = None,
+    retry: RetryPolicy | None = None,
+    **kw: object,
+) -> list[kmnist.fetch.Result]:
+    mirrors = server_or_mirrors if isinstance(server_or_mirrors, list) else [server_or_mirrors.url]
+    d = Downloader(
+        mirrors=mirrors, progress=False, retry=retry or RetryPolicy(sleep=lambda s: None), **kw
+    )  # type: ignore[arg-type]
+    return d.fetch(files or [remote()], root)
+
+
+@pytest.fixture
+def served(server: FaultyServer) -> FaultyServer:
+    server.add(PATH, DATA)
+    return server
+
+
+def test_fetches_and_verifies_into_final_name(served: FaultyServer, tmp_path: Path) -> None:
+    [r] = fetch(served, tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert r.action == "fetched" and r.checked == "sha256" and r.transferred == len(DATA)
+    assert no_part_files(tmp_path) == []
+    [req] = served.requests
+    assert req.user_agent == f"kmnist/{kmnist.__version__}"
+    assert req.accept_encoding == "identity"
+    assert req.range is None
+
+
+def test_503_then_ok_is_retried_with_backoff(
+    served: FaultyServer, tmp_path: Path, retry: RetryPolicy, sleeps: list[float]
+) -> None:
+    served.fault(PATH, "503", "503")
+    fetch(served, tmp_path, retry=retry)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert len(served.gets(PATH)) == 3
+    assert sleeps == [0.5, 1.0]  # capped exponential backoff, injected sleep
+
+
+def test_429_honours_retry_after(
+    served: FaultyServer, tmp_path: Path, retry: RetryPolicy, sleeps: list[float]
+) -> None:
+    served.fault(PATH, "429:7")
+    fetch(served, tmp_path, retry=retry)
+    assert sleeps == [7.0]
+    assert (tmp_path / PATH).read_bytes() == DATA
+
+
+def test_long_retry_after_moves_to_next_mirror(
+    tmp_path: Path, retry: RetryPolicy, sleeps: list[float]
+) -> None:
+    a, b = FaultyServer().start(), FaultyServer().start()
+    try:
+        a.add(PATH, DATA)
+        b.add(PATH, DATA)
+        a.always(PATH, "429:3600")
+        [r] = fetch([a.url, b.url], tmp_path, retry=retry)
+        assert r.mirror == b.url and sleeps == []
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_connection_cut_mid_body_resumes_from_last_byte(
+    served: FaultyServer, tmp_path: Path
+) -> None:
+    cut = 1_500_000
+    served.fault(PATH, f"cut:{cut}")
+    [r] = fetch(served, tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    first, second = served.gets(PATH)
+    assert first.range is None and second.range == f"bytes={cut}-"
+    assert served.body_bytes == len(DATA)  # not one byte fetched twice
+    assert r.transferred == len(DATA)
+
+
+def test_part_from_an_earlier_run_is_resumed(served: FaultyServer, tmp_path: Path) -> None:
+    part = part_path(tmp_path / PATH)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[:1000])
+    [r] = fetch(served, tmp_path)
+    assert r.action == "resumed"
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [q.range for q in served.gets(PATH)] == ["bytes=1000-"]
+    assert served.body_bytes == len(DATA) - 1000
+
+
+def test_ignored_range_starts_over(served: FaultyServer, tmp_path: Path) -> None:
+    served.always(PATH, "norange")
+    part = part_path(tmp_path / PATH)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 5000)  # not even the right bytes: must not survive
+    fetch(served, tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+
+
+def test_206_from_another_offset_starts_over(served: FaultyServer, tmp_path: Path) -> None:
+    served.fault(PATH, "badrange")
+    part = part_path(tmp_path / PATH)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[:4096])
+    fetch(served, tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [q.range for q in served.gets(PATH)] == ["bytes=4096-", None]
+
+
+def test_416_on_a_whole_part_verifies_it(served: FaultyServer, tmp_path: Path) -> None:
+    f = remote(size=False)  # size unknown (like the Kanji tar): we must ask
+    part = part_path(tmp_path / PATH)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA)
+    [r] = fetch(served, tmp_path, [f])
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert (served.gets(PATH)[0].range or "").startswith(f"bytes={len(DATA)}-")
+    assert served.body_bytes == 0 and r.transferred == 0
+
+
+def test_whole_part_of_known_size_needs_no_request(served: FaultyServer, tmp_path: Path) -> None:
+    part = part_path(tmp_path / PATH)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA)
+    fetch(served, tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert served.requests == []
+
+
+def test_wrong_bytes_move_to_next_mirror_at_once(tmp_path: Path) -> None:
+    bad, good = FaultyServer().start(), FaultyServer().start()
+    try:
+        bad.add(PATH, DATA)
+        good.add(PATH, DATA)
+        bad.always(PATH, "wrong")
+        [r] = fetch([bad.url, good.url], tmp_path)
+        assert r.mirror == good.url
+        assert len(bad.gets(PATH)) == 1  # a wrong hash is never retried on the same mirror
+        assert (tmp_path / PATH).read_bytes() == DATA
+    finally:
+        bad.stop()
+        good.stop()
+
+
+def test_wrong_bytes_everywhere_leave_no_file(served: FaultyServer, tmp_path: Path) -> None:
+    served.always(PATH, "wrong")
+    with pytest.raises(DownloadError) as info:
+        fetch(served, tmp_path)
+    msg = str(info.value)
+    assert PATH in msg and served.url in msg and "sha256" in msg
+    assert remote().sha256 in msg  # expected
+    assert hashlib.sha256(bytes(b ^ 0xFF for b in DATA[:64]) + DATA[64:]).hexdigest() in msg  # got
+    assert not (tmp_path / PATH).exists()
+    assert no_part_files(tmp_path) == []
+
+
+def test_html_page_with_200_is_refused(served: FaultyServer, tmp_path: Path) -> None:
+    served.always(PATH, "html")
+    with pytest.raises(DownloadError, match="HTML"):
+        fetch(served, tmp_path)
+    assert not (tmp_path / PATH).exists()
+
+
+def test_wrong_announced_size_is_refused_before_the_body(
+    served: FaultyServer, tmp_path: Path
+) -> None:
+    f = RemoteFile(PATH, len(DATA) + 1, sha256=remote().sha256)
+    with pytest.raises(DownloadError, match="wrong size"):
+        fetch(served, tmp_path, [f])
+    assert len(served.gets(PATH)) == 1  # a wrong size is not retried on the same mirror
+    assert not (tmp_path / PATH).exists() and no_part_files(tmp_path) == []
+
+
+def test_content_encoding_gzip_label_keeps_bytes_as_sent(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    # A .gz served with Content-Encoding: gzip must not be un-gzipped on the way.
+    gz = gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 3) + b"\x01\x02\x03")
+    server.add("kmnist/x.gz", gz)
+    server.always("kmnist/x.gz", "gzip")
+    fetch(server, tmp_path, [remote(gz, "kmnist/x.gz")])
+    assert (tmp_path / "kmnist/x.gz").read_bytes() == gz
+
+
+def test_stalled_body_times_out_and_resumes(served: FaultyServer, tmp_path: Path) -> None:
+    served.fault(PATH, "stall:100000")
+    fetch(served, tmp_path, timeout=(2.0, 0.5))
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [q.range for q in served.gets(PATH)] == [None, "bytes=100000-"]
+
+
+def test_404_moves_to_next_mirror(tmp_path: Path) -> None:
+    a, b = FaultyServer().start(), FaultyServer().start()
+    try:
+        b.add(PATH, DATA)
+        [r] = fetch([a.url, b.url], tmp_path)
+        assert r.mirror == b.url and len(a.gets(PATH)) == 1
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_rerun_makes_no_request_and_force_refetches(served: FaultyServer, tmp_path: Path) -> None:
+    fetch(served, tmp_path)
+    n = len(served.requests)
+    [r] = fetch(served, tmp_path)
+    assert r.action == "skipped" and len(served.requests) == n
+    d = Downloader(mirrors=[served.url], progress=False)
+    d.fetch([remote()], tmp_path, force=True)
+    assert len(served.requests) == n + 1
+
+
+def test_corrupt_final_file_is_refetched(served: FaultyServer, tmp_path: Path) -> None:
+    target = tmp_path / PATH
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"\0" * len(DATA))
+    plan = Downloader(mirrors=[served.url], progress=False).plan([remote()], tmp_path)
+    assert [s.action.value for s in plan] == ["refetch"]
+    fetch(served, tmp_path)
+    assert target.read_bytes() == DATA
+
+
+def test_partial_mirror_is_asked_only_for_what_it_carries(tmp_path: Path) -> None:
+    a, b = FaultyServer().start(), FaultyServer().start()
+    try:
+        other = remote(b"other bytes", "kmnist/other.bin")
+        for s in (a, b):
+            s.add(PATH, DATA)
+            s.add(other.path, b"other bytes")
+        partial = Mirror("partial", a.url + "/{path}", carries=frozenset({other.path}))
+        d = Downloader(mirrors=[partial, b.url], progress=False, jobs=1)
+        rs = d.fetch([remote(), other], tmp_path)
+        assert [r.mirror for r in rs] == [b.url, "partial"]
+        assert a.gets(PATH) == []
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_mirror_is_skipped_for_the_rest_of_the_run(
+    served: FaultyServer, tmp_path: Path, retry: RetryPolicy, sleeps: list[float]
+) -> None:
+    other = remote(b"second file", "kmnist/second.bin")
+    served.add(other.path, b"second file")
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    rs = fetch([dead, served.url], tmp_path, [remote(), other], retry=retry, jobs=1)
+    assert [r.mirror for r in rs] == [served.url, served.url]
+    assert len(sleeps) == retry.attempts - 1  # retried for the first file only
+
+
+def test_flat_template_and_local_folder_mirrors(served: FaultyServer, tmp_path: Path) -> None:
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "blob.bin").write_bytes(DATA)
+    fetch([str(flat) + "/{name}"], tmp_path / "a")
+    assert (tmp_path / "a" / PATH).read_bytes() == DATA
+    tree = tmp_path / "tree" / "kmnist"
+    tree.mkdir(parents=True)
+    (tree / "blob.bin").write_bytes(DATA)
+    fetch(["file://" + str(tmp_path / "tree")], tmp_path / "b")
+    assert (tmp_path / "b" / PATH).read_bytes() == DATA
+
+
+def test_connection_budget_per_host(server: FaultyServer, tmp_path: Path) -> None:
+    files = []
+    for i in range(4):
+        data = os.urandom(200_000)
+        server.add(f"kmnist/f{i}", data)
+        server.always(f"kmnist/f{i}", "delay:0.3")
+        files.append(remote(data, f"kmnist/f{i}"))
+    fetch(server, tmp_path, files, jobs=4, connections=1)
+    assert server.max_active == 1
+    server.max_active = 0
+    fetch(server, tmp_path / "again", files, jobs=4, connections=4)
+    assert server.max_active > 1  # the same run without the budget does overlap
+
+
+def test_one_failed_file_does_not_stop_the_others(served: FaultyServer, tmp_path: Path) -> None:
+    missing = remote(b"nowhere", "kmnist/missing.bin")
+    other = remote(b"there", "kmnist/there.bin")
+    served.add(other.path, b"there")
+    with pytest.raises(DownloadError, match=r"missing\.bin"):
+        fetch(served, tmp_path, [remote(), missing, other])
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert (tmp_path / other.path).read_bytes() == b"there"
+    with pytest.raises(DownloadsFailed):
+        fetch(served, tmp_path, [remote(b"a", "kmnist/a"), remote(b"b", "kmnist/b")])
+
+
+def _idx(labels: bytes) -> bytes:
+    return gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", len(labels)) + labels)
+
+
+def test_unverified_release_is_checked_by_structure(server: FaultyServer, tmp_path: Path) -> None:
+    good = _idx(bytes(range(10)) * 1000)
+    f = RemoteFile("2018/kmnist/t10k-labels-idx1-ubyte.gz", structure=Structure("idx", (10000,)))
+    server.add(f.path, good)
+    [r] = fetch(server, tmp_path, [f])
+    assert r.checked == "structure only (unverified)"
+    assert (tmp_path / f.path).read_bytes() == good
+    short = RemoteFile("2018/kmnist/short.gz", structure=Structure("idx", (10000,)))
+    server.add(short.path, _idx(bytes(10) * 10))
+    with pytest.raises(DownloadError, match="shape"):
+        fetch(server, tmp_path, [short])
+    truncated = RemoteFile("2018/kmnist/cut.gz", structure=Structure("idx", (10000,)))
+    server.add(truncated.path, good[: len(good) // 2])
+    with pytest.raises(DownloadError, match="structure"):
+        fetch(server, tmp_path, [truncated])
+    assert not (tmp_path / short.path).exists() and not (tmp_path / truncated.path).exists()
+
+
+def test_remote_file_paths_must_stay_inside_the_folder() -> None:
+    for bad in ("/etc/passwd", "../x", "kmnist/../../x", ""):
+        with pytest.raises(kmnist.UsageError):
+            RemoteFile(bad)
+
+
+def test_verification_error_names_mirror_file_expected_and_got() -> None:
+    e = VerificationError("kmnist/a", "mirror-x", "sha256", "aaa", "bbb")
+    assert str(e) == "kmnist/a from mirror-x: wrong sha256: expected aaa, got bbb"
+
+
+def test_stale_bytes_are_named_when_recognised(realdata: Path, tmp_path: Path) -> None:
+    from kmnist.manifest import entry_for
+
+    f = entry_for("kmnist/kmnist-test-imgs.npz")
+    assert f is not None
+    stale = tmp_path / "stale.npz"
+    stale.write_bytes((realdata / "v1/kmnist-test-imgs.npz").read_bytes())
+    unsized = RemoteFile(f.file.path, None, sha256=f.file.sha256)
+    with pytest.raises(VerificationError, match=r"2018 \(v1\) release"):
+        verify_path(unsized, stale)

@@ -1,0 +1,192 @@
+"""Large files in byte ranges over several connections, stitched into one .part."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kmnist.errors import DownloadError
+from kmnist.fetch import Downloader, RetryPolicy
+from kmnist.manifest import RemoteFile
+from kmnist.partfile import PartFile, state_path
+from kmnist.storage import part_path
+
+from .conftest import no_part_files
+from .server import FaultyServer
+
+PIECE = 256 << 10
+DATA = os.urandom(13 * PIECE + 777)  # 14 pieces, the last one ragged
+PATH = "kkanji/kkanji.tar"
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+def remote(*, size: bool = True) -> RemoteFile:
+    return RemoteFile(PATH, len(DATA) if size else None, sha256=SHA)
+
+
+def downloader(*urls: str, retry: RetryPolicy | None = None, connections: int = 4) -> Downloader:
+    return Downloader(
+        mirrors=list(urls),
+        progress=False,
+        piece=PIECE,
+        connections=connections,
+        retry=retry or RetryPolicy(sleep=lambda s: None),
+    )
+
+
+@pytest.fixture
+def served(server: FaultyServer) -> FaultyServer:
+    server.add(PATH, DATA)
+    return server
+
+
+def ranges(server: FaultyServer) -> list[tuple[int, int]]:
+    out = []
+    for r in server.gets(PATH):
+        assert r.range is not None, "every request of a segmented fetch names its range"
+        first, last = r.range.removeprefix("bytes=").split("-")
+        out.append((int(first), int(last)))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("known_size", [True, False])
+def test_ranges_are_stitched_into_the_right_bytes(
+    served: FaultyServer, tmp_path: Path, known_size: bool
+) -> None:
+    served.always(PATH, "delay:0.05")  # long enough for the connections to overlap
+    [r] = downloader(served.url).fetch([remote(size=known_size)], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert r.checked == "sha256" and r.transferred == len(DATA)
+    # Closed ranges that tile the file exactly: nothing twice, nothing missed.
+    got = ranges(served)
+    assert got[0][0] == 0 and got[-1][1] == len(DATA) - 1
+    assert all(a[1] + 1 == b[0] for a, b in zip(got, got[1:]))
+    assert served.body_bytes == len(DATA)
+    assert 1 < served.max_active <= 4
+    assert no_part_files(tmp_path) == [] and not state_path(tmp_path / PATH).exists()
+
+
+def test_connection_budget_holds_with_segments(served: FaultyServer, tmp_path: Path) -> None:
+    served.always(PATH, "delay:0.05")
+    downloader(served.url, connections=2).fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert served.max_active == 2
+
+
+def test_a_range_cut_midway_resumes_within_the_range(served: FaultyServer, tmp_path: Path) -> None:
+    served.fault(PATH, "delay:0", "cut:1000", "delay:0", "cut:100000")
+    downloader(served.url).fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert served.body_bytes == len(DATA)  # the cut ranges continued from their last byte
+    starts = [s for s, _ in ranges(served)]
+    assert any(s % PIECE for s in starts), "a retry asked for the rest of a piece"
+
+
+def test_a_range_that_keeps_failing_moves_to_the_next_mirror(tmp_path: Path) -> None:
+    a, b = FaultyServer().start(), FaultyServer().start()
+    try:
+        a.add(PATH, DATA)
+        b.add(PATH, DATA)
+        a.fault(PATH, "delay:0", *["503"] * 50)
+        [r] = downloader(a.url, b.url).fetch([remote()], tmp_path)
+        assert r.mirror == b.url
+        assert (tmp_path / PATH).read_bytes() == DATA
+        # What mirror a delivered before it failed was kept, not fetched again.
+        assert a.body_bytes + b.body_bytes == len(DATA)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_server_without_range_support_gets_one_connection(
+    served: FaultyServer, tmp_path: Path
+) -> None:
+    served.always(PATH, "norange")
+    downloader(served.url).fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert len(served.gets(PATH)) == 1  # the probe's 200 carried the whole file
+    assert served.max_active == 1
+
+
+def test_resume_of_a_segmented_part_fetches_only_what_is_missing(
+    served: FaultyServer, tmp_path: Path
+) -> None:
+    # First run: the mirror cuts connections and we give up at the first failure,
+    # as a killed run would leave things: a full-size .part and its record.
+    served.fault(PATH, "delay:0", "delay:0", "cut:70000", "cut:5000")
+    with pytest.raises(DownloadError):
+        downloader(
+            served.url, retry=RetryPolicy(attempts=1, max_tries=1, sleep=lambda s: None)
+        ).fetch([remote()], tmp_path)
+    target = tmp_path / PATH
+    assert not target.exists()
+    assert part_path(target).stat().st_size == len(DATA)
+    have = PartFile.load(target, len(DATA)).have
+    assert 0 < have < len(DATA)
+    record = json.loads(state_path(target).read_text())
+    assert record["size"] == len(DATA)
+    # Second run: only the missing bytes travel.
+    before = served.body_bytes
+    plan = downloader(served.url).plan([remote()], tmp_path)
+    assert [(s.action.value, s.have) for s in plan] == [("resume", have)]
+    [r] = downloader(served.url).fetch([remote()], tmp_path)
+    assert r.action == "resumed" and r.transferred == len(DATA) - have
+    assert served.body_bytes - before == len(DATA) - have
+    assert target.read_bytes() == DATA
+    assert not state_path(target).exists()
+
+
+def test_crafted_record_with_holes(served: FaultyServer, tmp_path: Path) -> None:
+    target = tmp_path / PATH
+    part = part_path(target)
+    part.parent.mkdir(parents=True)
+    done = [(0, PIECE), (3 * PIECE, 5 * PIECE + 123), (len(DATA) - 10, len(DATA))]
+    buf = bytearray(len(DATA))
+    for s, e in done:
+        buf[s:e] = DATA[s:e]
+    part.write_bytes(bytes(buf))
+    state_path(target).write_text(json.dumps({"size": len(DATA), "done": [list(r) for r in done]}))
+    downloader(served.url).fetch([remote()], tmp_path)
+    assert target.read_bytes() == DATA
+    assert served.body_bytes == len(DATA) - sum(e - s for s, e in done)
+
+
+@pytest.mark.parametrize(
+    "record", ["not json", '{"size": 5, "done": [[0, 5]]}', '{"size": 1, "done": [[0, 99]]}']
+)
+def test_record_that_does_not_match_is_not_trusted(
+    served: FaultyServer, tmp_path: Path, record: str
+) -> None:
+    target = tmp_path / PATH
+    part_path(target).parent.mkdir(parents=True)
+    part_path(target).write_bytes(b"\0" * len(DATA))
+    state_path(target).write_text(record)
+    downloader(served.url).fetch([remote()], tmp_path)
+    assert target.read_bytes() == DATA
+
+
+def test_wrong_bytes_in_ranges_are_all_discarded(tmp_path: Path) -> None:
+    bad, good = FaultyServer().start(), FaultyServer().start()
+    try:
+        bad.add(PATH, DATA)
+        good.add(PATH, DATA)
+        bad.always(PATH, "wrong")  # every range starts with 64 flipped bytes
+        [r] = downloader(bad.url, good.url).fetch([remote()], tmp_path)
+        assert r.mirror == good.url
+        assert (tmp_path / PATH).read_bytes() == DATA
+        assert good.body_bytes == len(DATA)  # nothing from the bad mirror was kept
+    finally:
+        bad.stop()
+        good.stop()
+
+
+def test_wrong_total_in_content_range_is_refused(served: FaultyServer, tmp_path: Path) -> None:
+    f = RemoteFile(PATH, len(DATA) + 1, sha256=SHA)
+    with pytest.raises(DownloadError, match="wrong size"):
+        downloader(served.url).fetch([f], tmp_path)
+    assert len(served.gets(PATH)) == 1
+    assert not (tmp_path / PATH).exists() and no_part_files(tmp_path) == []
