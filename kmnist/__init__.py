@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# load and classmap are imported here, not in wrapper functions, because each
+# shares its name with its module: importing kmnist.load lazily would rebind
+# the attribute ``kmnist.load`` to the module after the first call. Their own
+# heavy imports (numpy) stay inside the functions.
+from .classmap import CharClass, classmap
 from .errors import (
     DownloadError,
     DownloadsFailed,
@@ -19,7 +24,10 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
+from .load import NotDownloaded, kanji_arrays, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
+from .safetar import UnsafeArchive
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,20 +37,31 @@ __version__ = "0.1.0"
 __all__ = [
     "BUILTIN_MIRRORS",
     "DATASETS",
+    "CharClass",
     "DownloadError",
     "DownloadsFailed",
+    "KanjiCheck",
+    "KanjiIndex",
     "KmnistError",
     "Mirror",
+    "NotDownloaded",
     "NotEnoughSpace",
     "RemoteFile",
     "Structure",
     "UnknownDataset",
+    "UnsafeArchive",
     "UnsupportedFormat",
     "UsageError",
     "VerificationError",
     "__version__",
+    "check_kanji",
+    "classmap",
     "download",
     "download_files",
+    "extract_kanji",
+    "kanji_arrays",
+    "load",
+    "load_kanji",
 ]
 
 

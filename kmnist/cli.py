@@ -7,20 +7,27 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from . import __version__
 from .errors import DownloadsFailed, ExitStatus, KmnistError, UsageError, exit_status
+from .fetch import CONNECTIONS, JOBS
 from .manifest import (
     DATASETS,
     ENTRIES,
     MIRROR_ENV,
     RELEASES,
     SPLITS,
+    Mirror,
+    RemoteFile,
     files_of,
     mirrors_from,
     select,
 )
+
+if TYPE_CHECKING:
+    from .fetch import Result
+    from .plan import Plan
 
 PROG = "kmnist-download"
 
@@ -76,13 +83,36 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="print what would be fetched, resumed or skipped; touch no network",
     )
     p.add_argument("--force", action="store_true", help="fetch again even what is verified")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="touch no network: say of each expected file in --dir whether it is ok, "
+        "missing, partial, stale (2018 release) or corrupt; exit 0 only if all are ok "
+        "(without --dataset: the datasets the folder has begun)",
+    )
+    p.add_argument("--json", action="store_true", help="with --verify: the verdicts as JSON")
+    p.add_argument(
+        "--extract",
+        action="store_true",
+        help="with --dataset kkanji: after the download, unpack the archive safely "
+        "and check the 140,424 images in 3,832 class folders",
+    )
+    p.add_argument(
+        "--preview",
+        metavar="FILE",
+        type=Path,
+        help="after the download, write a PNG with a row of sample images per class "
+        "(one of kmnist, k49; needs Pillow: pip install 'kmnist[preview]')",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
-    p.add_argument("--jobs", "-j", type=_positive, default=4, help="files at once (default: 4)")
+    p.add_argument(
+        "--jobs", "-j", type=_positive, default=JOBS, help=f"files at once (default: {JOBS})"
+    )
     p.add_argument(
         "--connections",
         type=_positive,
-        default=4,
-        help="most connections to any one host (default: 4)",
+        default=CONNECTIONS,
+        help=f"most connections to any one host (default: {CONNECTIONS})",
     )
     p.add_argument(
         "--timeout",
@@ -102,11 +132,20 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
-    """Entry point of ``kmnist-download`` and ``download_data.py``."""
+    """Entry point of ``kmnist-download`` and ``download_data.py``.
+
+    With no arguments at all it asks on a terminal (``kmnist.interactive``),
+    and says which flags to pass when there is no terminal to ask on.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     out: TextIO = sys.stdout
     try:
+        if not argv:
+            from .interactive import interact
+
+            return interact(prog=prog, out=out)
         return run(args, out=out)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
@@ -127,6 +166,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
 def run(args: argparse.Namespace, *, out: TextIO) -> int:
     from . import report
 
+    if args.verify:
+        return _verify(args, out=out)
+    _check_after_steps(args)
     mirrors = mirrors_from(args.mirror)
     if args.list:
         wanted = set(args.dataset or ["all"])
@@ -145,13 +187,36 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
             "(or --list to see every file)"
         )
     entries = select(args.dataset, args.format, args.split, args.release)
-    files = files_of(entries)
+    if download(files_of(entries), args, mirrors=mirrors, out=out) is None:
+        return ExitStatus.OK  # --dry-run: nothing was fetched to unpack or draw
+    status: int = ExitStatus.OK
+    if args.extract:
+        status = max(status, _extract(args, out=out))
+    if args.preview:
+        _preview(args, out=out)
+    return status
+
+
+def download(
+    files: Sequence[RemoteFile],
+    args: argparse.Namespace,
+    *,
+    mirrors: Sequence[Mirror],
+    out: TextIO,
+    confirm: Callable[[Plan, Sequence[Mirror]], bool] | None = None,
+) -> list[Result] | None:
+    """Plan ``files`` into ``args.dir``, then fetch them and print the summary.
+
+    The command and the interactive flow both end here. Returns None when
+    nothing was run: ``--dry-run`` (the plan is printed instead) or ``confirm``,
+    shown the plan, said no.
+    """
+    from . import report
+    from .fetch import Downloader, Result
+
     root: Path = args.dir
     if root.exists() and not root.is_dir():
         raise UsageError(f"--dir {root} is a file, not a folder")
-
-    from .fetch import Downloader
-
     downloader = Downloader(
         mirrors=list(mirrors),
         progress=not args.quiet,
@@ -160,11 +225,79 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
         timeout=(min(10.0, args.timeout), args.timeout),
     )
     plan = downloader.plan(files, root, force=args.force)
+    # The mirrors this plan can use, in order (not the 2018 ones for 2019 files).
+    useful = [
+        m for m in downloader.mirrors if any(m in downloader.mirrors_for(s.file) for s in plan)
+    ]
     if args.dry_run:
-        print(report.plan(plan, root, downloader.mirrors), file=out)
-        return ExitStatus.OK
+        print(report.plan(plan, root, useful), file=out)
+        return None
+    if confirm is not None and not confirm(plan, useful):
+        return None
     started = time.monotonic()
-    results = downloader.run(plan)
+    try:
+        results = downloader.run(plan)
+    except KmnistError as exc:
+        # What did arrive is worth saying before the errors are.
+        if exc.completed and not args.quiet:
+            done = [r for r in exc.completed if isinstance(r, Result)]
+            print(report.results(done, root, time.monotonic() - started), file=out)
+        raise
     if not args.quiet:
         print(report.results(results, root, time.monotonic() - started), file=out)
-    return ExitStatus.OK
+    return results
+
+
+# --- steps on the files once they are there: audit, unpack, picture ---
+
+
+def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
+    from .audit import all_ok, audit, render_json, render_text
+
+    if args.extract or args.preview:
+        raise UsageError("--verify only reads: run --extract or --preview without it")
+    reports = audit(
+        root=args.dir,
+        datasets=args.dataset,
+        format=args.format,
+        split=args.split,
+        release=args.release,
+    )
+    render = render_json if args.json else render_text
+    print(render(reports, root=args.dir), file=out)
+    return ExitStatus.OK if all_ok(reports) else ExitStatus.FAILURE
+
+
+def _check_after_steps(args: argparse.Namespace) -> None:
+    """Refuse a request the steps after the download cannot honour, before downloading."""
+    wanted = set(args.dataset or ())
+    if args.json:
+        raise UsageError("--json goes with --verify")
+    if args.extract and not wanted & {"kkanji", "all"}:
+        raise UsageError("--extract unpacks Kuzushiji-Kanji: add --dataset kkanji")
+    if args.preview:
+        if len(wanted) != 1 or not wanted & {"kmnist", "k49"}:
+            raise UsageError("--preview draws one dataset: --dataset kmnist or --dataset k49")
+        from .preview import import_pillow
+
+        import_pillow("--preview")  # fail now, not after a download
+
+
+def _extract(args: argparse.Namespace, *, out: TextIO) -> int:
+    from .kanji import extract_kanji
+
+    check = extract_kanji(root=args.dir, force=args.force)
+    if not (args.quiet and check.ok):
+        print(check.summary(), file=out if check.ok else sys.stderr)
+    return ExitStatus.OK if check.ok else ExitStatus.FAILURE
+
+
+def _preview(args: argparse.Namespace, *, out: TextIO) -> None:
+    from .preview import preview
+
+    dataset = args.dataset[0]  # _check_after_steps made sure it is the one
+    # The test split is the smaller; "train" only when that is all there is.
+    split = "train" if args.split == "train" else "test"
+    path = preview(dataset, out=args.preview, root=args.dir, split=split, format=args.format)
+    if not args.quiet:
+        print(f"wrote {path}: {dataset} {split}, a row of samples per class", file=out)

@@ -18,6 +18,9 @@ class KmnistError(Exception):
     """Base of every error this package raises on purpose."""
 
     exit_status = ExitStatus.FAILURE
+    # Files of the same run that were fetched and verified all the same (a
+    # failed file does not stop the others), so that they can be reported.
+    completed: tuple[object, ...] = ()
 
 
 class UsageError(KmnistError):

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Union
 
 from . import storage
 from .errors import DownloadError, DownloadsFailed, KmnistError, VerificationError
-from .filejob import PIECE, FileJob
+from .filejob import FAST_CONNECTION, PIECE, FileJob
 from .manifest import CURRENT_RELEASE, Mirror, RemoteFile, entry_for, mirrors_from, user_mirror
-from .plan import Action, Plan, Step, make_plan
+from .plan import Action, Plan, Step, make_plan, verify_final
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
 from .transfer import DEFAULT_TIMEOUT, Body, make_session
-from .verify import Hasher, check_digests, check_structure, verify_path
+from .verify import Hasher, check_digests, check_structure, expectation
 
 __all__ = ["Downloader", "Result", "RetryPolicy"]
 
@@ -47,6 +47,15 @@ class Result:
 
 MirrorSpec = Union[str, Mirror]
 
+# At most this many connections to any one host. Hosts that cap each
+# connection (CDNs, university servers) give about N times one connection's
+# speed; 8 is what download managers commonly default to, half of aria2c's
+# ceiling of 16, and below the per-client limits servers commonly set.
+CONNECTIONS = 8
+# Files at once: enough to keep every connection busy while the small files
+# go by; a large file fills the connections with its byte ranges anyway.
+JOBS = 4
+
 
 class Downloader:
     """Fetches files into a folder from a list of mirrors.
@@ -60,12 +69,13 @@ class Downloader:
         *,
         mirrors: Sequence[MirrorSpec] | None = None,
         progress: bool | Progress = True,
-        jobs: int = 4,
-        connections: int = 4,
+        jobs: int = JOBS,
+        connections: int = CONNECTIONS,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         piece: int = PIECE,
+        fast_connection: float = FAST_CONNECTION,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise KmnistError("jobs and connections must be at least 1")
@@ -76,6 +86,7 @@ class Downloader:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.piece = piece
+        self.fast_connection = fast_connection
         self._session = session
         self._dead: set[str] = set()
         self._lock = threading.Lock()
@@ -85,8 +96,8 @@ class Downloader:
 
     # -- planning ---------------------------------------------------------
 
-    def plan(self, files: Sequence[RemoteFile], root: Path, *, force: bool = False) -> Plan:
-        return make_plan(list(files), root, force=force)
+    def plan(self, files: Sequence[RemoteFile], root: str | Path, *, force: bool = False) -> Plan:
+        return make_plan(list(files), Path(root), force=force)
 
     def mirrors_for(self, file: RemoteFile) -> list[Mirror]:
         entry = entry_for(file.path)
@@ -96,7 +107,7 @@ class Downloader:
     # -- acting -----------------------------------------------------------
 
     def fetch(
-        self, files: Sequence[RemoteFile], root: Path, *, force: bool = False
+        self, files: Sequence[RemoteFile], root: str | Path, *, force: bool = False
     ) -> list[Result]:
         return self.run(self.plan(files, root, force=force))
 
@@ -134,11 +145,12 @@ class Downloader:
             if self._session is not None:
                 self._session.close()
                 self._session = None
+        completed = [results[i] for i in sorted(results)]
         if failures:
-            if len(failures) == 1:
-                raise failures[0]
-            raise DownloadsFailed(failures)
-        return [results[i] for i in sorted(results)]
+            error = failures[0] if len(failures) == 1 else DownloadsFailed(failures)
+            error.completed = tuple(completed)
+            raise error
+        return completed
 
     def _make_progress(self, plan: Plan) -> Progress:
         if isinstance(self.show_progress, bool):
@@ -173,7 +185,7 @@ class Downloader:
             # Another process may have fetched it while we waited for the lock.
             if step.action is not Action.REFETCH and step.target.exists():
                 try:
-                    how = verify_path(step.file, step.target)
+                    how = verify_final(step.file, step.target)
                     return Result(step.file, step.target, "skipped", None, 0, 0.0, how)
                 except (VerificationError, OSError):
                     pass
@@ -240,6 +252,7 @@ class Downloader:
             check_structure(file, job.pf.path, mirror.name)
             how = "structure only (unverified)" if file.structure else "unverified"
         storage.promote(job.pf.path, step.target)
+        storage.write_stamp(step.target, expectation(file))
         job.pf.finished()
         action = "resumed" if job.resumed_from else "fetched"
         seconds = time.monotonic() - start

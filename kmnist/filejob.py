@@ -7,8 +7,11 @@ has seen the whole .part; the caller verifies it and gives it its name.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -29,6 +32,14 @@ if TYPE_CHECKING:
 # contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
 # retry of the rest of one piece, not of a whole segment.
 PIECE = 8 << 20
+# A connection faster than this (100 MB/s) is not what limits a download on a
+# machine that must also write and hash every byte: no more are opened. Its
+# speed is taken over the first MiB (50 ms at 20 MB/s).
+FAST_CONNECTION = 100e6
+RATE_SAMPLE = 1 << 20
+# The hashing thread wakes for at least this much new prefix: one read and
+# one sha256 call per MiB, not one per network chunk.
+HASH_STEP = 1 << 20
 # A file smaller than two pieces goes on one connection: a second one would
 # only add a request's latency.
 
@@ -75,20 +86,18 @@ class FileJob:
             offset = hasher.size
             if file.size is not None and offset == file.size:
                 return hasher
-            got = 0
+            got = -1
             try:
-                if body is None:
-                    body = self._open(offset, None)
-                got = self._stream(body, offset, hasher)
-            except Transient as exc:
-                attempts.failed(exc, progressed=exc.got > 0)
-                continue
-            except Refused as exc:
-                raise GiveUp(str(exc)) from None
+                with _one_try(attempts):
+                    if body is None:
+                        body = self._open(offset, None)
+                    got = self._stream(body, offset, hasher)
             finally:
                 if body is not None:
                     self._close(body)
                     body = None
+            if got == -1:
+                continue  # the try failed and will be made again
             if file.size is None or got == 0:
                 # The server sent all it has (or a 416 after a whole .part):
                 # the bytes decide.
@@ -133,20 +142,16 @@ class FileJob:
         gap_end = pf.missing()[0][1] if pf.size is not None else start + self.dl.piece
         first_end = min(start + self.dl.piece, gap_end)
         attempts = Attempts(self.dl.retry)
-        while True:
+        probe: Body | None = None
+        while probe is None:
             self._check_cancel()
-            try:
+            with _one_try(attempts):
                 probe = self._open(start, first_end)
-                break
-            except Transient as exc:
-                attempts.failed(exc, progressed=False)
-            except Refused as exc:
-                raise GiveUp(str(exc)) from None
         if not probe.ranged or probe.total is None:
             # No usable range support: one stream, from whatever it sent.
             if probe.ranged:
                 self._close(probe)
-                probe = None  # type: ignore[assignment]
+                return self._sequential(None)
             return self._sequential(probe)
         try:
             self._check_size(probe)
@@ -164,16 +169,15 @@ class FileJob:
         hash_thread = threading.Thread(target=self._hash_prefix, args=(hasher, stop), daemon=True)
         hash_thread.start()
         errors: list[BaseException] = []
-        # The probe's body already carries the first piece: that piece goes
-        # to the first worker, with it.
+        # The probe's body already carries the first piece: the first worker
+        # takes it, and its speed says whether more connections would help.
         first = pieces.get_nowait()
         assert first[0] == probe.start
-        n_workers = min(self.dl.connections, pieces.qsize() + 1)
 
-        def worker(initial: tuple[int, int, Body] | None) -> None:
+        def worker(initial: tuple[int, int, Body] | None = None) -> None:
             try:
                 if initial is not None:
-                    self._piece(initial[0], initial[1], initial[2], stop)
+                    self._piece(*initial, stop)
                 while not stop.is_set():
                     try:
                         s, e = pieces.get_nowait()
@@ -184,17 +188,30 @@ class FileJob:
                 errors.append(exc)
                 stop.set()
 
-        threads = [
-            threading.Thread(
-                target=worker, args=((*first, probe) if i == 0 else None,), daemon=True
-            )
-            for i in range(n_workers)
-        ]
-        for t in threads:
-            t.start()
+        threads = [threading.Thread(target=worker, args=((*first, probe),), daemon=True)]
         try:
+            started = time.monotonic()
+            threads[0].start()
+            # Parallel connections help when one connection is the bottleneck
+            # (a capped or distant host); when one already outruns the disk and
+            # the hash (loopback, a fast LAN), more only compete for the CPU.
+            # The first MiB of the first piece tells which.
+            while threads[0].is_alive() and self.transferred < RATE_SAMPLE:
+                time.sleep(0.005)
+            rate = self.transferred / max(time.monotonic() - started, 1e-6)
+            if rate < self.dl.fast_connection:
+                more = min(self.dl.connections - 1, pieces.qsize())
+                threads += [threading.Thread(target=worker, daemon=True) for _ in range(more)]
+                for t in threads[1:]:
+                    t.start()
             for t in threads:
                 t.join()
+        except BaseException:
+            stop.set()
+            for t in threads:
+                if t.is_alive():
+                    t.join()
+            raise
         finally:
             if errors or not pf.complete():
                 stop.set()
@@ -214,20 +231,18 @@ class FileJob:
                     self._check_cancel()
                     before = pos
                     try:
-                        if body is None:
-                            body = self._open(pos, end)
-                        if not body.ranged or body.start != pos:
-                            raise GiveUp("the server stopped honouring byte ranges")
-                        fh.seek(pos)
-                        pos, cut = self._write_range(fh, body, pos, end)
-                        if cut is not None:
-                            raise cut
-                        if pos < end:
-                            raise Transient(f"connection cut at byte {pos} of {start}-{end - 1}")
-                    except Transient as exc:
-                        attempts.failed(exc, progressed=pos > before)
-                    except Refused as exc:
-                        raise GiveUp(str(exc)) from None
+                        with _one_try(attempts):
+                            if body is None:
+                                body = self._open(pos, end)
+                            if not body.ranged or body.start != pos:
+                                raise GiveUp("the server stopped honouring byte ranges")
+                            fh.seek(pos)
+                            pos, cut = self._write_range(fh, body, pos, end)
+                            if cut is None and pos < end:
+                                cut = Transient(f"connection cut at {pos} in {start}-{end - 1}")
+                            if cut is not None:
+                                cut.got = pos - before
+                                raise cut
                     finally:
                         if body is not None:
                             self._close(body)
@@ -268,13 +283,14 @@ class FileJob:
         assert pf.size is not None
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
+        buf = bytearray(HASH_STEP)
         with open(pf.path, "rb", buffering=0) as fh:
             while hasher.size < pf.size:
-                end = pf.wait_contiguous(hasher.size, stop)
+                end = pf.wait_contiguous(hasher.size, stop, step=HASH_STEP)
                 if end <= hasher.size:
                     return  # stopped
                 fh.seek(hasher.size)
-                hasher.feed(fh, end - hasher.size)
+                hasher.feed(fh, end - hasher.size, buf)
 
     # -- helpers -------------------------------------------------------------
 
@@ -315,3 +331,15 @@ class FileJob:
             with open(self.pf.path, "rb") as fh:
                 h.feed(fh, limit)
         return h
+
+
+@contextlib.contextmanager
+def _one_try(attempts: Attempts) -> Iterator[None]:
+    """One try of a request: a Transient failure is counted (and waited out) and
+    swallowed, so the caller tries again; a Refused one ends this mirror."""
+    try:
+        yield
+    except Transient as exc:
+        attempts.failed(exc, progressed=exc.got > 0)
+    except Refused as exc:
+        raise GiveUp(str(exc)) from None

@@ -83,6 +83,9 @@ class Dataset:
     description: str
     formats: tuple[str, ...]  # the first is the default
     has_splits: bool = True
+    # For display only, where a file's size was never published: a figure the
+    # publisher gives in prose, never used to check bytes.
+    approx_bytes: int | None = None
 
     @property
     def default_format(self) -> str:
@@ -110,6 +113,7 @@ DATASETS: dict[str, Dataset] = {
             "140,424 64x64 PNG images of 3,832 kanji classes, one tar",
             ("tar",),
             has_splits=False,
+            approx_bytes=310_000_000,  # the original README: "available for download (310MB)"
         ),
     )
 }

@@ -10,6 +10,7 @@ little, but never trusts bytes that are not there.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import threading
@@ -34,6 +35,7 @@ class PartFile:
         self.size = size
         self._done = _merge(done)
         self._cond = threading.Condition()
+        self._want = 0  # the prefix end the hashing thread waits for
 
     # -- reading the disk ----------------------------------------------------
 
@@ -90,15 +92,35 @@ class PartFile:
     def mark(self, start: int, end: int) -> None:
         """Record that ``[start, end)`` is written."""
         with self._cond:
-            self._done = _merge([*self._done, (start, end)])
-            self._cond.notify_all()
+            done = self._done
+            prefix = done[0][1] if done and done[0][0] == 0 else 0
+            # The common case, once per chunk received: a range grows at its end.
+            i = bisect.bisect_right(done, (start, end)) - 1
+            if (
+                i >= 0
+                and done[i][0] <= start <= done[i][1]
+                and (i + 1 == len(done) or end < done[i + 1][0])
+            ):
+                done[i] = (done[i][0], max(done[i][1], end))
+            else:
+                self._done = _merge([*done, (start, end)])
+            # Wake the hashing thread only when the prefix reaches what it
+            # waits for: one wake-up per MiB, not one per network chunk.
+            if start <= prefix and self._done[0][0] == 0 and self._done[0][1] >= self._want:
+                self._cond.notify_all()
 
-    def wait_contiguous(self, beyond: int, stop: threading.Event, poll: float = 0.2) -> int:
-        """Block until the contiguous prefix passes ``beyond`` (or ``stop`` is set)."""
+    def wait_contiguous(
+        self, beyond: int, stop: threading.Event, *, step: int = 1, poll: float = 0.2
+    ) -> int:
+        """Block until the contiguous prefix reaches ``beyond + step`` or the end.
+
+        Returns the prefix's end (``beyond`` when ``stop`` was set first).
+        """
         with self._cond:
+            self._want = beyond + step if self.size is None else min(beyond + step, self.size)
             while not stop.is_set():
                 end = self._done[0][1] if self._done and self._done[0][0] == 0 else 0
-                if end > beyond:
+                if end >= self._want:
                     return end
                 self._cond.wait(poll)
             return beyond

@@ -32,8 +32,7 @@ def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
         f = e.file
         check = "sha256" if f.sha256 else "md5" if f.md5 else "structure (unverified)"
         rows.append((e.dataset, e.format or "any", e.split or "-", f.path, size(f.size), check))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = _table(rows)
     lines.append("")
     lines.append("datasets:")
     for d in DATASETS.values():
@@ -71,14 +70,19 @@ def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
 
 
 def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
-    lines = []
-    for r in rs:
-        source = f"from {r.mirror}" if r.mirror else ""
-        took = f"{r.seconds:.1f} s" if r.mirror else ""
-        lines.append(
-            f"{r.action:<8} {r.file.path}  {size(r.target.stat().st_size)}  {source}  "
-            f"checked: {r.checked}  {took}".rstrip()
+    """One aligned row per file (what happened, size, source, check, time), then totals."""
+    rows = [
+        (
+            r.action,
+            r.file.path,
+            size(r.target.stat().st_size),
+            f"from {r.mirror}" if r.mirror else "",
+            f"checked: {r.checked}",
+            f"{r.seconds:.1f} s" if r.mirror else "",
         )
+        for r in rs
+    ]
+    lines = _table(rows)
     total = sum(r.transferred for r in rs)
     lines.append(f"{len(rs)} file(s) ready in {root}; {size(total)} transferred in {seconds:.1f} s")
     if any("unverified" in r.checked for r in rs):
@@ -87,3 +91,10 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
             "checked by structure only"
         )
     return "\n".join(lines)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

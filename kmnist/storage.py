@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -22,20 +23,32 @@ def part_path(target: Path) -> Path:
     return target.with_name(target.name + PART_SUFFIX)
 
 
+META_DIR = ".kmnist"
+
+
+def meta_path(target: Path, suffix: str) -> Path:
+    """Bookkeeping for ``target`` (its lock, its verification stamp).
+
+    In a hidden folder beside it: on the same filesystem as the data (a lock in
+    /tmp would not be seen by another machine sharing an NFS data folder), and
+    out of the way of ``ls``.
+    """
+    return target.parent / META_DIR / (target.name + suffix)
+
+
 def lock_path(target: Path) -> Path:
-    # Hidden, beside the target: the lock must be on the same filesystem as
-    # the data (a lock in /tmp would not be seen by another machine sharing an
-    # NFS data folder), and it is never removed, because removing a lock file
-    # another process is waiting on lets two processes hold "the" lock.
-    return target.with_name("." + target.name + LOCK_SUFFIX)
+    # Never removed: removing a lock file that another process is waiting on
+    # lets two processes hold "the" lock.
+    return meta_path(target, LOCK_SUFFIX)
 
 
 def file_lock(target: Path, timeout: float = -1) -> BaseFileLock:
     """A lock that serialises every process fetching ``target``."""
     from filelock import FileLock
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(lock_path(target)), timeout=timeout)
+    lock = lock_path(target)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(lock), timeout=timeout)
 
 
 def size_or_none(path: Path) -> int | None:
@@ -72,3 +85,40 @@ def ensure_space(folder: Path, needed: int) -> None:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
+
+
+# -- verification stamps ------------------------------------------------------
+# Hashing the full set again takes longer than the rest of a re-run together.
+# After a file is verified, its size, mtime and inode are recorded with what it
+# was checked against; while all of these still match, it is not hashed again
+# (as make trusts mtimes). Anything that rewrites the file changes its mtime.
+# ``kmnist-download --verify`` always hashes.
+
+STAMP_SUFFIX = ".verified"
+
+
+def write_stamp(target: Path, expect: str) -> None:
+    st = target.stat()
+    path = meta_path(target, STAMP_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(
+        json.dumps(
+            {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "expect": expect}
+        )
+    )
+    os.replace(tmp, path)
+
+
+def has_stamp(target: Path, expect: str) -> bool:
+    try:
+        stamp = json.loads(meta_path(target, STAMP_SUFFIX).read_text())
+        st = target.stat()
+    except (OSError, ValueError):
+        return False
+    return bool(
+        stamp.get("expect") == expect
+        and stamp.get("size") == st.st_size
+        and stamp.get("mtime_ns") == st.st_mtime_ns
+        and stamp.get("ino") == st.st_ino
+    )

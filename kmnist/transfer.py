@@ -8,6 +8,7 @@ what it will not.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -141,6 +142,14 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     )
     s.mount("http://", adapter)
     s.mount("https://", adapter)
+    # With trust_env, requests walks os.environ for proxies and CA bundles on
+    # every request (2 ms each here, 0.25 s of CPU for the full set). The
+    # environment is read once instead: proxies per origin in open_url, the
+    # CA bundle here.
+    s.trust_env = False
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle:
+        s.verify = ca_bundle
     # identity: no layer may un-gzip a .gz on the way (requests asks for gzip
     # by default, and some servers then compress or relabel binary files).
     s.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
@@ -164,13 +173,15 @@ def open_url(
         return _open_local(url, offset)
     import requests
 
-    headers = {}
+    headers: dict[str, str] = {}
     if end is not None:
         headers["Range"] = f"bytes={offset}-{end - 1}"
     elif offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        r = session.get(url, headers=headers, stream=True, timeout=timeout)
+        r = session.get(
+            url, headers=headers, stream=True, timeout=timeout, proxies=env_proxies(url)
+        )
     except requests.exceptions.ConnectionError as exc:
         unreachable = not isinstance(exc, requests.exceptions.ReadTimeout)
         raise Transient(_reason(exc), unreachable=unreachable) from exc
@@ -233,6 +244,22 @@ def open_url(
         return Body(offset, cr[1] - cr[0] + 1, cr[2], read, close, abort, ranged=True)
     # 200: the whole file, whatever we asked for.
     return Body(0, length, length, read, close, abort)
+
+
+def env_proxies(url: str) -> dict[str, str]:
+    """The proxies the environment (``https_proxy``, ``no_proxy``, ...) sets for ``url``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return _origin_proxies(parts.scheme, parts.netloc)
+
+
+@functools.lru_cache(maxsize=64)
+def _origin_proxies(scheme: str, netloc: str) -> dict[str, str]:
+    from requests.utils import get_environ_proxies
+
+    proxies: dict[str, str] = get_environ_proxies(f"{scheme}://{netloc}/")
+    return proxies
 
 
 def _open_local(path: str, offset: int) -> Body:

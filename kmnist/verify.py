@@ -20,7 +20,12 @@ CHUNK = 1 << 20
 
 
 class Hasher:
-    """Every digest a file needs (sha256 always, for KNOWN_STALE; md5 when published)."""
+    """The digests a file is checked by.
+
+    sha256 always (it is also how KNOWN_STALE recognises old bytes); md5 only
+    where no sha256 was published, since a second hash of the same bytes
+    adds CPU time and no certainty.
+    """
 
     def __init__(self, file: RemoteFile) -> None:
         self.file = file
@@ -30,7 +35,7 @@ class Hasher:
         """Forget every byte seen (the server started the file over)."""
         file = self.file
         self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False) if file.md5 else None
+        self._md5 = hashlib.md5(usedforsecurity=False) if file.md5 and not file.sha256 else None
         self.size = 0
 
     def update(self, data: bytes | memoryview) -> None:
@@ -39,13 +44,16 @@ class Hasher:
             self._md5.update(data)
         self.size += len(data)
 
-    def feed(self, f: BinaryIO, limit: int | None = None) -> None:
-        """Hash ``limit`` bytes (or all) of an open file from its position."""
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
+    def feed(self, f: BinaryIO, limit: int | None = None, buf: bytearray | None = None) -> None:
+        """Hash ``limit`` bytes (or all) of an open file from its position.
+
+        ``buf`` is a reusable read buffer, for callers that feed often.
+        """
+        view = memoryview(buf if buf is not None else bytearray(CHUNK))
+        size = len(view)
         left = limit
         while left is None or left > 0:
-            want = CHUNK if left is None else min(CHUNK, left)
+            want = size if left is None else min(size, left)
             n = f.readinto(view[:want])  # type: ignore[attr-defined]
             if not n:
                 break
@@ -72,7 +80,7 @@ def check_digests(hasher: Hasher, source: str) -> None:
         if got in KNOWN_STALE:
             got += f" ({KNOWN_STALE[got]})"
         raise VerificationError(f.path, source, "sha256", f.sha256, got)
-    if f.md5 is not None and hasher.md5 != f.md5:
+    if f.md5 is not None and f.sha256 is None and hasher.md5 != f.md5:
         got = hasher.md5 or ""
         if hasher.sha256 in KNOWN_STALE:
             got += f" ({KNOWN_STALE[hasher.sha256]})"
@@ -84,6 +92,11 @@ def hash_path(file: RemoteFile, path: Path) -> Hasher:
     with open(path, "rb") as fh:
         h.feed(fh)
     return h
+
+
+def expectation(file: RemoteFile) -> str:
+    """What a file is checked against, as one string (for verification stamps)."""
+    return f"{file.size}:{file.sha256}:{file.md5}:{file.structure}"
 
 
 def verify_path(file: RemoteFile, path: Path, source: str = "disk") -> str:

@@ -36,6 +36,7 @@ class Request:
     range: str | None
     user_agent: str | None
     accept_encoding: str | None
+    client_port: int = 0  # one per connection: shows keep-alive reuse
 
 
 class FaultyServer:
@@ -113,6 +114,7 @@ class FaultyServer:
                     h.headers.get("Range"),
                     h.headers.get("User-Agent"),
                     h.headers.get("Accept-Encoding"),
+                    h.client_address[1],
                 )
             )
             fault = self._faults[path].popleft() if self._faults[path] else None

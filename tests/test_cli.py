@@ -110,8 +110,13 @@ def test_stale_mirror_exits_1_and_leaves_no_final_file(
     assert "expected 3079479 bytes, got 3069285 bytes" in err[0]
     assert not (tmp_path / "kmnist/kmnist-test-imgs.npz").exists()
     assert no_part_files(tmp_path) == []
-    # The other files of the request were fetched and verified all the same.
+    # The other files of the request were fetched and verified all the same,
+    # and the summary says so (in quiet mode, nothing but the error).
     assert (tmp_path / "kmnist/kmnist-test-labels.npz").exists()
+    assert main([a for a in argv if a != "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "skipped  kmnist/kmnist-test-labels.npz" in out
+    assert "2 file(s) ready" in out
 
 
 def test_falls_back_from_stale_to_good_mirror(realdata: Path, tmp_path: Path) -> None:
@@ -322,3 +327,16 @@ def test_ctrl_c_exits_130_and_keeps_the_part(server: FaultyServer, tmp_path: Pat
     assert "Traceback" not in err and "interrupted" in err
     assert part.stat().st_size == 300000
     assert not (tmp_path / "kmnist/kmnist-test-imgs.npz").exists()
+
+
+def test_dry_run_names_only_the_mirrors_that_carry_the_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["-d", "kmnist", "-f", "mnist", "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "mirrors: codh-https, codh-http, gcs-s4tf, huggingface, wayback"
+    )
+    assert main(["-d", "k49", "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "mirrors: codh-https, codh-http, wayback"
+    assert main(["-d", "k49", "--release", "2018", "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "mirrors: gcs-2018, wayback-2018"

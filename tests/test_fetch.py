@@ -366,3 +366,41 @@ def test_stale_bytes_are_named_when_recognised(realdata: Path, tmp_path: Path) -
     unsized = RemoteFile(f.file.path, None, sha256=f.file.sha256)
     with pytest.raises(VerificationError, match=r"2018 \(v1\) release"):
         verify_path(unsized, stale)
+
+
+def test_verified_stamp_spares_rehashing_until_the_file_changes(
+    served: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kmnist import plan
+
+    fetch(served, tmp_path)
+    target = tmp_path / PATH
+    assert list((target.parent / ".kmnist").iterdir()), "lock and stamp live in the hidden folder"
+    assert sorted(p.name for p in target.parent.iterdir()) == [".kmnist", "blob.bin"]
+
+    def no_hashing(*a: object, **k: object) -> str:
+        raise AssertionError("hashed a file whose stamp still matches")
+
+    monkeypatch.setattr(plan, "verify_path", no_hashing)
+    d = Downloader(mirrors=[served.url], progress=False)
+    assert [s.action.value for s in d.plan([remote()], tmp_path)] == ["skip"]
+    monkeypatch.undo()
+    # Rewriting the file (same size, other bytes) changes its mtime: hashed again.
+    os.utime(target, ns=(0, 0))
+    target.write_bytes(bytes(len(DATA)))
+    assert [s.action.value for s in d.plan([remote()], tmp_path)] == ["refetch"]
+    # A stamp made for other figures (another release of the manifest) is not trusted.
+    fetch(served, tmp_path)
+    other = RemoteFile(PATH, len(DATA), sha256="0" * 64)
+    assert [s.action.value for s in d.plan([other], tmp_path)] == ["refetch"]
+
+
+def test_md5_alone_pins_a_file_without_sha256(server: FaultyServer, tmp_path: Path) -> None:
+    # K49's image files: only md5 and size were ever published.
+    f = RemoteFile(PATH, len(DATA), md5=hashlib.md5(DATA).hexdigest())
+    server.add(PATH, DATA)
+    [r] = fetch(server, tmp_path, [f])
+    assert r.checked == "md5" and (tmp_path / PATH).read_bytes() == DATA
+    server.always(PATH, "wrong")
+    with pytest.raises(DownloadError, match="wrong md5"):
+        fetch(server, tmp_path / "again", [f])

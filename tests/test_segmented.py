@@ -28,13 +28,19 @@ def remote(*, size: bool = True) -> RemoteFile:
     return RemoteFile(PATH, len(DATA) if size else None, sha256=SHA)
 
 
-def downloader(*urls: str, retry: RetryPolicy | None = None, connections: int = 4) -> Downloader:
+def downloader(
+    *urls: str,
+    retry: RetryPolicy | None = None,
+    connections: int = 4,
+    fast_connection: float = float("inf"),  # always open more: no timing in tests
+) -> Downloader:
     return Downloader(
         mirrors=list(urls),
         progress=False,
         piece=PIECE,
         connections=connections,
         retry=retry or RetryPolicy(sleep=lambda s: None),
+        fast_connection=fast_connection,
     )
 
 
@@ -68,6 +74,15 @@ def test_ranges_are_stitched_into_the_right_bytes(
     assert served.body_bytes == len(DATA)
     assert 1 < served.max_active <= 4
     assert no_part_files(tmp_path) == [] and not state_path(tmp_path / PATH).exists()
+
+
+def test_a_connection_fast_enough_stays_alone(served: FaultyServer, tmp_path: Path) -> None:
+    served.always(PATH, "delay:0.05")
+    downloader(served.url, fast_connection=0).fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert served.max_active == 1
+    assert len({r.client_port for r in served.gets(PATH)}) == 1  # one connection, kept alive
+    assert len(served.gets(PATH)) == 14  # still in ranges, so a cut costs one piece at most
 
 
 def test_connection_budget_holds_with_segments(served: FaultyServer, tmp_path: Path) -> None:

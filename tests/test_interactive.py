@@ -1,0 +1,604 @@
+"""The interactive flow: pure helpers, then every path driven with prompt_toolkit's
+pipe input and a dummy output (as questionary's own tests do), downloading from
+the local test server, and the refusal to prompt without a terminal."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kmnist import interactive, manifest
+from kmnist.cli import build_parser, main
+from kmnist.interactive import (
+    Request,
+    check_folder,
+    check_mirror,
+    dataset_options,
+    format_options,
+    go_ahead_question,
+    load_hint,
+    on_disk,
+    plain_style,
+    size_text,
+    source_options,
+    split_options,
+)
+from kmnist.manifest import CURRENT_RELEASE, DATASETS, FORMATS, RemoteFile, files_of, select
+from kmnist.plan import make_plan
+from kmnist.report import size
+
+from .conftest import ROOT, no_part_files
+from .server import FaultyServer
+
+DOWN = "\x1b[B"
+ENTER = "\r"
+SPACE = " "
+CTRL_C = "\x03"
+CTRL_D = "\x04"
+CTRL_U = "\x15"  # erase the line typed so far (the folder prompt starts with ./data)
+
+PROG = "download_data.py"
+# /proc takes no new files, not even from root (the tests may run as root, for
+# whom permission bits mean nothing).
+UNWRITABLE = Path("/proc/kmnist-test-folder")
+
+
+@pytest.fixture
+def synthetic(server: FaultyServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """The current release with small random files under the real names, served by ``server``.
+
+    The real image files are too big to keep for tests, and the flow's default
+    (every split) needs them; the manifest's shape, names and checks stay.
+    """
+    data: dict[str, bytes] = {}
+    entries = []
+    for i, e in enumerate(manifest.ENTRIES):
+        if e.release != CURRENT_RELEASE:
+            entries.append(e)
+            continue
+        body = os.urandom(1000 + 37 * i)
+        f = RemoteFile(
+            e.file.path,
+            None if e.file.size is None else len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+        )
+        entries.append(dataclasses.replace(e, file=f))
+        server.add(e.file.path, body)
+        data[e.file.path] = body
+    monkeypatch.setattr(manifest, "ENTRIES", tuple(entries))
+    return data
+
+
+@pytest.fixture
+def at_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The flow as if on a terminal, in an empty working folder (so ./data is ours)."""
+    monkeypatch.setattr(interactive, "on_terminal", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def drive(*keys: str) -> int:
+    """Run ``download_data.py`` (no arguments) in-process, answering with ``keys``.
+
+    The input is closed after the keys, so a flow that asks one question more
+    than the test answers stops at once (as Ctrl-D would) instead of hanging.
+    """
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        inp.send_text("".join(keys))
+        inp.close()
+        return main([], prog=PROG)
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def fetched(root: Path) -> set[str]:
+    """Data files, without the downloader's bookkeeping (locks, stamps in .kmnist/)."""
+    return {f for f in files_under(root) if not any(p.startswith(".") for p in Path(f).parts)}
+
+
+# -- pure helpers -------------------------------------------------------------
+
+
+def test_dataset_options_come_from_the_manifest(tmp_path: Path) -> None:
+    options = dataset_options(tmp_path)
+    assert [o.value for o in options] == list(DATASETS)
+    for o, ds in zip(options, DATASETS.values()):
+        assert ds.title in o.title and o.description == ds.description
+    kmnist_bytes = sum(e.file.size or 0 for e in select("kmnist", "npz"))
+    assert size(kmnist_bytes) in options[0].title
+    assert "about 310 MB" in options[2].title  # Kuzushiji-Kanji's size is unpublished
+    assert [o.checked for o in options] == [True, False, False]
+    assert "[" not in "".join(o.title for o in options)  # nothing is on disk
+
+
+def test_every_choice_fits_80_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = Path(interactive.DEFAULT_DIR)  # where the first question looks
+    for e in select("all"):  # every dataset there, so every title carries its mark
+        (data / e.file.path).parent.mkdir(parents=True, exist_ok=True)
+        (data / e.file.path).write_bytes(b"\0" * (e.file.size or 1))
+    every_format = {n: DATASETS[n].formats[-1] for n in DATASETS}
+    options = [
+        *dataset_options(data),
+        *(o for n in DATASETS for o in format_options(n)),
+        *split_options(list(DATASETS), every_format),
+        *source_options({}),
+    ]
+    assert all("[in ./data" in o.title for o in options[:3])
+    for o in options:
+        # questionary draws " » ● " before a title and "  Description: " before a description.
+        assert len(o.title) + 5 <= 80, o.title
+        assert len(f"  Description: {o.description or ''}") <= 80, o.description
+
+
+def test_on_disk_is_judged_by_size(tmp_path: Path) -> None:
+    assert on_disk("kmnist", tmp_path) is None
+    for e in select("kmnist", "mnist"):
+        target = tmp_path / e.file.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"\0" * (e.file.size or 0))
+    assert on_disk("kmnist", tmp_path) == f"in {tmp_path} (mnist), sizes match"
+    assert f"[in {tmp_path} (mnist), sizes match]" in dataset_options(tmp_path)[0].title
+    (tmp_path / "kmnist/train-images-idx3-ubyte.gz").write_bytes(b"short")
+    assert on_disk("kmnist", tmp_path) == f"partly in {tmp_path}"
+    (tmp_path / "kkanji").mkdir()
+    (tmp_path / "kkanji/kkanji.tar").write_bytes(b"any size: none was published")
+    assert on_disk("kkanji", tmp_path) == f"in {tmp_path}, not checked yet"
+
+
+def test_format_and_split_options() -> None:
+    assert [o.value for o in format_options("kmnist")] == ["npz", "mnist"]
+    titles = " ".join(o.title for o in format_options("kmnist"))
+    assert "drop-in for MNIST tools" in titles and "np.load(f)['arr_0']" in titles
+    assert all(FORMATS[o.value] in o.title for o in format_options("kmnist"))
+    assert [o.value for o in format_options("k49")] == ["npz"]
+    splits = split_options(["kmnist", "kkanji"], {"kmnist": "npz", "kkanji": "tar"})
+    assert [o.value for o in splits] == ["all", "train", "test"]
+    assert all("about" in o.title for o in splits)  # Kanji comes with every split
+    test_bytes = sum(e.file.size or 0 for e in select("kmnist", "npz", "test"))
+    assert size(test_bytes) in split_options(["kmnist"], {"kmnist": "npz"})[2].title
+
+
+def test_source_options() -> None:
+    assert [o.value for o in source_options({})] == ["builtin", "typed"]
+    assert "codh-https, codh-http" in str(source_options({})[0].description)
+    assert "gcs-2018" not in str(source_options({})[0].description)  # the 2018 release only
+    with_env = source_options({"KMNIST_MIRROR": " http://a  /b "})
+    assert [o.value for o in with_env] == ["env", "builtin", "typed"]
+    assert with_env[0].title == "KMNIST_MIRROR: http://a /b"
+
+
+def test_check_folder(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert check_folder(str(f)) == f"{f} is a file, not a folder"
+    assert check_folder(str(f / "sub")) == f"{f} is a file, so {f / 'sub'} cannot be made"
+    assert check_folder("  ") is not None
+    assert check_folder(str(tmp_path / "new" / "deeper")) is None
+    assert not (tmp_path / "new").exists()  # checked, not made
+    assert check_folder(str(tmp_path)) is None
+    if Path("/proc").is_dir():
+        assert (
+            check_folder(str(UNWRITABLE)) == f"{UNWRITABLE} cannot be made: /proc is not writable"
+        )
+
+
+def test_check_mirror(tmp_path: Path) -> None:
+    assert "unsupported mirror" in str(check_mirror("ftp://example.org/k"))
+    assert check_mirror(str(tmp_path / "nowhere")) == f"no folder {tmp_path / 'nowhere'}"
+    assert check_mirror(str(tmp_path)) is None
+    assert check_mirror(f"file://{tmp_path}") is None
+    assert check_mirror("https://mirror.example.org/kuzushiji") is None
+    assert check_mirror("") is not None
+
+
+def test_commands_say_the_same_as_the_answers() -> None:
+    assert Request.default().commands("kmnist-download") == [
+        "kmnist-download --dataset kmnist --format npz --split all --dir data"
+    ]
+    mixed = Request(
+        ("kmnist", "k49", "kkanji"),
+        {"kmnist": "mnist", "k49": "npz", "kkanji": "tar"},
+        "test",
+        Path("my data"),
+        ("http://m/k",),
+    )
+    assert mixed.commands(PROG) == [
+        "download_data.py --dataset k49 --dataset kkanji --split test --dir 'my data' --mirror http://m/k",
+        "download_data.py --dataset kmnist --format mnist --split test --dir 'my data' --mirror http://m/k",
+    ]
+    # Each command is valid for the command's own parser and, together, they
+    # name exactly the files the flow fetches.
+    via_flags = []
+    for argv in mixed.argvs():
+        args = build_parser(PROG).parse_args(argv)
+        via_flags += select(args.dataset, args.format, args.split)
+    assert sorted(e.file.path for e in via_flags) == sorted(e.file.path for e in mixed.entries())
+    builtin = dataclasses.replace(Request.default(), builtin=True)
+    assert builtin.commands("k")[0].startswith("KMNIST_MIRROR= k --dataset kmnist")
+
+
+def test_the_last_question_counts_files_and_bytes(tmp_path: Path) -> None:
+    kmnist_test = select("kmnist", "npz", "test")
+    plan = make_plan(files_of(kmnist_test), tmp_path)
+    assert go_ahead_question(plan) == f"Download 3 file(s), {size_text(kmnist_test)}?"
+    with_kanji = make_plan(files_of((*kmnist_test, *select("kkanji"))), tmp_path)
+    assert go_ahead_question(with_kanji) == "Download 4 file(s), about 313 MB?"
+
+
+def test_the_last_question_when_files_are_there(realdata: Path, tmp_path: Path) -> None:
+    kmnist_test = files_of(select("kmnist", "npz", "test"))
+    (tmp_path / "kmnist").mkdir()
+    for f in kmnist_test:
+        (tmp_path / f.path).write_bytes((realdata / f.path).read_bytes())
+    assert (
+        go_ahead_question(make_plan(kmnist_test, tmp_path))
+        == "Everything is already there and verified. Go on?"
+    )
+    (tmp_path / "kmnist/kmnist-test-labels.npz").write_bytes(b"not the published bytes")
+    assert go_ahead_question(make_plan(kmnist_test, tmp_path)) == "Download 1 file(s), 5.2 KiB?"
+
+
+def test_load_hint_lines_load_the_real_files(realdata: Path) -> None:
+    import numpy as np
+
+    for fmt in ("npz", "mnist"):
+        lines = load_hint(select("kmnist", fmt, "test"), realdata)
+        assert len(lines) == 2
+        code = "\n".join(line[13:] for line in lines)  # what follows the "load with:" label
+        scope: dict[str, object] = {}
+        exec(code, scope)
+        x = scope["x"]
+        assert isinstance(x, np.ndarray) and x.shape == (10000, 28, 28) and x.dtype == np.uint8
+    tar = load_hint(select("kkanji"), Path("data"))
+    assert tar == [
+        "unpack with: import tarfile",
+        "             tarfile.open('data/kkanji/kkanji.tar').extractall('data/kkanji')",
+    ]
+
+
+def test_plain_style_only_with_no_color() -> None:
+    assert plain_style({}) is None
+    assert plain_style({"NO_COLOR": ""}) is None  # https://no-color.org: set and not empty
+    style = plain_style({"NO_COLOR": "1"})
+    assert style is not None
+    assert all("fg:" not in rule and "bg:" not in rule for _, rule in style.style_rules)
+
+
+# -- the flow, driven through pipe input --------------------------------------
+
+
+def test_enter_through_the_defaults(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    # datasets, format, split, folder, source, go ahead: Enter each time.
+    assert drive(ENTER * 6) == 0
+    data = at_terminal / "data"
+    want = {e.file.path for e in select("kmnist", "npz")}
+    assert fetched(data) == want
+    for path in want:
+        assert (data / path).read_bytes() == synthetic[path]
+    out = capsys.readouterr().out
+    assert "5 to fetch" in out and f"mirrors: {server.url}" in out
+    assert (
+        f"download_data.py --dataset kmnist --format npz --split all --dir data --mirror {server.url}"
+        in out
+    )
+    assert "5 file(s) ready in data" in out
+    assert out.rstrip().splitlines()[-2:] == [
+        "load with:   import numpy as np",
+        "             x = np.load('data/kmnist/kmnist-train-imgs.npz')['arr_0']",
+    ]
+    # Again: the plan finds every file verified, and nothing is fetched.
+    requests = len(server.requests)
+    assert drive(ENTER * 6) == 0
+    assert len(server.requests) == requests
+    out = capsys.readouterr().out
+    assert "5 to skip; 0 B to transfer" in out and "5 file(s) ready in data" in out
+
+
+def test_every_choice_away_from_the_defaults(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dest = at_terminal / "elsewhere" / "kuzushiji"
+    assert (
+        drive(
+            DOWN + SPACE + DOWN + SPACE + ENTER,  # add K49 and Kuzushiji-Kanji to KMNIST
+            DOWN + ENTER,  # KMNIST in MNIST format (K49 has only one: not asked)
+            DOWN + DOWN + ENTER,  # test only
+            CTRL_U + str(dest) + ENTER,
+            DOWN + ENTER,  # another mirror (no KMNIST_MIRROR: built-in, then typed)
+            server.url + ENTER,
+            "y",
+        )
+        == 0
+    )
+    want = {
+        e.file.path
+        for e in (
+            *select("kmnist", "mnist", "test"),
+            *select("k49", "npz", "test"),
+            *select("kkanji"),
+        )
+    }
+    assert fetched(dest) == want
+    assert "kmnist/t10k-images-idx3-ubyte.gz" in want and "kkanji/kkanji.tar" in want
+    for path in want:
+        assert (dest / path).read_bytes() == synthetic[path]
+    assert not (at_terminal / "data").exists()
+    out = capsys.readouterr().out
+    assert f"--dataset k49 --dataset kkanji --split test --dir {dest} --mirror {server.url}" in out
+    assert f"--dataset kmnist --format mnist --split test --dir {dest}" in out
+    assert (
+        "gzip.open" in out.splitlines()[-1] and "t10k-images-idx3-ubyte.gz" in out.splitlines()[-1]
+    )
+
+
+def test_a_typed_folder_is_a_mirror(
+    at_terminal: Path, realdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        drive(
+            DOWN + SPACE + ENTER,  # Kuzushiji-MNIST and Kuzushiji-49
+            DOWN + ENTER,  # MNIST format for Kuzushiji-MNIST
+            ENTER,  # both splits: realdata lacks the big image files...
+            ENTER,
+            DOWN + ENTER,
+            str(realdata) + ENTER,
+            "n",  # ...so the plan is checked, and nothing fetched
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    want = [*select("kmnist", "mnist"), *select("k49", "npz")]
+    for e in want:
+        assert f"fetch    {e.file.path}" in out
+    assert f"{len(want)} to fetch" in out and f"mirrors: {realdata}" in out
+    assert "npz" not in "".join(line for line in out.splitlines() if "kmnist/" in line)
+    assert not (at_terminal / "data").exists()
+
+
+def test_kanji_alone_asks_no_format_and_no_split(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    assert drive(SPACE + DOWN + DOWN + SPACE + ENTER, ENTER, ENTER, "y") == 0
+    assert fetched(at_terminal / "data") == {"kkanji/kkanji.tar"}
+    out = capsys.readouterr().out
+    assert "unpublished size" in out and "tarfile.open('data/kkanji/kkanji.tar')" in out
+
+
+def test_choosing_nothing_is_refused_and_asked_again(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    k49 = {e.file.path for e in select("k49", "npz", "test")}
+    # Unticking KMNIST leaves nothing: Enter is refused; tick K49 instead.
+    assert drive(SPACE + ENTER + DOWN + SPACE + ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, "y") == 0
+    assert fetched(at_terminal / "data") == k49
+
+
+def test_a_file_or_unwritable_folder_is_refused_and_asked_again(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    a_file = at_terminal / "notes.txt"
+    a_file.write_text("mine")
+    refused = [CTRL_U + str(a_file) + ENTER]
+    if Path("/proc").is_dir():
+        refused.append(CTRL_U + str(UNWRITABLE) + ENTER)
+    good = at_terminal / "good"
+    assert (
+        drive(ENTER, ENTER, DOWN + DOWN + ENTER, *refused, CTRL_U + str(good) + ENTER, ENTER, "y")
+        == 0
+    )
+    assert fetched(good) == {e.file.path for e in select("kmnist", "npz", "test")}
+    assert a_file.read_text() == "mine"
+    assert not (at_terminal / "data").exists()
+
+
+def test_a_bad_mirror_is_refused_and_asked_again(
+    at_terminal: Path, synthetic: dict[str, bytes], server: FaultyServer
+) -> None:
+    assert (
+        drive(
+            ENTER,
+            ENTER,
+            DOWN + DOWN + ENTER,
+            ENTER,
+            DOWN + ENTER,
+            "ftp://example.org/kuzushiji" + ENTER,  # refused: not http, https or a folder
+            CTRL_U + str(at_terminal / "no-such-folder") + ENTER,  # refused: no such folder
+            CTRL_U + server.url + ENTER,
+            "y",
+        )
+        == 0
+    )
+    assert fetched(at_terminal / "data") == {e.file.path for e in select("kmnist", "npz", "test")}
+
+
+def test_the_plan_shows_what_is_skipped_and_resumed(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    data = at_terminal / "data"
+    labels, images = "kmnist/kmnist-test-labels.npz", "kmnist/kmnist-test-imgs.npz"
+    (data / "kmnist").mkdir(parents=True)
+    (data / labels).write_bytes(synthetic[labels])
+    (data / (images + ".part")).write_bytes(synthetic[images][:500])
+    assert drive(ENTER, ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, ENTER) == 0
+    out = capsys.readouterr().out
+    assert f"skip     {labels}" in out
+    assert f"resume   {images}  500 B of" in out
+    assert "1 to fetch, 1 to resume, 1 to skip" in out
+    assert (data / images).read_bytes() == synthetic[images]
+    assert server.gets("/" + labels) == []
+    assert [r.range for r in server.gets("/" + images)] == ["bytes=500-"]
+    assert no_part_files(data) == []
+
+
+def test_a_file_no_mirror_has_fails_as_the_command_does(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    images = "kmnist/kmnist-train-imgs.npz"
+    server.always(images, "404")
+    assert drive(ENTER * 6) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and images in err[0] and "HTTP 404" in err[0]
+    data = at_terminal / "data"
+    assert not (data / images).exists() and no_part_files(data) == []
+    # The other files of the request were fetched and verified all the same.
+    assert fetched(data) == {e.file.path for e in select("kmnist", "npz")} - {images}
+
+
+def test_declining_fetches_nothing_and_says_how_to_do_it_later(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    assert drive(ENTER * 5, "n") == 0
+    assert server.requests == []
+    assert not (at_terminal / "data").exists()
+    out = capsys.readouterr().out
+    assert "Nothing was downloaded" in out
+    assert out.rstrip().endswith(
+        f"download_data.py --dataset kmnist --format npz --split all --dir data --mirror {server.url}"
+    )
+
+
+def test_built_in_mirrors_can_be_chosen_over_kmnist_mirror(
+    at_terminal: Path,
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    # Declined at the end, so no built-in mirror is ever contacted.
+    assert drive(ENTER * 4, DOWN + ENTER, "n") == 0
+    out = capsys.readouterr().out
+    # Only the built-in mirrors that carry these (NumPy) files, in order.
+    assert "mirrors: codh-https, codh-http, wayback\n" in out
+    assert "KMNIST_MIRROR= download_data.py --dataset kmnist" in out
+    assert server.requests == []
+
+
+# Keys that reach each question, then Ctrl-C there.
+TO_EACH_QUESTION = {
+    "datasets": "",
+    "format": ENTER,
+    "split": ENTER * 2,
+    "folder": ENTER * 3,
+    "source": ENTER * 4,
+    "typed mirror": ENTER * 4 + DOWN + ENTER,
+    "go ahead": ENTER * 5,
+}
+
+
+@pytest.mark.parametrize("where", list(TO_EACH_QUESTION))
+def test_ctrl_c_at_any_question_exits_130_with_one_line(
+    where: str,
+    at_terminal: Path,
+    server: FaultyServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert drive(TO_EACH_QUESTION[where], CTRL_C) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted" in err[0] and "Traceback" not in err[0]
+    assert files_under(at_terminal) == set()
+    assert server.requests == []
+
+
+def test_ctrl_d_at_the_folder_question_stops_like_ctrl_c(at_terminal: Path) -> None:
+    assert drive(ENTER * 3, CTRL_U + CTRL_D) == 130
+    assert files_under(at_terminal) == set()
+
+
+def test_without_a_terminal_it_names_the_flags_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([], prog="kmnist-download") == 2  # pytest's stdin is no terminal
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "kmnist-download --dataset kmnist --format npz --split all --dir data" in err[0]
+    assert files_under(tmp_path) == set()
+
+
+@pytest.mark.parametrize("stdin", ["closed", "devnull"])
+def test_download_data_py_without_a_terminal_exits_2_at_once(stdin: str, tmp_path: Path) -> None:
+    if stdin == "closed" and sys.platform == "win32":
+        pytest.skip("closes stdin with a POSIX shell")
+    # "closed": no fd 0 at all, so sys.stdin is None in the child.
+    cmd = [sys.executable, str(ROOT / "download_data.py")]
+    if stdin == "closed":
+        r = subprocess.run(
+            ["sh", "-c", 'exec "$@" <&-', "sh", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    else:
+        r = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in r.stderr
+    assert "download_data.py --dataset kmnist --format npz --split all --dir data" in err[0]
+    assert files_under(tmp_path) == set()
+
+
+def test_questionary_is_not_imported_for_the_command() -> None:
+    code = (
+        "import sys, kmnist.cli\n"
+        "kmnist.cli.build_parser().format_help()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('questionary', 'prompt_toolkit')))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
