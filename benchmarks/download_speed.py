@@ -889,6 +889,20 @@ def version_of(argv: list[str]) -> str:
         return "not installed"
 
 
+def ours_connections(fallback: int = 4) -> int:
+    """How many connections kmnist.download_files opens by default, so that the
+    baselines get the same budget without anyone keeping two numbers in step."""
+    try:
+        import inspect
+
+        from kmnist.fetch import Downloader
+
+        default = inspect.signature(Downloader).parameters["connections"].default
+        return int(default) if isinstance(default, int) else fallback
+    except (ImportError, KeyError, ValueError, TypeError):
+        return fallback
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="download_speed.py",
@@ -922,8 +936,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--budget",
         type=int,
-        default=4,
-        help="our connection budget; curl --parallel and aria2c-budget use as many (default 4)",
+        default=ours_connections(),
+        help="our connection budget; curl --parallel and aria2c-budget use as many "
+        "(default: kmnist's own default, %(default)s)",
     )
     ap.add_argument(
         "--ours-option",
