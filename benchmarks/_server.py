@@ -121,8 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.tokens = float(BUCKET)
         self.refilled = time.monotonic()
-        with STATE.lock:
-            STATE.connections += 1
+        self.counted = False  # counted at its first file request: control ones are not
 
     def handle(self) -> None:
         # The client went away or timed out: nothing to report.
@@ -167,6 +166,9 @@ class Handler(BaseHTTPRequestHandler):
         rel = unquote(urlsplit(self.path).path).lstrip("/")
         with STATE.lock:
             STATE.requests += 1
+            if not self.counted:
+                STATE.connections += 1
+                self.counted = True
             if not body:
                 STATE.head_requests += 1
         target = (self.root / rel).resolve()

@@ -568,20 +568,22 @@ def table(outcomes: dict[str, Outcome]) -> list[str]:
     oc = ours.med("cpu") if ours else float("nan")
     lines = [
         "| tool | what | wall s | CPU s | peak RSS MB | wall tool/ours | CPU tool/ours | "
-        "requests | server CPU s | runs ok |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "requests | connections opened | server CPU s | runs ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for o in outcomes.values():
         if o.skipped:
-            lines.append(f"| {o.tool.name} | {o.tool.describe} | {o.skipped} ||||||||")
+            lines.append(f"| {o.tool.name} | {o.tool.describe} | {o.skipped} |||||||||")
             continue
         w, c = o.med("wall"), o.med("cpu")
         reqs = median([r.stats.get("requests", 0) for r in o.ok])
+        conns = median([r.stats.get("connections", 0) for r in o.ok])
         errors = {r.error for r in o.runs if r.error}
         lines.append(
             f"| {o.tool.name} | {o.tool.describe} | {fmt(w)} | {fmt(c)}"
             f" | {fmt(o.med('rss_mb'), '', 0)}"
-            f" | {fmt(w / ow)} | {fmt(c / oc)} | {fmt(reqs, '', 0)} | {fmt(o.med('server_cpu'))}"
+            f" | {fmt(w / ow)} | {fmt(c / oc)} | {fmt(reqs, '', 0)} | {fmt(conns, '', 0)}"
+            f" | {fmt(o.med('server_cpu'))}"
             f" | {len(o.ok)}/{len(o.runs)}"
             + (f" ({'; '.join(sorted(errors))})" if errors else "")
             + " |"
