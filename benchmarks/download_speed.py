@@ -1,0 +1,1052 @@
+"""How fast kmnist downloads, side by side with curl, aria2c and pooch, in one run.
+
+Creates files of the real names and sizes of the current release (random,
+incompressible bytes; the Kanji archive as 310,000,000 bytes), serves them from a
+loopback HTTP/1.1 server in a process of its own (unthrottled, or capped per
+connection), and runs every tool as a subprocess, round-robin, several times.
+Prints Markdown tables of medians (wall time, CPU time, peak RSS), each tool's
+ratio to ours, and a PASS/FAIL line per target.
+
+Scenarios:
+  unthrottled  full set over loopback, no cap
+  capped       full set, each connection capped at --rate bytes/s
+  resume       the server cuts the connection at half of the Kanji archive once;
+               ours must finish (in the same run, or a second one) fetching at
+               most the file size plus 1 MiB of it
+  rerun        ours again on a complete folder: no body requests, under 0.5 s
+  profile      (only when asked) ours once, unthrottled, under py-spy: where
+               its threads spend their time (pip install py-spy)
+
+Tools: ours (kmnist.download_files, through benchmarks/_run_tool.py), curl (one
+process, files one after another on one connection; and --parallel at our
+connection budget), aria2c (at our connection budget, and at -j5 -x8 -s8),
+pooch.retrieve per file with its known sha256; and, only when named in --tools,
+floor (a minimal Python client, as a reference). A tool that is not installed is
+reported as skipped. curl and aria2c come from Debian's packages:
+
+  apt-get install -y curl aria2        # pooch: pip install pooch
+
+Time: a full run (all scenarios, 3 repetitions, 430 MB, 20 MB/s cap) takes
+about 5 minutes on 2 cores, most of it curl and pooch in the capped scenario
+(about 22 s a run each); the first run also writes the 430 MB of test data
+(a few seconds; kept in --workdir). --quick (files 1/20 of the size, one
+repetition) takes well under 30 s.
+
+Only 127.0.0.1 is ever contacted: proxy variables are removed from the tools'
+environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import select
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))  # the worktree's kmnist, for the manifest's names and sizes
+
+# The Kanji archive's size was never published; "about 310 MB" says the data README.
+KANJI_SIZE = 310_000_000
+MIB = 1 << 20
+SCENARIOS = ("unthrottled", "capped", "resume", "rerun")
+# Not part of a default run: one profiled run of ours, for finding where time goes.
+EXTRA_SCENARIOS = ("profile",)
+# The cut in the resume scenario: this file, at half its size.
+CUT_FILE = "kkanji/kkanji.tar"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    size: int
+    sha256: str
+
+
+def release_files(quick: bool) -> list[tuple[str, int]]:
+    """Paths and sizes of the current release, from the manifest."""
+    from kmnist.manifest import CURRENT_RELEASE, ENTRIES
+
+    out = []
+    for e in ENTRIES:
+        if e.release != CURRENT_RELEASE:
+            continue
+        size = e.file.size if e.file.size is not None else KANJI_SIZE
+        if quick and size >= MIB:
+            size //= 20  # quick: same names and shape of the set, 1/20 of the bytes
+        out.append((e.file.path, size))
+    return out
+
+
+def make_data(workdir: Path, quick: bool) -> tuple[Path, list[File]]:
+    """Random files of the given sizes, made once and kept in ``workdir``."""
+    root = workdir / ("data-quick" if quick else "data-full")
+    index = root / "index.json"
+    wanted = release_files(quick)
+    if index.exists():
+        known = {f["path"]: f for f in json.loads(index.read_text())}
+        if all(
+            p in known
+            and known[p]["size"] == s
+            and (root / p).is_file()
+            and (root / p).stat().st_size == s
+            for p, s in wanted
+        ):
+            return root, [File(p, s, known[p]["sha256"]) for p, s in wanted]
+    log(f"writing {sum(s for _, s in wanted) / 1e6:.0f} MB of random test data to {root}")
+    files = []
+    for path, size in wanted:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        with open(target, "wb") as f:
+            left = size
+            while left:
+                block = os.urandom(min(left, 4 * MIB))
+                h.update(block)
+                f.write(block)
+                left -= len(block)
+        files.append(File(path, size, h.hexdigest()))
+    index.write_text(json.dumps([f.__dict__ for f in files], indent=1))
+    return root, files
+
+
+def settle(root: Path, files: list[File], scratch: Path) -> None:
+    """Get the machine into the state every measured run will find.
+
+    Writes back what is dirty and reads the test data once, so that the first
+    run neither competes with writeback nor reads from disk; then writes as
+    many bytes as a run will, and deletes them. On this VM the first 430 MB
+    written into page cache that no file used recently cost 1.3 s instead of
+    0.15 s (the host backing guest memory on first touch, most likely); after
+    a delete the kernel hands the same pages out again, as it does between
+    runs, where every destination is deleted.
+    """
+    os.sync()
+    for f in files:
+        with open(root / f.path, "rb") as fh:
+            while fh.read(16 * MIB):
+                pass
+    block = os.urandom(4 * MIB)
+    with open(scratch, "wb") as fh:
+        for _ in range(sum(f.size for f in files) // len(block) + 1):
+            fh.write(block)
+    scratch.unlink()
+
+
+def check_output(dest: Path, files: list[File], *, hashes: bool) -> str | None:
+    """None when every file is in place with the right size (and hash); else what is wrong."""
+    for f in files:
+        p = dest / f.path
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            return f"{f.path} missing"
+        if size != f.size:
+            return f"{f.path} has {size} bytes, not {f.size}"
+        if hashes:
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                while block := fh.read(4 * MIB):
+                    h.update(block)
+            if h.hexdigest() != f.sha256:
+                return f"{f.path} has other bytes (sha256 {h.hexdigest()[:12]}...)"
+    return None
+
+
+# ------------------------------------------------------------------------- server
+
+
+class Server:
+    """benchmarks/_server.py in a process of its own; stops when we close its stdin."""
+
+    def __init__(self, root: Path, *, timeout: float = 10.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "_server.py"), "--root", str(root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=clean_env(),
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("PORT "):
+            self.close()
+            raise RuntimeError("the benchmark server did not start")
+        self.port = int(line.split()[1])
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def ctl(self, what: str, **params: Any) -> dict[str, Any]:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        url = f"{self.base}/__ctl/{what}" + (f"?{query}" if query else "")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=10) as r:
+            return json.loads(r.read())  # type: ignore[no-any-return]
+
+    def cpu(self) -> float:
+        """User+system seconds the server process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+# -------------------------------------------------------------------------- tools
+
+
+@dataclass
+class Ctx:
+    base: str
+    files: list[File]
+    spec: Path
+    budget: int
+    ours_options: dict[str, Any]
+    workdir: Path
+
+
+@dataclass
+class Tool:
+    name: str
+    describe: str
+    build: Callable[[Ctx, Path], list[str]]
+    missing: Callable[[], str | None]
+    python: bool = False  # prints {"inner_wall": s} on stdout
+    optional: bool = False  # only when named in --tools
+
+
+def _python_can_import(code: str) -> str | None:
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        cwd=HERE,  # the import path _run_tool.py sees, not the caller's folder
+    )
+    if r.returncode == 0:
+        return None
+    lines = r.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit {r.returncode}"
+
+
+def ours_missing() -> str | None:
+    # An empty call imports whatever download_files needs and contacts nothing.
+    why = _python_can_import(
+        "import kmnist, tempfile; kmnist.download_files("
+        "[], tempfile.mkdtemp(), mirrors=['http://127.0.0.1:9'], progress=False)"
+    )
+    return None if why is None else f"skipped: kmnist.download_files not importable ({why})"
+
+
+def pooch_missing() -> str | None:
+    why = _python_can_import("import pooch")
+    return None if why is None else "skipped (pip install pooch)"
+
+
+def program_missing(program: str, package: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        return None if shutil.which(program) else f"skipped (apt-get install {package})"
+
+    return check
+
+
+def ours_cmd(ctx: Ctx, dest: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(HERE / "_run_tool.py"),
+        "ours",
+        str(ctx.spec),
+        str(dest),
+        ctx.base,
+        json.dumps(ctx.ours_options),
+    ]
+
+
+def floor_cmd(ctx: Ctx, dest: Path) -> list[str]:
+    return [sys.executable, str(HERE / "_run_tool.py"), "floor", str(ctx.spec), str(dest), ctx.base]
+
+
+def pooch_cmd(ctx: Ctx, dest: Path) -> list[str]:
+    return [sys.executable, str(HERE / "_run_tool.py"), "pooch", str(ctx.spec), str(dest), ctx.base]
+
+
+def curl_cmd(parallel: bool) -> Callable[[Ctx, Path], list[str]]:
+    def build(ctx: Ctx, dest: Path) -> list[str]:
+        argv = [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--create-dirs",
+            "--connect-timeout",
+            "10",
+            "--max-time",
+            "600",
+        ]
+        if parallel:
+            argv += ["--parallel", "--parallel-max", str(ctx.budget)]
+        for f in ctx.files:
+            argv += ["-o", str(dest / f.path), f"{ctx.base}/{f.path}"]
+        return argv
+
+    return build
+
+
+def aria2c_cmd(which: str) -> Callable[[Ctx, Path], list[str]]:
+    def build(ctx: Ctx, dest: Path) -> list[str]:
+        # One input file lists every URL with its folder and name.
+        listing = dest.parent / f"{dest.name}.aria2-input"
+        with open(listing, "w") as fh:
+            for f in ctx.files:
+                folder, _, name = f.path.rpartition("/")
+                fh.write(f"{ctx.base}/{f.path}\n  dir={dest / folder}\n  out={name}\n")
+        if which == "budget":
+            # All of the budget on one file at a time, split down to aria2c's
+            # smallest piece (1 MiB): its best use of that many connections here,
+            # where one file is 72% of the bytes.
+            knobs = ["-j1", f"-x{ctx.budget}", f"-s{ctx.budget}", "-k1M"]
+        else:
+            knobs = ["-j5", "-x8", "-s8"]
+        return [
+            "aria2c",
+            "-i",
+            str(listing),
+            *knobs,
+            "--file-allocation=none",
+            "--allow-overwrite=true",
+            "--auto-file-renaming=false",
+            "--console-log-level=error",
+            "--summary-interval=0",
+            "--download-result=hide",
+            "--connect-timeout=10",
+            "--timeout=30",
+            "--max-tries=3",
+        ]
+
+    return build
+
+
+def budget_knobs(budget: int) -> str:
+    return f"-j1 -x{budget} -s{budget} -k1M"
+
+
+def make_tools(budget: int) -> list[Tool]:
+    return [
+        Tool(
+            "ours", "kmnist.download_files (verifies sha256)", ours_cmd, ours_missing, python=True
+        ),
+        Tool(
+            "curl",
+            "curl, one process, files one after another",
+            curl_cmd(False),
+            program_missing("curl", "curl"),
+        ),
+        Tool(
+            "curl-parallel",
+            f"curl --parallel --parallel-max {budget}",
+            curl_cmd(True),
+            program_missing("curl", "curl"),
+        ),
+        Tool(
+            "aria2c-budget",
+            f"aria2c {budget_knobs(budget)} ({budget} connections)",
+            aria2c_cmd("budget"),
+            program_missing("aria2c", "aria2"),
+        ),
+        Tool(
+            "aria2c-fast",
+            "aria2c -j5 -x8 -s8 (up to 40 connections)",
+            aria2c_cmd("fast"),
+            program_missing("aria2c", "aria2"),
+        ),
+        Tool(
+            "floor",
+            "reference: plain Python, 1 connection, sha256 inline",
+            floor_cmd,
+            lambda: None,
+            python=True,
+            optional=True,
+        ),
+        Tool(
+            "pooch", "pooch.retrieve per file, known sha256", pooch_cmd, pooch_missing, python=True
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mb: float  # peak resident set of the process, in MB (10^6 bytes)
+    rc: int
+    inner: float | None = None  # seconds inside the library (Python tools)
+    error: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    server_cpu: float = 0.0
+
+
+# ru_maxrss of a child started from this process is useless: Linux carries the
+# peak RSS of the mm that calls execve (ours, via vfork, about 35 MB) into the
+# new program's figure. GNU time forks from a 2 MB process, so its %M is the
+# tool's own peak.
+GNU_TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+
+
+def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) -> Run:
+    """Run argv; its wall time, CPU time (user+sys, from wait4) and peak RSS."""
+    rss_file = log_to.with_suffix(".rss")
+    if GNU_TIME:
+        argv = [GNU_TIME, "-f", "%M", "-o", str(rss_file), "--", *argv]
+    with (
+        open(log_to.with_suffix(".out"), "wb") as out,
+        open(log_to.with_suffix(".err"), "wb") as err,
+    ):
+        os.sync()  # the previous run's writes must not be flushed during this one
+        cpu0 = server.cpu()
+        t0 = time.perf_counter()
+        p = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=clean_env(),
+            start_new_session=True,
+            cwd=log_to.parent,
+        )
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            os.killpg(p.pid, signal.SIGKILL)  # the tool too, not only GNU time
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        timer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        server_cpu = server.cpu() - cpu0
+    rss_kib = ru.ru_maxrss
+    if GNU_TIME:
+        try:
+            rss_kib = int(rss_file.read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            rss_kib = 0
+    run = Run(
+        wall, ru.ru_utime + ru.ru_stime, rss_kib * 1024 / 1e6, p.returncode, server_cpu=server_cpu
+    )
+    if killed.is_set():
+        run.error = f"timed out after {timeout:g} s"
+    elif p.returncode != 0:
+        tail = log_to.with_suffix(".err").read_text(errors="replace").strip().splitlines()
+        run.error = f"exit {p.returncode}: " + (tail[-1][:200] if tail else "no message")
+    text = log_to.with_suffix(".out").read_text(errors="replace").strip()
+    if text.startswith("{"):
+        with contextlib.suppress(ValueError, KeyError):
+            run.inner = json.loads(text.splitlines()[-1])["inner_wall"]
+    return run
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Outcome:
+    tool: Tool
+    skipped: str | None = None
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[Run]:
+        return [r for r in self.runs if r.error is None]
+
+    def med(self, attr: str) -> float:
+        return median([getattr(r, attr) for r in self.ok if getattr(r, attr) is not None])
+
+
+def full_set(
+    name: str,
+    rate: float,
+    tools: list[Tool],
+    skipped: dict[str, str],
+    ctx: Ctx,
+    server: Server,
+    args: argparse.Namespace,
+) -> dict[str, Outcome]:
+    server.ctl("config", rate=rate)
+    outcomes = {t.name: Outcome(t, skipped.get(t.name)) for t in tools}
+    active = [t for t in tools if t.name not in skipped]
+    for rep in range(args.reps):
+        # Round-robin, rotated each repetition, so that no tool always runs
+        # right after the same neighbour on a noisy machine.
+        order = active[rep % len(active) :] + active[: rep % len(active)] if active else []
+        for tool in order:
+            dest = fresh(ctx.workdir / "dest" / tool.name)
+            server.ctl("reset")
+            run = measure(
+                tool.build(ctx, dest),
+                timeout=args.timeout,
+                log_to=ctx.workdir / "logs" / f"{name}-{tool.name}-{rep}",
+                server=server,
+            )
+            run.stats = server.ctl("stats")
+            if run.error is None:
+                # Sizes every time; every byte once per tool and scenario, so
+                # that a fast tool is also a correct one (outside the timing).
+                run.error = check_output(dest, ctx.files, hashes=rep == 0)
+            outcomes[tool.name].runs.append(run)
+            log(
+                f"[{name} {rep + 1}/{args.reps}] {tool.name:14s} wall {run.wall:7.2f} s  "
+                f"cpu {run.cpu:6.2f} s  rss {run.rss_mb:5.0f} MB  "
+                f"server cpu {run.server_cpu:5.2f} s"
+                + (f"  ERROR {run.error}" if run.error else "")
+            )
+            shutil.rmtree(dest, ignore_errors=True)
+    return outcomes
+
+
+def fmt(x: float, unit: str = "", digits: int = 2) -> str:
+    return "n/a" if x != x else f"{x:.{digits}f}{unit}"
+
+
+def table(outcomes: dict[str, Outcome]) -> list[str]:
+    ours = outcomes.get("ours")
+    ow = ours.med("wall") if ours else float("nan")
+    oc = ours.med("cpu") if ours else float("nan")
+    lines = [
+        "| tool | what | wall s | CPU s | peak RSS MB | wall tool/ours | CPU tool/ours | "
+        "requests | connections opened | server CPU s | runs ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for o in outcomes.values():
+        if o.skipped:
+            lines.append(f"| {o.tool.name} | {o.tool.describe} | {o.skipped} |||||||||")
+            continue
+        w, c = o.med("wall"), o.med("cpu")
+        reqs = median([r.stats.get("requests", 0) for r in o.ok])
+        conns = median([r.stats.get("connections", 0) for r in o.ok])
+        errors = {r.error for r in o.runs if r.error}
+        lines.append(
+            f"| {o.tool.name} | {o.tool.describe} | {fmt(w)} | {fmt(c)}"
+            f" | {fmt(o.med('rss_mb'), '', 0)}"
+            f" | {fmt(w / ow)} | {fmt(c / oc)} | {fmt(reqs, '', 0)} | {fmt(conns, '', 0)}"
+            f" | {fmt(o.med('server_cpu'))}"
+            f" | {len(o.ok)}/{len(o.runs)}"
+            + (f" ({'; '.join(sorted(errors))})" if errors else "")
+            + " |"
+        )
+    if ours and ours.ok and ours.med("inner") == ours.med("inner"):
+        lines.append("")
+        lines.append(
+            f"ours: {fmt(ours.med('inner'))} s of the {fmt(ow)} s wall are spent inside "
+            f"kmnist.download_files; the rest is interpreter start-up and imports."
+        )
+    return lines
+
+
+# Set by --quick: the targets are about the full set, where start-up is small
+# next to the bytes; on 1/20 of them a verdict would mean nothing.
+QUICK = False
+
+
+def verdict(ok: bool, text: str) -> str:
+    if QUICK:
+        return f"- (quick run, not a verdict: {'pass' if ok else 'fail'}) {text}"
+    return f"- {'PASS' if ok else 'FAIL'}: {text}"
+
+
+def targets_full(name: str, outcomes: dict[str, Outcome]) -> list[str]:
+    ours = outcomes["ours"]
+    if ours.skipped or not ours.ok:
+        return [f"- targets not checked: ours {ours.skipped or 'failed every run'}"]
+    ow, oc, orss = ours.med("wall"), ours.med("cpu"), ours.med("rss_mb")
+    out = []
+
+    def against(tool: str) -> Outcome | None:
+        o = outcomes.get(tool)
+        return o if o and not o.skipped and o.ok else None
+
+    curl = against("curl")
+    if name == "unthrottled":
+        if curl:
+            cw = curl.med("wall")
+            out.append(
+                verdict(
+                    ow <= 1.2 * cw,
+                    f"wall at most 1.2x curl's: ours {ow:.2f} s, curl {cw:.2f} s, "
+                    f"ratio {ow / cw:.2f}",
+                )
+            )
+        else:
+            out.append("- not checked: wall at most 1.2x curl's (curl missing)")
+    if name == "capped":
+        aria = against("aria2c-budget")
+        if aria:
+            aw = aria.med("wall")
+            out.append(
+                verdict(
+                    ow <= 1.1 * aw,
+                    f"wall at most 1.1x aria2c's at the same connection budget: "
+                    f"ours {ow:.2f} s, aria2c {aw:.2f} s, ratio {ow / aw:.2f}",
+                )
+            )
+        else:
+            out.append("- not checked: wall at most 1.1x aria2c's (aria2c missing)")
+        if curl:
+            cw = curl.med("wall")
+            out.append(
+                verdict(
+                    cw >= 5 * ow,
+                    f"at least 5x faster than curl: curl {cw:.2f} s / ours {ow:.2f} s "
+                    f"= {cw / ow:.2f}x",
+                )
+            )
+    if curl:
+        cc = curl.med("cpu")
+        out.append(
+            verdict(
+                oc <= 2 * cc,
+                f"CPU at most 2x curl's: ours {oc:.2f} s, curl {cc:.2f} s, ratio {oc / cc:.2f}",
+            )
+        )
+    out.append(verdict(orss <= 60, f"peak RSS at most 60 MB: ours {orss:.0f} MB"))
+    return out
+
+
+def scenario_resume(
+    ctx: Ctx, server: Server, args: argparse.Namespace, skipped: dict[str, str]
+) -> tuple[list[str], Path | None]:
+    lines = ["### resume: connection cut at half of the Kanji archive, unthrottled", ""]
+    if "ours" in skipped:
+        return [*lines, f"ours {skipped['ours']}"], None
+    cut = next((f for f in ctx.files if f.path == CUT_FILE), None)
+    if cut is None:
+        return [*lines, f"not run: {CUT_FILE} is not in the set"], None
+    server.ctl("config", rate=0)
+    dest = fresh(ctx.workdir / "dest" / "resume")
+    server.ctl("reset")
+    server.ctl("cut", path=cut.path, after=cut.size // 2)
+    runs = []
+    for attempt in range(2):  # the first run may give up on the cut; a second resumes
+        run = measure(
+            ours_cmd(ctx, dest),
+            timeout=args.timeout,
+            log_to=ctx.workdir / "logs" / f"resume-{attempt}",
+            server=server,
+        )
+        runs.append(run)
+        log(
+            f"[resume run {attempt + 1}] ours wall {run.wall:.2f} s rc {run.rc}"
+            + (f" ERROR {run.error}" if run.error else "")
+        )
+        if run.error is None:
+            break
+    stats = server.ctl("stats")
+    got = stats["by_path"].get(cut.path, {"bytes": 0, "requests": 0})
+    bad = check_output(dest, ctx.files, hashes=True)
+    total = sum(f.size for f in ctx.files)
+    lines += [
+        "| run | exit | wall s | CPU s | error |",
+        "|---|---:|---:|---:|---|",
+        *(
+            f"| {i + 1} | {r.rc} | {r.wall:.2f} | {r.cpu:.2f} | {r.error or ''} |"
+            for i, r in enumerate(runs)
+        ),
+        "",
+        f"cuts made: {stats['cuts']}; {cut.path}: {got['bytes']:,} body bytes served in "
+        f"{got['requests']} requests for a {cut.size:,}-byte file "
+        f"(excess {got['bytes'] - cut.size:+,}); whole set: {stats['body_bytes']:,} of {total:,} "
+        f"bytes; folder afterwards: {bad or 'complete and verified'}.",
+        "",
+        verdict(
+            runs[-1].error is None
+            and bad is None
+            and stats["cuts"] == 1
+            and got["bytes"] <= cut.size + MIB,
+            f"after a cut at half of the Kanji archive, bytes fetched of it at most size + "
+            f"1 MiB: {got['bytes']:,} <= {cut.size + MIB:,}"
+            + ("" if len(runs) == 1 else " (needed a second run)"),
+        ),
+    ]
+    return lines, (dest if bad is None else None)
+
+
+def scenario_rerun(
+    ctx: Ctx,
+    server: Server,
+    args: argparse.Namespace,
+    skipped: dict[str, str],
+    complete: Path | None,
+) -> list[str]:
+    lines = ["### rerun: ours again on a complete folder", ""]
+    if "ours" in skipped:
+        return [*lines, f"ours {skipped['ours']}"]
+    server.ctl("config", rate=0)
+    if complete is None:
+        complete = fresh(ctx.workdir / "dest" / "rerun")
+        run = measure(
+            ours_cmd(ctx, complete),
+            timeout=args.timeout,
+            log_to=ctx.workdir / "logs" / "rerun-setup",
+            server=server,
+        )
+        bad = run.error or check_output(complete, ctx.files, hashes=False)
+        if bad:
+            return [*lines, f"could not make a complete folder: {bad}"]
+    runs = []
+    for rep in range(args.reps):
+        server.ctl("reset")
+        run = measure(
+            ours_cmd(ctx, complete),
+            timeout=args.timeout,
+            log_to=ctx.workdir / "logs" / f"rerun-{rep}",
+            server=server,
+        )
+        run.stats = server.ctl("stats")
+        runs.append(run)
+        log(
+            f"[rerun {rep + 1}/{args.reps}] ours wall {run.wall:.2f} s requests "
+            f"{run.stats['requests']} body {run.stats['body_requests']}"
+            + (f" ERROR {run.error}" if run.error else "")
+        )
+    ok = [r for r in runs if r.error is None]
+    wall = median([r.wall for r in ok])
+    inner = median([r.inner for r in ok if r.inner is not None])
+    body = max((r.stats["body_requests"] for r in runs), default=0)
+    lines += [
+        "| wall s | inside download_files s | CPU s | peak RSS MB | requests | HEAD "
+        "| body requests | "
+        "body bytes | runs ok |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {fmt(wall)} | {fmt(inner)} | {fmt(median([r.cpu for r in ok]))} | "
+        f"{fmt(median([r.rss_mb for r in ok]), '', 0)} | "
+        f"{max((r.stats['requests'] for r in runs), default=0)} | "
+        f"{max((r.stats['head_requests'] for r in runs), default=0)} | {body} | "
+        f"{max((r.stats['body_bytes'] for r in runs), default=0)} | {len(ok)}/{len(runs)} |",
+        "",
+        verdict(
+            len(ok) == len(runs) and body == 0 and wall < 0.5,
+            f"re-run on a complete folder: no body requests ({body}), under 0.5 s ({fmt(wall)} s)",
+        ),
+    ]
+    errors = {r.error for r in runs if r.error}
+    if errors:
+        lines.append(f"- errors: {'; '.join(sorted(errors))}")
+    return lines
+
+
+def scenario_profile(
+    ctx: Ctx, server: Server, args: argparse.Namespace, skipped: dict[str, str]
+) -> list[str]:
+    """One run of ours, unthrottled, under py-spy (every thread, idle time included)."""
+    lines = ["### profile: ours once, unthrottled, sampled by py-spy", ""]
+    if "ours" in skipped:
+        return [*lines, f"ours {skipped['ours']}"]
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not os.path.exists(spy):
+        return [*lines, "not run: py-spy is not installed (pip install py-spy)"]
+    server.ctl("config", rate=0)
+    dest = fresh(ctx.workdir / "dest" / "profile")
+    raw = ctx.workdir / "logs" / "profile.raw"
+    argv = [
+        spy,
+        "record",
+        "--rate",
+        "500",
+        "--idle",
+        "--threads",
+        "--format",
+        "raw",
+        "--nonblocking",
+        "-o",
+        str(raw),
+        "--",
+        *ours_cmd(ctx, dest),
+    ]
+    run = measure(
+        argv, timeout=args.timeout, log_to=ctx.workdir / "logs" / "profile", server=server
+    )
+    if run.error or not raw.exists():
+        return [*lines, f"py-spy failed: {run.error or 'no output'}"]
+    self_time: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        head, *rest = stack.split(";")
+        frames = [head.split(": ", 1)[-1], *(_frame(f) for f in rest)]  # "thread (12): Name"
+        threads[frames[0]] = threads.get(frames[0], 0) + n
+        self_time[frames[-1]] = self_time.get(frames[-1], 0) + n
+        for f in set(frames[1:]):
+            inclusive[f] = inclusive.get(f, 0) + n
+    if not total:
+        return [*lines, "py-spy recorded no samples"]
+
+    def top(d: dict[str, int], k: int, keep: Callable[[str], bool] = lambda f: True) -> list[str]:
+        rows = sorted(((v, f) for f, v in d.items() if keep(f)), reverse=True)[:k]
+        return [f"| {100 * v / total:5.1f}% | `{f}` |" for v, f in rows]
+
+    lines += [
+        f"{total} samples at 500 Hz over all threads (idle included), wall {run.wall:.2f} s "
+        f"(slower than unprofiled). Raw stacks: `{raw}`.",
+        "",
+        "Threads: "
+        + ", ".join(
+            f"{t} {100 * v / total:.0f}%" for t, v in sorted(threads.items(), key=lambda x: -x[1])
+        ),
+        "",
+        "| share of samples | where the samples were (leaf frame) |",
+        "|---:|---|",
+        *top(self_time, 15),
+        "",
+        "| share of samples | inclusive, kmnist functions |",
+        "|---:|---|",
+        *top(inclusive, 15, lambda f: "kmnist/" in f),
+    ]
+    return lines
+
+
+def _frame(f: str) -> str:
+    """ "read (socket.py:706)" -> "read (socket.py)": one line per function, not per line."""
+    name, _, where = f.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "lib/python"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    if "/kmnist/" in path:
+        path = "kmnist/" + path.split("/kmnist/", 1)[1]
+    return f"{name} ({path})" if where else name
+
+
+# --------------------------------------------------------------------------- main
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def version_of(argv: list[str]) -> str:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return " ".join(r.stdout.split()[:3]) if r.stdout else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+
+
+def ours_connections(fallback: int = 4) -> int:
+    """How many connections kmnist.download_files opens by default, so that the
+    baselines get the same budget without anyone keeping two numbers in step."""
+    try:
+        import inspect
+
+        from kmnist.fetch import Downloader
+
+        default = inspect.signature(Downloader).parameters["connections"].default
+        return int(default) if isinstance(default, int) else fallback
+    except (ImportError, KeyError, ValueError, TypeError):
+        return fallback
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="download_speed.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS + EXTRA_SCENARIOS,
+        help="run only this scenario (repeatable; default: all but profile, "
+        "which runs ours once under py-spy)",
+    )
+    ap.add_argument(
+        "--tools",
+        help="comma-separated subset of: ours, curl, curl-parallel, "
+        "aria2c-budget, aria2c-fast, pooch, and floor (a minimal Python client; only when named)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: files 1/20 of the real sizes, one repetition",
+    )
+    ap.add_argument("--reps", type=int, help="repetitions per tool (default 3; 1 with --quick)")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=20e6,
+        help="per-connection cap of the capped scenario, bytes/s (default 20e6)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=int,
+        default=ours_connections(),
+        help="our connection budget; curl --parallel and aria2c-budget use as many "
+        "(default: kmnist's own default, %(default)s)",
+    )
+    ap.add_argument(
+        "--ours-option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra keyword for kmnist.download_files, e.g. connections=4",
+    )
+    ap.add_argument("--timeout", type=float, default=300, help="seconds per tool run (default 300)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "kmnist-bench",
+        help="test data (kept), destinations and logs (default /tmp/kmnist-bench)",
+    )
+    ap.add_argument("--output", type=Path, help="also write the Markdown report here")
+    args = ap.parse_args(argv)
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    global QUICK
+    args = parse_args(argv)
+    QUICK = args.quick
+    scenarios = args.scenario or list(SCENARIOS)
+    options = {}
+    for item in args.ours_option:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    fresh(args.workdir / "logs")
+    data, files = make_data(args.workdir, args.quick)
+    settle(data, files, args.workdir / "scratch.bin")
+    spec = args.workdir / ("spec-quick.json" if args.quick else "spec-full.json")
+    spec.write_text(json.dumps([f.__dict__ for f in files]))
+
+    tools = make_tools(args.budget)
+    if args.tools:
+        names = args.tools.split(",")
+        tools = [t for t in tools if t.name in names or t.name == "ours"]
+    else:
+        tools = [t for t in tools if not t.optional]
+    skipped = {t.name: why for t in tools if (why := t.missing()) is not None}
+    total = sum(f.size for f in files)
+    started = time.time()
+    argv_shown = argv if argv is not None else sys.argv[1:]
+    report = [
+        "## kmnist download speed",
+        "",
+        f"Command: `{shlex.join(['python', 'benchmarks/download_speed.py', *argv_shown])}`",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores; "
+        f"Python {platform.python_version()}; {version_of(['curl', '--version'])}; "
+        f"{version_of(['aria2c', '--version'])}. {len(files)} files, {total:,} bytes "
+        f"({'quick: 1/20 of the real sizes' if args.quick else 'real names and sizes'}); "
+        f"{args.reps} repetitions, round-robin; medians. Connection budget {args.budget}; "
+        f"cap {args.rate / 1e6:g} MB/s per connection in the capped scenario. Wall and CPU "
+        f"(user+sys) and peak RSS are of the tool's process"
+        + (
+            " (RSS by GNU time)"
+            if GNU_TIME
+            else " (no GNU time: RSS includes the harness's ~35 MB)"
+        )
+        + "; the server runs in a process of its own.",
+        "",
+    ]
+    for name, why in skipped.items():
+        log(f"{name}: {why}")
+    with Server(data) as server:
+        ctx = Ctx(server.base, files, spec, args.budget, options, args.workdir)
+        complete: Path | None = None
+        for name in SCENARIOS + EXTRA_SCENARIOS:
+            if name not in scenarios:
+                continue
+            if name in ("unthrottled", "capped"):
+                rate = 0.0 if name == "unthrottled" else args.rate
+                outcomes = full_set(name, rate, tools, skipped, ctx, server, args)
+                title = "no cap" if not rate else f"{rate / 1e6:g} MB/s per connection"
+                report += [
+                    f"### {name}: full set, {title}",
+                    "",
+                    *table(outcomes),
+                    "",
+                    *targets_full(name, outcomes),
+                    "",
+                ]
+            elif name == "resume":
+                lines, complete = scenario_resume(ctx, server, args, skipped)
+                report += [*lines, ""]
+            elif name == "rerun":
+                report += [*scenario_rerun(ctx, server, args, skipped, complete), ""]
+            else:
+                report += [*scenario_profile(ctx, server, args, skipped), ""]
+    shutil.rmtree(args.workdir / "dest", ignore_errors=True)
+    report.append(f"Run took {time.time() - started:.0f} s.")
+    text = "\n".join(report)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
