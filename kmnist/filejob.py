@@ -20,7 +20,7 @@ from .partfile import PartFile
 from .progress import NullFileProgress
 from .retry import Attempts, GiveUp
 from .transfer import Body, Refused, Transient
-from .verify import Hasher
+from .verify import Hasher, PipelinedHasher
 
 if TYPE_CHECKING:
     from .fetch import Downloader
@@ -32,11 +32,12 @@ if TYPE_CHECKING:
 # contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
 # retry of the rest of one piece, not of a whole segment.
 PIECE = 8 << 20
-# A connection faster than this (100 MB/s) is not what limits a download on a
-# machine that must also write and hash every byte: no more are opened. Its
-# speed is taken over the first MiB (50 ms at 20 MB/s).
-FAST_CONNECTION = 100e6
-RATE_SAMPLE = 1 << 20
+# A connection faster than this (50 MB/s, 400 Mbit/s) is not what limits a
+# download on a machine that must also write and hash every byte: no more are
+# opened. Its speed is taken over the first 2 MiB: 100 ms at 20 MB/s, a few ms
+# over loopback even with other files arriving at the same time.
+FAST_CONNECTION = 50e6
+RATE_SAMPLE = 2 << 20
 # The hashing thread wakes for at least this much new prefix: one read and
 # one sha256 call per MiB, not one per network chunk.
 HASH_STEP = 1 << 20
@@ -61,6 +62,7 @@ class FileJob:
         self.resumed_from = self.pf.have
         self.transferred = 0
         self._lock = threading.Lock()
+        self._sampled = threading.Event()  # RATE_SAMPLE bytes have arrived
 
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
@@ -78,9 +80,16 @@ class FileJob:
 
     def _sequential(self, first: Body | None) -> Hasher:
         """Append to a prefix .part, resuming with ``Range: bytes=N-`` after a cut."""
-        file, pf = self.file, self.pf
+        pf = self.pf
         pf.as_prefix()
-        hasher = self._hash_existing(limit=pf.contiguous())
+        hasher = PipelinedHasher(self._hash_existing(limit=pf.contiguous()))
+        try:
+            return self._sequential_into(hasher, first).finish()
+        finally:
+            hasher.finish()
+
+    def _sequential_into(self, hasher: PipelinedHasher, first: Body | None) -> PipelinedHasher:
+        file = self.file
         attempts = Attempts(self.dl.retry)
         body = first
         while True:
@@ -105,7 +114,7 @@ class FileJob:
                 # the bytes decide.
                 return hasher
 
-    def _stream(self, body: Body, offset: int, hasher: Hasher) -> int:
+    def _stream(self, body: Body, offset: int, hasher: PipelinedHasher) -> int:
         """Append one body to the .part. Returns bytes written; Transient on a cut."""
         self._check_size(body)
         if body.start != offset:
@@ -203,10 +212,11 @@ class FileJob:
             # (a capped or distant host); when one already outruns the disk and
             # the hash (loopback, a fast LAN), more only compete for the CPU.
             # The first MiB of the first piece tells which.
-            while threads[0].is_alive() and self.transferred < RATE_SAMPLE:
-                time.sleep(0.005)
+            while threads[0].is_alive() and not self._sampled.wait(0.05):
+                pass
             rate = self.transferred / max(time.monotonic() - started, 1e-6)
-            rest = [g for g in pf.missing() if g[0] >= first[1]]
+            # What is missing past the first piece (a gap may start inside it).
+            rest = [(max(a, first[1]), b) for a, b in pf.missing() if b > first[1]]
             if rate < self.dl.fast_connection:
                 carry_on.set()  # before the look below: the first worker sees one or the other
                 first_goes_on = threads[0].is_alive()
@@ -354,6 +364,8 @@ class FileJob:
     def _count(self, n: int) -> None:
         with self._lock:
             self.transferred += n
+            if self.transferred >= RATE_SAMPLE:
+                self._sampled.set()
         self.bar.update(n)
 
     def _hash_existing(self, limit: int | None = None) -> Hasher:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import gzip
 import hashlib
+import queue
 import struct
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,50 @@ class Hasher:
     @property
     def md5(self) -> str | None:
         return self._md5.hexdigest() if self._md5 is not None else None
+
+
+class PipelinedHasher:
+    """A Hasher fed from a thread of its own, so hashing overlaps receiving.
+
+    hashlib releases the GIL on large buffers, as socket reads and file
+    writes do, so on a second core the hash costs no wall time. ``size``
+    counts what was handed over; ``finish`` waits for the rest and returns
+    the Hasher. At most ``depth`` chunks wait (memory stays flat).
+    """
+
+    _RESET = object()
+
+    def __init__(self, inner: Hasher, depth: int = 4) -> None:
+        self.inner = inner
+        self.file = inner.file
+        self.size = inner.size
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if item is self._RESET:
+                self.inner.reset()
+            else:
+                self.inner.update(item)  # type: ignore[arg-type]
+
+    def update(self, data: bytes) -> None:
+        self._queue.put(data)
+        self.size += len(data)
+
+    def reset(self) -> None:
+        self._queue.put(self._RESET)
+        self.size = 0
+
+    def finish(self) -> Hasher:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        return self.inner
 
 
 def check_digests(hasher: Hasher, source: str) -> None:
