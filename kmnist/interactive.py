@@ -328,33 +328,31 @@ def go_ahead_question(plan: Plan) -> str:
 
 
 def load_hint(entries: Sequence[Entry], root: Path) -> list[str]:
-    """Two lines that show how to load what was fetched.
+    """Two lines that show how to load what was fetched, with kmnist's own loaders.
 
-    One place on purpose: once ``kmnist.load`` exists, these lines become
-    ``import kmnist`` and ``x, y = kmnist.load(...)``.
+    For the Kanji archive, :func:`kmnist.extract_kanji`: never ``tarfile``'s
+    ``extractall``, which trusts every path in the archive.
     """
     pick = next((e for e in entries if e.kind in ("images", "archive")), None)
     if pick is None:
         return []
-    path = repr((root / pick.file.path).as_posix())
+    where = repr(root.as_posix())
     if pick.kind == "archive":
-        folder = repr((root / pick.dataset).as_posix())
         label, code = (
             "unpack with:",
-            ["import tarfile", f"tarfile.open({path}).extractall({folder})"],
-        )
-    elif pick.format == "mnist":
-        # IDX image files: a 16-byte header, then one byte per pixel.
-        label, code = (
-            "load with:",
             [
-                "import gzip, numpy as np",
-                f"x = np.frombuffer(gzip.open({path}).read(), np.uint8, offset=16)"
-                ".reshape(-1, 28, 28)",
+                f"import kmnist; kmnist.extract_kanji(root={where})",
+                f"kanji = kmnist.load_kanji(root={where})  # paths and labels",
             ],
         )
     else:
-        label, code = "load with:", ["import numpy as np", f"x = np.load({path})['arr_0']"]
+        label, code = (
+            "load with:",
+            [
+                "import kmnist",
+                f"x, y = kmnist.load({pick.dataset!r}, {pick.split!r}, root={where})",
+            ],
+        )
     return [f"{label:<13}{code[0]}", f"{'':<13}{code[1]}"]
 
 

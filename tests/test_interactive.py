@@ -265,9 +265,10 @@ def test_load_hint_lines_load_the_real_files(realdata: Path) -> None:
         assert isinstance(x, np.ndarray) and x.shape == (10000, 28, 28) and x.dtype == np.uint8
     tar = load_hint(select("kkanji"), Path("data"))
     assert tar == [
-        "unpack with: import tarfile",
-        "             tarfile.open('data/kkanji/kkanji.tar').extractall('data/kkanji')",
+        "unpack with: import kmnist; kmnist.extract_kanji(root='data')",
+        "             kanji = kmnist.load_kanji(root='data')  # paths and labels",
     ]
+    assert all(len(line) <= 80 for line in tar + lines)
 
 
 def test_plain_style_only_with_no_color() -> None:
@@ -304,8 +305,8 @@ def test_enter_through_the_defaults(
     )
     assert "5 file(s) ready in data" in out
     assert out.rstrip().splitlines()[-2:] == [
-        "load with:   import numpy as np",
-        "             x = np.load('data/kmnist/kmnist-train-imgs.npz')['arr_0']",
+        "load with:   import kmnist",
+        "             x, y = kmnist.load('kmnist', 'train', root='data')",
     ]
     # Again: the plan finds every file verified, and nothing is fetched.
     requests = len(server.requests)
@@ -350,8 +351,9 @@ def test_every_choice_away_from_the_defaults(
     out = capsys.readouterr().out
     assert f"--dataset k49 --dataset kkanji --split test --dir {dest} --mirror {server.url}" in out
     assert f"--dataset kmnist --format mnist --split test --dir {dest}" in out
-    assert (
-        "gzip.open" in out.splitlines()[-1] and "t10k-images-idx3-ubyte.gz" in out.splitlines()[-1]
+    # The hint loads the first dataset fetched, in the split chosen.
+    assert out.splitlines()[-1].endswith(
+        f"x, y = kmnist.load('kmnist', 'test', root='{dest.as_posix()}')"
     )
 
 
@@ -390,7 +392,7 @@ def test_kanji_alone_asks_no_format_and_no_split(
     assert drive(SPACE + DOWN + DOWN + SPACE + ENTER, ENTER, ENTER, "y") == 0
     assert fetched(at_terminal / "data") == {"kkanji/kkanji.tar"}
     out = capsys.readouterr().out
-    assert "unpublished size" in out and "tarfile.open('data/kkanji/kkanji.tar')" in out
+    assert "unpublished size" in out and "kmnist.extract_kanji(root='data')" in out
 
 
 def test_choosing_nothing_is_refused_and_asked_again(

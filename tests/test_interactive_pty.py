@@ -90,7 +90,7 @@ def test_download_in_a_terminal_without_colour(
     answer("From where", DOWN + ENTER)  # another mirror, typed
     answer("Mirror", server.url + ENTER)
     answer(r"Download 3 file\(s\), 2\.9 MiB\?", "y")
-    child.expect(r"x = np\.load\('data/kmnist/kmnist-test-imgs\.npz'\)\['arr_0'\]")
+    child.expect(r"x, y = kmnist\.load\('kmnist', 'test', root='data'\)")
     transcript.append(child.before + child.after)
     assert finish(child) == 0
     for rel in (
