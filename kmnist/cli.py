@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
 from . import __version__
-from .errors import DownloadsFailed, ExitStatus, KmnistError, UsageError, exit_status
+from .errors import (
+    DownloadError,
+    DownloadsFailed,
+    ExitStatus,
+    KmnistError,
+    UsageError,
+    exit_status,
+)
 from .fetch import CONNECTIONS, JOBS
 from .manifest import (
     DATASETS,
@@ -150,12 +157,16 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
         return ExitStatus.INTERRUPTED
-    except DownloadsFailed as exc:
-        for f in exc.failures:
-            print(f"{prog}: error: {f}", file=sys.stderr)
-        return exc.exit_status
     except KmnistError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
+        for f in failures:
+            print(f"{prog}: error: {f}", file=sys.stderr)
+        if all(isinstance(f, DownloadError) and f.unreachable for f in failures):
+            print(
+                f"{prog}: hint: no mirror could be reached from here; give one you can reach "
+                f"with --mirror URL or {MIRROR_ENV} (a copy's folder works too)",
+                file=sys.stderr,
+            )
         return exit_status(exc)
     except OSError as exc:
         # A folder that cannot be created or written: the user's to fix.

@@ -40,9 +40,11 @@ class UnsupportedFormat(UsageError):
 class DownloadError(KmnistError):
     """A file could not be fetched from any mirror."""
 
-    def __init__(self, path: str, reasons: list[str]) -> None:
+    def __init__(self, path: str, reasons: list[str], *, unreachable: bool = False) -> None:
         self.path = path
         self.reasons = reasons
+        # No mirror could even be connected to: the network, not the mirrors.
+        self.unreachable = unreachable
         tried = "; ".join(reasons) if reasons else "no mirror carries it"
         super().__init__(f"{path}: could not be fetched ({tried})")
 

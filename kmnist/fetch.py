@@ -225,7 +225,8 @@ class Downloader:
             reasons.append(f"{mirror.name}: {reason}")
             if i + 1 < len(mirrors):
                 self._progress.note(f"{file.path}: {mirror.name}: {reason}; trying the next mirror")
-        raise DownloadError(file.path, reasons)
+        unreachable = all(m.name in self._dead or _host(m) in self._down_hosts for m in mirrors)
+        raise DownloadError(file.path, reasons, unreachable=bool(mirrors) and unreachable)
 
     def _from_mirror(self, step: Step, mirror: Mirror, start: float) -> Result:
         job = FileJob(self, step.file, step.target, mirror)

@@ -340,3 +340,25 @@ def test_dry_run_names_only_the_mirrors_that_carry_the_files(
     assert capsys.readouterr().out.splitlines()[-1] == "mirrors: codh-https, codh-http, wayback"
     assert main(["-d", "k49", "--release", "2018", "--dir", str(tmp_path), "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "mirrors: gcs-2018, wayback-2018"
+
+
+def test_no_mirror_reachable_ends_with_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed once the block ends
+    assert main(["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", dead, "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all("could not be fetched" in line for line in err[:3])
+    assert (
+        err[-1].startswith("kmnist-download: hint: no mirror could be reached")
+        and "--mirror" in err[-1]
+    )
+    assert not any(
+        p.is_file() and not p.name.startswith(".")
+        for p in tmp_path.rglob("*")
+        if ".kmnist" not in p.parts
+    )
