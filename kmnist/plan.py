@@ -7,6 +7,7 @@ already there), so ``--dry-run`` shows exactly the plan a real run follows.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,7 @@ class Plan:
     def unknown_sizes(self) -> int:
         return sum(1 for s in self.steps if s.todo is None)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
 
 
