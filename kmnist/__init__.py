@@ -24,13 +24,37 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
 from .load import NotDownloaded, kanji_arrays, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
-from .safetar import UnsafeArchive
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from .kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
+    from .safetar import UnsafeArchive
+
+# The Kanji archive's names are looked up on first use (PEP 562): tarfile and
+# the archive checks cost ~25 ms that a download or a load never needs.
+_LAZY = {
+    "KanjiCheck": "kanji",
+    "KanjiIndex": "kanji",
+    "check_kanji": "kanji",
+    "extract_kanji": "kanji",
+    "load_kanji": "kanji",
+    "UnsafeArchive": "safetar",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kmnist' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # once found, an ordinary attribute
+    return value
+
 
 __version__ = "0.1.0"
 
