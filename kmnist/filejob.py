@@ -118,10 +118,8 @@ class FileJob:
         """Append one body to the .part. Returns bytes written; Transient on a cut."""
         self._check_size(body)
         if body.start != offset:
-            # The server sent the whole file (200): what we had goes.
-            self.pf.as_prefix()
-            with open(self.pf.path, "wb"):
-                pass
+            # The server sent the whole file (200): what we had goes (the "wb"
+            # below truncates the .part).
             hasher.reset()
             self.bar.reset(0)
         got = 0

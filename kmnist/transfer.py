@@ -95,12 +95,6 @@ class Body:
             self._abort()
         self._close()
 
-    def __enter__(self) -> Body:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
