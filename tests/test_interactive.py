@@ -268,7 +268,10 @@ def test_load_hint_lines_load_the_real_files(realdata: Path) -> None:
         "unpack with: import kmnist; kmnist.extract_kanji(root='data')",
         "             kanji = kmnist.load_kanji(root='data')  # paths and labels",
     ]
-    assert all(len(line) <= 80 for line in tar + lines)
+    # The 80-column promise is about the default folder; a long path the
+    # user typed (like this checkout's realdata path) may wrap.
+    short = load_hint(select("kmnist", "npz", "test"), Path("data"))
+    assert all(len(line) <= 80 for line in tar + short)
 
 
 def test_plain_style_only_with_no_color() -> None:
