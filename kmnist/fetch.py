@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Union
 
 from . import storage
 from .errors import DownloadError, DownloadsFailed, KmnistError, VerificationError
-from .filejob import FAST_CONNECTION, PIECE, FileJob
+from .filejob import FAST_CONNECTION, PIECE, Cancelled, FileJob
 from .manifest import CURRENT_RELEASE, Mirror, RemoteFile, entry_for, mirrors_from, user_mirror
 from .plan import Action, Plan, Step, make_plan, verify_final
 from .progress import NullProgress, Progress, TqdmProgress
@@ -189,7 +189,13 @@ class Downloader:
         start = time.monotonic()
         if step.action is Action.SKIP:
             return Result(step.file, step.target, "skipped", None, 0, 0.0, "already verified")
-        with storage.file_lock(step.target):
+        lock = storage.file_lock(step.target, lambda: self.cancelled)
+        try:
+            lock.acquire()
+        except InterruptedError:
+            # Ctrl-C while another process holds this file: nothing of ours to keep.
+            raise Cancelled() from None
+        try:
             # Another process may have fetched it while we waited for the lock.
             if step.action is not Action.REFETCH and step.target.exists():
                 try:
@@ -198,6 +204,8 @@ class Downloader:
                 except (VerificationError, OSError):
                     pass
             return self._from_mirrors(step, start)
+        finally:
+            lock.release()
 
     def _from_mirrors(self, step: Step, start: float) -> Result:
         file = step.file

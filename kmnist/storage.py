@@ -7,12 +7,10 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from .errors import NotEnoughSpace
-
-if TYPE_CHECKING:
-    from filelock import BaseFileLock
+from .lock import FileLock
 
 PART_SUFFIX = ".part"
 LOCK_SUFFIX = ".lock"
@@ -42,13 +40,14 @@ def lock_path(target: Path) -> Path:
     return meta_path(target, LOCK_SUFFIX)
 
 
-def file_lock(target: Path, timeout: float = -1) -> BaseFileLock:
-    """A lock that serialises every process fetching ``target``."""
-    from filelock import FileLock
+def file_lock(target: Path, cancelled: Callable[[], bool] | None = None) -> FileLock:
+    """A lock that serialises every process fetching ``target``.
 
+    A wait for it ends (``InterruptedError``) once ``cancelled()`` is true.
+    """
     lock = lock_path(target)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(lock), timeout=timeout)
+    return FileLock(lock, cancelled)
 
 
 def size_or_none(path: Path) -> int | None:
