@@ -11,7 +11,9 @@ import contextlib
 import functools
 import os
 import re
+import select
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -25,6 +27,20 @@ if TYPE_CHECKING:
 # gave the least of both. Per-call overhead is then negligible next to the
 # bytes (the original script's 1 KiB chunks made it CPU-bound).
 CHUNK = 256 << 10
+
+# A read waits (SO_RCVLOWAT) for up to this much while more than that is still
+# to come. A server that caps each connection delivers ~64 KiB at a time, and
+# waking for each piece cost about 0.3 s of CPU for the full set in Python
+# overhead and thread switches (benchmarks/download_speed.py, capped). The
+# mark is what the connection delivers in LOW_WATER_WAIT at its speed so far;
+# when that much has not come in LOW_WATER_PATIENCE, the read takes what is
+# there, so a stall or a Ctrl-C never leaves received bytes unwritten. The mark
+# stays well below what is left of the body, so a read never waits for bytes
+# that will not come (a TLS record may still sit in OpenSSL).
+LOW_WATER = 256 << 10
+LOW_WATER_WAIT = 0.25  # seconds
+LOW_WATER_PATIENCE = 1.0  # seconds
+LOW_WATER_MARGIN = 64 << 10
 
 # Connect quickly or give up (a dead host should cost seconds, not minutes);
 # a read may stall longer on a slow mirror before we call it a stall.
@@ -75,18 +91,59 @@ class Body:
     _close: Callable[[], None]
     _abort: Callable[[], None] | None = None
     ranged: bool = False  # the server answered our Range with a 206
+    _sock: socket.socket | None = None  # for the low-water mark, when known
+    _poll: select.poll | None = None
 
     def chunks(self) -> Iterator[bytes]:
+        left = self.length
+        low = 1  # the socket's default
+        got = 0
+        started = time.monotonic()
         while True:
+            if self._sock is not None and left is not None and got:
+                want = _low_water(got / max(time.monotonic() - started, 1e-3), left)
+                if want != low:
+                    low = self._set_low_water(want)
+                if low > 1 and not self._ready(LOW_WATER_PATIENCE):
+                    low = self._set_low_water(1)  # slower than it was: take what is there
             try:
                 data = self._read(CHUNK)
             except Exception as exc:  # the many faces of a cut connection
                 raise _as_transient(exc) from exc
             if not data:
                 return
+            got += len(data)
+            if left is not None:
+                left -= len(data)
             yield data
 
+    def _set_low_water(self, n: int) -> int:
+        sock = self._sock
+        assert sock is not None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVLOWAT, n)
+        except (OSError, AttributeError):  # not settable here: reads wake as bytes come
+            self._sock = None
+            return 1
+        return n
+
+    def _ready(self, timeout: float) -> bool:
+        """Whether the low-water mark is met (or the connection ended) within ``timeout``."""
+        sock = self._sock
+        assert sock is not None
+        pending = getattr(sock, "pending", None)  # TLS: bytes OpenSSL already decrypted
+        if pending is not None and pending():
+            return True
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+        return bool(self._poll.poll(timeout * 1000))
+
     def close(self) -> None:
+        if self._sock is not None:
+            # The connection may go back to the pool: its next reader expects
+            # reads that return as soon as anything arrives.
+            self._set_low_water(1)
         self._close()
 
     def abort(self) -> None:
@@ -197,11 +254,12 @@ def open_url(
     def close() -> None:
         r.close()
 
+    conn = getattr(r.raw, "_connection", None) or getattr(r.raw, "connection", None)
+    sock: socket.socket | None = getattr(conn, "sock", None)
+
     def abort() -> None:
         # Closing a socket does not wake a recv() blocked in another thread on
         # Linux; shutting it down does.
-        conn = getattr(r.raw, "_connection", None) or getattr(r.raw, "connection", None)
-        sock = getattr(conn, "sock", None)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -219,6 +277,10 @@ def open_url(
 
     status = r.status_code
     length = _int(r.headers.get("Content-Length"))
+    # The low-water mark counts bytes on the socket: only when they are the
+    # body's own (not chunked, no Content-Encoding that a layer might undo).
+    plain = "chunked" not in (r.headers.get("Transfer-Encoding") or "").lower()
+    low_water = sock if plain and _SO_RCVLOWAT else None
     if status in TRANSIENT_STATUS:
         close()
         raise Transient(
@@ -245,9 +307,27 @@ def open_url(
             if offset == 0:
                 raise Refused(f"unusable Content-Range {r.headers.get('Content-Range')!r}")
             return open_url(url, 0, session=session, timeout=timeout)
-        return Body(offset, cr[1] - cr[0] + 1, cr[2], read, close, abort, ranged=True)
+        return Body(
+            offset, cr[1] - cr[0] + 1, cr[2], read, close, abort, ranged=True, _sock=low_water
+        )
     # 200: the whole file, whatever we asked for.
-    return Body(0, length, length, read, close, abort)
+    return Body(0, length, length, read, close, abort, _sock=low_water)
+
+
+def _low_water(rate: float, left: int) -> int:
+    """The low-water mark for a connection at ``rate`` bytes/s with ``left`` to come.
+
+    A power of two from 16 KiB to LOW_WATER, so that it changes (one system
+    call) only a few times per body; 1 (the default) when it would not help.
+    """
+    want = min(LOW_WATER, int(rate * LOW_WATER_WAIT), left - LOW_WATER_MARGIN)
+    if want < 16 << 10:
+        return 1
+    return 1 << (want.bit_length() - 1)
+
+
+# Linux and macOS, where poll() honours it too; elsewhere reads wake as bytes come.
+_SO_RCVLOWAT: int = getattr(socket, "SO_RCVLOWAT", 0) if hasattr(select, "poll") else 0
 
 
 def env_proxies(url: str) -> dict[str, str]:
