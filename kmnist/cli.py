@@ -15,6 +15,7 @@ from .errors import (
     DownloadsFailed,
     ExitStatus,
     KmnistError,
+    StoppedAtQuestion,
     UsageError,
     exit_status,
 )
@@ -154,8 +155,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
 
             return interact(prog=prog, out=out)
         return run(args, out=out)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, StoppedAtQuestion):
+            print(f"{prog}: interrupted; nothing was downloaded", file=sys.stderr)
+        else:
+            print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
         return ExitStatus.INTERRUPTED
     except KmnistError as exc:
         failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]

@@ -80,3 +80,7 @@ def exit_status(exc: BaseException) -> ExitStatus:
     if isinstance(exc, KmnistError):
         return exc.exit_status
     return ExitStatus.FAILURE
+
+
+class StoppedAtQuestion(KeyboardInterrupt):
+    """Ctrl-C (or Ctrl-D) at a question of the interactive flow: nothing had started."""

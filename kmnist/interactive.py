@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
-from .errors import ExitStatus, UsageError
+from .errors import ExitStatus, StoppedAtQuestion, UsageError
 from .manifest import (
     BUILTIN_MIRRORS,
     CURRENT_RELEASE,
@@ -406,8 +406,8 @@ def _ask(question: Question) -> Any:
     # return None). Ctrl-D at a text prompt means the same: stop here.
     try:
         return question.unsafe_ask()
-    except EOFError:
-        raise KeyboardInterrupt from None
+    except (EOFError, KeyboardInterrupt):
+        raise StoppedAtQuestion from None
 
 
 def _choices(options: Sequence[Option]) -> list[Any]:

@@ -128,7 +128,7 @@ def test_ctrl_c_at_a_question_exits_130(command: str, tmp_path: Path) -> None:
     child.send(ENTER)
     child.expect("Which format")
     child.send(CTRL_C)
-    child.expect("interrupted")
+    child.expect("interrupted; nothing was downloaded")
     assert finish(child) == 130
     assert list(tmp_path.iterdir()) == []
 
@@ -155,7 +155,7 @@ def test_ctrl_c_during_the_download_keeps_the_part(server: FaultyServer, tmp_pat
         child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05)
         assert child.isalive()
     child.send(CTRL_C)
-    child.expect("interrupted")
+    child.expect("interrupted; run the same command again to resume")
     assert finish(child) == 130
     assert part.stat().st_size == 300000
     assert not (tmp_path / "data" / images).exists()
