@@ -66,7 +66,7 @@ def test_bytes_short_of_the_mark_are_read_when_the_server_stalls(
         body.abort()
     assert not alive, f"only {sum(map(len, chunks))} of 600000 bytes were read"
     assert b"".join(chunks) == data[:600000]
-    assert LOW_WATER in marks and marks[-1] == 1  # it waited for marks, then took what was there
+    assert max(marks) > 1 and marks[-1] == 1  # it waited for a mark, then took what was there
 
 
 def test_a_pooled_connection_is_reused_after_a_marked_body(
