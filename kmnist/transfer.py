@@ -277,8 +277,10 @@ def open_url(
 
     status = r.status_code
     length = _int(r.headers.get("Content-Length"))
-    # The low-water mark counts bytes on the socket: only when they are the
-    # body's own (not chunked, no Content-Encoding that a layer might undo).
+    # The low-water mark counts bytes on the socket, and must stay below what
+    # is left: only for bodies whose bytes are exactly those on the wire (the
+    # raw bytes are read, so Content-Encoding changes nothing; chunk framing
+    # would).
     plain = "chunked" not in (r.headers.get("Transfer-Encoding") or "").lower()
     low_water = sock if plain and _SO_RCVLOWAT else None
     if status in TRANSIENT_STATUS:
