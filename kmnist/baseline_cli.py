@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import ExitStatus, KmnistError, UsageError, exit_status
+from .command import fail, positive
+from .errors import ExitStatus, KmnistError, UsageError
 
 PROG = "kmnist-baseline"
 MODELS = ("knn", "cnn")
@@ -45,22 +46,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--limit",
-        type=_positive,
+        type=positive,
         metavar="N",
         help="only the first N training and N test images (a quick run, not the benchmark)",
     )
     p.add_argument(
-        "--epochs", type=_positive, metavar="N", help=f"cnn only: epochs (default: {EPOCHS})"
+        "--epochs", type=positive, metavar="N", help=f"cnn only: epochs (default: {EPOCHS})"
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
@@ -68,17 +62,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         line = run(args)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
-    except KmnistError as exc:
+    except (KeyboardInterrupt, KmnistError, OSError) as exc:
         # The files missing (NotDownloaded), wrong (VerificationError) or not to
         # be had (DownloadError), PyTorch missing: one line, no traceback.
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return exit_status(exc)
-    except OSError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return ExitStatus.FAILURE
+        return fail(prog, exc)
     print(line)
     return ExitStatus.OK
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
 from . import __version__
+from .command import fail, positive
 from .errors import (
     DownloadError,
     DownloadsFailed,
@@ -17,7 +18,6 @@ from .errors import (
     KmnistError,
     StoppedAtQuestion,
     UsageError,
-    exit_status,
 )
 from .fetch import CONNECTIONS, JOBS
 from .manifest import (
@@ -114,11 +114,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     p.add_argument(
-        "--jobs", "-j", type=_positive, default=JOBS, help=f"files at once (default: {JOBS})"
+        "--jobs", "-j", type=positive, default=JOBS, help=f"files at once (default: {JOBS})"
     )
     p.add_argument(
         "--connections",
-        type=_positive,
+        type=positive,
         default=CONNECTIONS,
         help=f"most connections to any one host (default: {CONNECTIONS})",
     )
@@ -130,13 +130,6 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
@@ -157,25 +150,18 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         return run(args, out=out)
     except KeyboardInterrupt as exc:
         if isinstance(exc, StoppedAtQuestion):
-            print(f"{prog}: interrupted; nothing was downloaded", file=sys.stderr)
-        else:
-            print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
-    except KmnistError as exc:
+            return fail(prog, exc, interrupted="interrupted; nothing was downloaded")
+        return fail(prog, exc, interrupted="interrupted; run the same command again to resume")
+    except (KmnistError, OSError) as exc:
+        status = fail(prog, exc)
         failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
-        for f in failures:
-            print(f"{prog}: error: {f}", file=sys.stderr)
         if all(isinstance(f, DownloadError) and f.unreachable for f in failures):
             print(
                 f"{prog}: hint: no mirror could be reached from here; give one you can reach "
                 f"with --mirror URL or {MIRROR_ENV} (a copy's folder works too)",
                 file=sys.stderr,
             )
-        return exit_status(exc)
-    except OSError as exc:
-        # A folder that cannot be created or written: the user's to fix.
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return ExitStatus.FAILURE
+        return status
 
 
 def run(args: argparse.Namespace, *, out: TextIO) -> int:
