@@ -219,7 +219,7 @@ def dataset_options(root: Path) -> list[Option]:
 def format_options(name: str) -> list[Option]:
     """The formats of a dataset, its default first, each with its size."""
     return [
-        Option(f"{fmt:<6} {size_text(select(name, fmt)):>10}  {FORMATS[fmt]}", fmt)
+        Option(f"{fmt:<6}{size_text(select(name, fmt)):>10}  {FORMATS[fmt]}", fmt)
         for fmt in DATASETS[name].formats
     ]
 
@@ -464,7 +464,7 @@ class Prompts:
 
         fmt: str = _ask(
             questionary.select(
-                f"Which format for {DATASETS[name].title}?",
+                f"Format of {DATASETS[name].title}?",
                 choices=_choices(format_options(name)),
                 style=self.style,
             )

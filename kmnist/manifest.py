@@ -118,10 +118,12 @@ DATASETS: dict[str, Dataset] = {
     )
 }
 
+# Short enough that the interactive flow's answer line ("? Format of
+# Kuzushiji-MNIST? mnist  20.3 MiB  ...") fits in 80 columns.
 FORMATS: dict[str, str] = {
-    "npz": "NumPy .npz, one array arr_0: np.load(f)['arr_0']",
-    "mnist": "MNIST IDX .gz files: drop-in for MNIST tools",
-    "tar": "a tar of PNG files, one folder per class",
+    "npz": "NumPy: np.load(f)['arr_0']",
+    "mnist": "IDX .gz, drop-in for MNIST tools",
+    "tar": "PNG files, a folder per class",
 }
 
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -608,3 +609,29 @@ def test_questionary_is_not_imported_for_the_command() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_every_answer_line_fits_in_80_columns(
+    at_terminal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After an answer, questionary leaves "? <question> <chosen title>" on
+    # screen. Every question is recorded as the flow really asks it, with
+    # every title it offers.
+    import questionary
+
+    asked: list[str] = []
+    for kind in ("checkbox", "select"):
+        real = getattr(questionary, kind)
+
+        def record(message: str, *args: Any, _real: Any = real, **kw: Any) -> Any:
+            asked.extend(f"? {message} {c.title}" for c in kw["choices"])
+            return _real(message, *args, **kw)
+
+        monkeypatch.setattr(questionary, kind, record)
+    # The defaults (Kuzushiji-MNIST, the one dataset with a format question),
+    # then Ctrl-C at the folder question.
+    assert drive(ENTER * 3, CTRL_C) == 130
+    assert any("Format of Kuzushiji-MNIST?" in line for line in asked)
+    assert any("Which split?" in line for line in asked)
+    too_long = [line for line in asked if len(line) > 80]
+    assert too_long == []

@@ -84,7 +84,7 @@ def test_download_in_a_terminal_without_colour(
         child.send(keys)
 
     answer("Which datasets", ENTER)  # Kuzushiji-MNIST, ticked already
-    answer("Which format", ENTER)  # npz
+    answer("Format of", ENTER)  # npz
     answer("Which split", DOWN + DOWN + ENTER)  # test only: realdata has no train images
     answer("Where to", ENTER)  # ./data
     answer("From where", DOWN + ENTER)  # another mirror, typed
@@ -126,7 +126,7 @@ def test_ctrl_c_at_a_question_exits_130(command: str, tmp_path: Path) -> None:
     child = spawn(tmp_path, command=command)
     child.expect("Which datasets")
     child.send(ENTER)
-    child.expect("Which format")
+    child.expect("Format of")
     child.send(CTRL_C)
     child.expect("interrupted; nothing was downloaded")
     assert finish(child) == 130
@@ -140,7 +140,7 @@ def test_ctrl_c_during_the_download_keeps_the_part(server: FaultyServer, tmp_pat
     child = spawn(tmp_path, KMNIST_MIRROR=server.url, TQDM_DISABLE="1")
     for question, keys in (
         ("Which datasets", ENTER),
-        ("Which format", ENTER),
+        ("Format of", ENTER),
         ("Which split", DOWN + DOWN + ENTER),
         ("Where to", ENTER),
         ("From where", ENTER),  # KMNIST_MIRROR, offered first
