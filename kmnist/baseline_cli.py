@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .command import fail, positive
 from .errors import ExitStatus, KmnistError, UsageError
+from .load import NotDownloaded
 
 PROG = "kmnist-baseline"
 MODELS = ("knn", "cnn")
@@ -62,6 +63,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         line = run(args)
+    except NotDownloaded as exc:
+        # The loader's message speaks to Python (download=True); here the
+        # same thing is a flag.
+        return fail(prog, NotDownloaded(f"{exc}; or add --download to this command"))
     except (KeyboardInterrupt, KmnistError, OSError) as exc:
         # The files missing (NotDownloaded), wrong (VerificationError) or not to
         # be had (DownloadError), PyTorch missing: one line, no traceback.

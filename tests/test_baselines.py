@@ -433,6 +433,7 @@ def test_cli_missing_files_is_one_line_and_exit_1(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("kmnist-baseline: error: k49 train: missing ")
     assert f"kmnist-download --dataset k49 --dir {tmp_path}" in err
+    assert err.rstrip().endswith("or add --download to this command")
 
 
 @pytest.mark.parametrize(
