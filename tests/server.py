@@ -23,6 +23,7 @@ import collections
 import contextlib
 import re
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,8 +40,15 @@ class Request:
     client_port: int = 0  # one per connection: shows keep-alive reuse
 
 
+# A self-signed certificate for 127.0.0.1, made for these tests only (valid
+# until 2126): tls=True serves https with it, and a client trusts it through
+# REQUESTS_CA_BUNDLE=CERT. Its key protects nothing.
+TLS_DIR = Path(__file__).parent / "tls"
+CERT = TLS_DIR / "cert.pem"
+
+
 class FaultyServer:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: bool = False) -> None:
         self.files: dict[str, bytes] = {}
         self.requests: list[Request] = []
         self.body_bytes = 0
@@ -67,13 +75,19 @@ class FaultyServer:
 
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(CERT, TLS_DIR / "key.pem")
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     # -- set-up -------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def add(self, path: str, data: bytes) -> None:
         self.files["/" + path.lstrip("/")] = data

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import kmnist
 from kmnist import transfer
 from kmnist.transfer import LOW_WATER, LOW_WATER_MARGIN, make_session, open_url
 
-from .server import FaultyServer
+from .server import CERT, FaultyServer
 
 
 @pytest.mark.parametrize(
@@ -84,3 +87,41 @@ def test_a_pooled_connection_is_reused_after_a_marked_body(
             finally:
                 body.close()
     assert len({r.client_port for r in server.requests}) == 1  # one connection, kept alive
+
+
+@pytest.fixture
+def tls_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyServer]:
+    s = FaultyServer(tls=True).start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(CERT))  # read once per session
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.mark.skipif(not transfer._SO_RCVLOWAT, reason="no SO_RCVLOWAT here")
+@pytest.mark.parametrize("size", [6 << 20, 20 << 20])  # one stream; byte ranges
+def test_over_tls_every_mark_is_met(
+    tls_server: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # Over TLS the socket carries records, and OpenSSL may hold part of one:
+    # the margin below what is left must keep every mark reachable, or each
+    # body would end on a wait for bytes that never come. With a patience far
+    # longer than any healthy transfer, a mark not met is a wrong mark.
+    monkeypatch.setattr(transfer, "LOW_WATER_PATIENCE", 20.0)
+    waits: list[bool] = []
+    ready = transfer.Body._ready
+
+    def spy(self: transfer.Body, timeout: float) -> bool:
+        waits.append(ready(self, timeout))
+        return waits[-1]
+
+    monkeypatch.setattr(transfer.Body, "_ready", spy)
+    data = os.urandom(size)
+    server = tls_server
+    server.add("kmnist/f.bin", data)
+    f = kmnist.RemoteFile("kmnist/f.bin", size, sha256=hashlib.sha256(data).hexdigest())
+    kmnist.download_files([f], tmp_path, mirrors=[server.url], progress=False, connections=2)
+    assert (tmp_path / "kmnist/f.bin").read_bytes() == data
+    assert server.url.startswith("https://")
+    assert len(waits) > 10 and all(waits)  # marks were set, and every one was met
