@@ -18,20 +18,22 @@ from .errors import (
     DownloadError,
     DownloadsFailed,
     KmnistError,
+    MissingDependency,
+    NotDownloaded,
     NotEnoughSpace,
     UnknownDataset,
+    UnsafeArchive,
     UnsupportedFormat,
     UsageError,
     VerificationError,
 )
-from .load import NotDownloaded, kanji_arrays, load
+from .load import kanji_arrays, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
-    from .safetar import UnsafeArchive
 
 # The Kanji archive's names are looked up on first use (PEP 562): tarfile and
 # the archive checks cost ~25 ms that a download or a load never needs.
@@ -41,7 +43,6 @@ _LAZY = {
     "check_kanji": "kanji",
     "extract_kanji": "kanji",
     "load_kanji": "kanji",
-    "UnsafeArchive": "safetar",
 }
 
 
@@ -68,6 +69,7 @@ __all__ = [
     "KanjiIndex",
     "KmnistError",
     "Mirror",
+    "MissingDependency",
     "NotDownloaded",
     "NotEnoughSpace",
     "RemoteFile",

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .command import fail, positive
-from .errors import ExitStatus, KmnistError, UsageError
-from .load import NotDownloaded
+from .errors import ExitStatus, KmnistError, NotDownloaded, UsageError
 
 PROG = "kmnist-baseline"
 MODELS = ("knn", "cnn")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
-from .preview import MissingDependency
+from .errors import MissingDependency
 
 if TYPE_CHECKING:
     import numpy as np

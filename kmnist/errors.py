@@ -73,6 +73,34 @@ class DownloadsFailed(KmnistError):
         super().__init__("; ".join(str(f) for f in failures))
 
 
+class NotDownloaded(KmnistError):
+    """The files a loader needs are not in the folder (and ``download`` was off)."""
+
+
+class MissingDependency(KmnistError):
+    """An optional package that a feature needs is not installed."""
+
+
+# A refusal lists this many members, then a count: a hostile archive can hold
+# thousands of bad members, and the first few say enough.
+UNSAFE_EXAMPLES = 5
+
+
+class UnsafeArchive(KmnistError):
+    """An archive member that would escape the target or is not a plain file or folder."""
+
+    def __init__(self, archive: str, problems: list[str]) -> None:
+        self.archive = archive
+        self.problems = problems
+        shown = "; ".join(problems[:UNSAFE_EXAMPLES])
+        more = (
+            f" (and {len(problems) - UNSAFE_EXAMPLES} more)"
+            if len(problems) > UNSAFE_EXAMPLES
+            else ""
+        )
+        super().__init__(f"{archive}: refused to unpack, nothing written: {shown}{more}")
+
+
 def exit_status(exc: BaseException) -> ExitStatus:
     """The exit code for an exception that ended a run."""
     if isinstance(exc, KeyboardInterrupt):

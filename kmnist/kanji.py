@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .classmap import CharClass, parse_codepoint
+from .errors import NotDownloaded, UnsafeArchive
 from .manifest import select
-from .safetar import UnsafeArchive, safe_extract
+from .safetar import safe_extract
 from .verify import verify_path
 
 __all__ = [
@@ -215,8 +216,6 @@ def extract_kanji(
             if before.ok:
                 return before
         if not archive.is_file():
-            from .load import NotDownloaded
-
             raise NotDownloaded(
                 f"no archive at {archive}; run: kmnist-download --dataset kkanji --dir {root}"
             )
@@ -253,8 +252,6 @@ def load_kanji(*, root: str | Path = "data", folder: str | Path | None = None) -
     """
     folder = Path(folder) if folder is not None else kanji_paths(root)[1]
     if not folder.is_dir():
-        from .load import NotDownloaded
-
         raise NotDownloaded(
             f"no unpacked Kanji folder at {folder}; run: "
             f"kmnist-download --dataset kkanji --extract --dir {root}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .classmap import CLASSMAPS
-from .errors import KmnistError, UnsupportedFormat, VerificationError
+from .errors import NotDownloaded, UnsupportedFormat, VerificationError
 from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
 from .storage import part_path
 from .verify import hash_path, parse_idx_header, verify_path
@@ -38,10 +38,6 @@ IDX_MAGIC = {"images": 0x0803, "labels": 0x0801}  # unsigned bytes, 3 or 1 dimen
 # more bytes than that is lying; refusing it keeps a forged header from making
 # us allocate terabytes before the data runs out.
 DEFLATE_MAX_RATIO = 1032
-
-
-class NotDownloaded(KmnistError):
-    """The files a loader needs are not in the folder (and ``download`` was off)."""
 
 
 def load(

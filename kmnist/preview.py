@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .classmap import classmap
-from .errors import KmnistError
+from .errors import MissingDependency
 
 CELL = 28  # KMNIST and K49 images are 28 x 28
 GAP = 2  # pixels between cells, so that neighbouring strokes do not merge
@@ -21,10 +21,6 @@ GAP = 2  # pixels between cells, so that neighbouring strokes do not merge
 LABEL_WIDTH = 80
 BACKGROUND = 0  # black, like the images' own background
 INK = 255
-
-
-class MissingDependency(KmnistError):
-    """An optional package that a feature needs is not installed."""
 
 
 def import_pillow(purpose: str) -> ModuleType:

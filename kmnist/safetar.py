@@ -16,26 +16,11 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from .errors import KmnistError, NotEnoughSpace, VerificationError
+from .errors import NotEnoughSpace, UnsafeArchive, VerificationError
 
 if TYPE_CHECKING:
     import tarfile
     from collections.abc import Iterable
-
-# A refusal lists this many members, then a count: a hostile archive can hold
-# thousands of bad members, and the first few say enough.
-EXAMPLES = 5
-
-
-class UnsafeArchive(KmnistError):
-    """An archive member that would escape the target or is not a plain file or folder."""
-
-    def __init__(self, archive: str, problems: list[str]) -> None:
-        self.archive = archive
-        self.problems = problems
-        shown = "; ".join(problems[:EXAMPLES])
-        more = f" (and {len(problems) - EXAMPLES} more)" if len(problems) > EXAMPLES else ""
-        super().__init__(f"{archive}: refused to unpack, nothing written: {shown}{more}")
 
 
 def member_problem(member: tarfile.TarInfo) -> str | None:
