@@ -78,11 +78,18 @@ class FileJob:
 
     # -- one stream ----------------------------------------------------------
 
-    def _sequential(self, first: Body | None) -> Hasher:
-        """Append to a prefix .part, resuming with ``Range: bytes=N-`` after a cut."""
+    def _sequential(self, first: Body | None, seen: Hasher | None = None) -> Hasher:
+        """Append to a prefix .part, resuming with ``Range: bytes=N-`` after a cut.
+
+        ``seen`` has hashed the first bytes of the .part already (the pieces
+        fetched before a fast connection went on in one stream); only the rest
+        of the prefix is read back.
+        """
         pf = self.pf
-        pf.as_prefix()
-        hasher = PipelinedHasher(self._hash_existing(limit=pf.contiguous()))
+        keep = pf.as_prefix()
+        if seen is None or seen.size > keep:
+            seen = Hasher(self.file)
+        hasher = PipelinedHasher(self._hash_existing(limit=keep, into=seen))
         try:
             return self._sequential_into(hasher, first).finish()
         finally:
@@ -248,7 +255,7 @@ class FileJob:
         if errors:
             raise errors[0]
         if one_stream and not pf.complete():
-            return self._sequential(None)  # Range: bytes=<end of the prefix>-
+            return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
         return hasher
 
     def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:
@@ -366,11 +373,14 @@ class FileJob:
                 self._sampled.set()
         self.bar.update(n)
 
-    def _hash_existing(self, limit: int | None = None) -> Hasher:
-        h = Hasher(self.file)
-        if self.pf.path.exists() and limit != 0:
+    def _hash_existing(self, limit: int | None = None, into: Hasher | None = None) -> Hasher:
+        """Hash the .part (its first ``limit`` bytes), after what ``into`` has seen of it."""
+        h = into if into is not None else Hasher(self.file)
+        want = None if limit is None else limit - h.size
+        if self.pf.path.exists() and want != 0:
             with open(self.pf.path, "rb") as fh:
-                h.feed(fh, limit)
+                fh.seek(h.size)
+                h.feed(fh, want)
         return h
 
 

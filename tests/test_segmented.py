@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from kmnist import filejob
 from kmnist.errors import DownloadError
 from kmnist.fetch import Downloader, RetryPolicy
 from kmnist.manifest import RemoteFile
 from kmnist.partfile import PartFile, state_path
 from kmnist.storage import part_path
+from kmnist.verify import Hasher
 
 from .conftest import no_part_files
 from .server import FaultyServer
@@ -85,6 +87,27 @@ def test_a_connection_fast_enough_stays_alone(served: FaultyServer, tmp_path: Pa
     # The first piece, then the rest in one request, hashed as it arrives.
     assert [r.range for r in served.gets(PATH)] == [f"bytes=0-{PIECE - 1}", f"bytes={PIECE}-"]
     assert served.body_bytes == len(DATA)
+
+
+def test_the_first_piece_is_read_back_once_when_the_rest_comes_in_one_stream(
+    served: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first piece lands by position and is hashed from disk; the stream
+    # that follows is hashed from memory. The hash of that piece carries over:
+    # reading it back a second time cost 8 MiB per large file.
+    from_disk: list[int] = []
+    feed = Hasher.feed
+
+    def counting_feed(self: Hasher, *args: object, **kwargs: object) -> None:
+        before = self.size
+        feed(self, *args, **kwargs)  # type: ignore[arg-type]
+        from_disk.append(self.size - before)
+
+    monkeypatch.setattr(Hasher, "feed", counting_feed)
+    monkeypatch.setattr(filejob, "HASH_STEP", 16 << 10)  # hash within the small first piece
+    [r] = downloader(served.url, fast_connection=0).fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA and r.checked == "sha256"
+    assert sum(from_disk) == PIECE
 
 
 def test_a_fast_connection_fills_the_holes_of_an_earlier_run_piece_by_piece(
