@@ -452,6 +452,25 @@ class Run:
     error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     server_cpu: float = 0.0
+    other_cpu: float = float("nan")  # CPU used meanwhile by neither the tool nor the server
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores have spent not idle since boot (nan without /proc/stat).
+
+    Less the tool's and the server's own, what a run's share of it says how
+    much else the machine did meanwhile: on 2 shared cores, a neighbour on the
+    second core slows a tool that uses both (ours) and not one that uses one
+    (curl), and this column shows when that happened.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user; steal is time the host took away.
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # ru_maxrss of a child started from this process is useless: Linux carries the
@@ -472,6 +491,7 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
     ):
         os.sync()  # the previous run's writes must not be flushed during this one
         cpu0 = server.cpu()
+        busy0 = machine_busy()
         t0 = time.perf_counter()
         p = subprocess.Popen(
             argv,
@@ -495,14 +515,22 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
         timer.cancel()
         p.returncode = os.waitstatus_to_exitcode(status)
         server_cpu = server.cpu() - cpu0
+        busy = machine_busy() - busy0
     rss_kib = ru.ru_maxrss
     if GNU_TIME:
         try:
             rss_kib = int(rss_file.read_text().split()[-1])
         except (OSError, ValueError, IndexError):
             rss_kib = 0
+    cpu = ru.ru_utime + ru.ru_stime
     run = Run(
-        wall, ru.ru_utime + ru.ru_stime, rss_kib * 1024 / 1e6, p.returncode, server_cpu=server_cpu
+        wall,
+        cpu,
+        rss_kib * 1024 / 1e6,
+        p.returncode,
+        server_cpu=server_cpu,
+        # Clock ticks are 10 ms: small negatives are rounding.
+        other_cpu=max(0.0, busy - cpu - server_cpu) if busy == busy else busy,
     )
     if killed.is_set():
         run.error = f"timed out after {timeout:g} s"
@@ -581,7 +609,7 @@ def full_set(
             log(
                 f"[{name} {rep + 1}/{reps}] {tool.name:14s} wall {run.wall:7.2f} s  "
                 f"cpu {run.cpu:6.2f} s  rss {run.rss_mb:5.0f} MB  "
-                f"server cpu {run.server_cpu:5.2f} s"
+                f"server cpu {run.server_cpu:5.2f} s  other cpu {run.other_cpu:5.2f} s"
                 + (f"  ERROR {run.error}" if run.error else "")
             )
             shutil.rmtree(dest, ignore_errors=True)
@@ -598,12 +626,12 @@ def table(outcomes: dict[str, Outcome]) -> list[str]:
     oc = ours.med("cpu") if ours else float("nan")
     lines = [
         "| tool | what | wall s | CPU s | peak RSS MB | wall tool/ours | CPU tool/ours | "
-        "requests | connections opened | server CPU s | runs ok |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "requests | connections opened | server CPU s | other CPU s | runs ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for o in outcomes.values():
         if o.skipped:
-            lines.append(f"| {o.tool.name} | {o.tool.describe} | {o.skipped} |||||||||")
+            lines.append(f"| {o.tool.name} | {o.tool.describe} | {o.skipped} ||||||||||")
             continue
         w, c = o.med("wall"), o.med("cpu")
         reqs = median([r.stats.get("requests", 0) for r in o.ok])
@@ -613,7 +641,7 @@ def table(outcomes: dict[str, Outcome]) -> list[str]:
             f"| {o.tool.name} | {o.tool.describe} | {fmt(w)} | {fmt(c)}"
             f" | {fmt(o.med('rss_mb'), '', 0)}"
             f" | {fmt(w / ow)} | {fmt(c / oc)} | {fmt(reqs, '', 0)} | {fmt(conns, '', 0)}"
-            f" | {fmt(o.med('server_cpu'))}"
+            f" | {fmt(o.med('server_cpu'))} | {fmt(o.med('other_cpu'))}"
             f" | {len(o.ok)}/{len(o.runs)}"
             + (f" ({'; '.join(sorted(errors))})" if errors else "")
             + " |"
