@@ -117,7 +117,7 @@ def download(
     dataset: str | Sequence[str],
     format: str | None = None,
     split: str = "all",
-    root: str | Path = "data",
+    root: str | Path | None = None,
     *,
     release: str = "2019",
     mirrors: Sequence[str | Mirror] | None = None,
@@ -128,12 +128,19 @@ def download(
     """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``.
 
     ``format`` is ``"npz"`` (default where it exists) or ``"mnist"``; class maps
-    always come along. Returns the final paths of the files.
+    always come along. ``root`` defaults to ``$KMNIST_DATA``, else ``data``.
+    Returns the final paths of the files.
     """
     from .manifest import files_of, select
+    from .storage import data_root
 
     names = [dataset] if isinstance(dataset, str) else list(dataset)
     entries = select(names, format, split, release)
     return download_files(
-        files_of(entries), root, mirrors=mirrors, progress=progress, force=force, **options
+        files_of(entries),
+        data_root(root),
+        mirrors=mirrors,
+        progress=progress,
+        force=force,
+        **options,
     )

@@ -19,7 +19,7 @@ from .errors import UsageError, VerificationError
 from .load import local_path
 from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
 from .partfile import PartFile
-from .storage import part_path
+from .storage import data_root, part_path
 from .verify import hash_path, structure_of, verify_path
 
 if TYPE_CHECKING:
@@ -159,14 +159,17 @@ def _shape_hint(path: Path) -> str:
 
 def audit(
     *,
-    root: str | Path = "data",
+    root: str | Path | None = None,
     datasets: Sequence[str] | None = None,
     format: str | None = None,
     split: str = "all",
     release: str = CURRENT_RELEASE,
 ) -> tuple[FileReport, ...]:
-    """Check every expected file below ``root``; see :func:`expected_entries` for which."""
-    root = Path(root)
+    """Check every expected file below ``root`` (default ``$KMNIST_DATA``, else ``data``).
+
+    See :func:`expected_entries` for which files are expected.
+    """
+    root = data_root(root)
     entries = expected_entries(root, datasets, format, split, release)
     reports = [check_file(root, e.file) for e in entries]
     if any(e.dataset == "kkanji" for e in entries):

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .command import fail, positive
 from .errors import ExitStatus, KmnistError, NotDownloaded, UsageError
+from .storage import DATA_ENV, DEFAULT_DATA, data_root
 
 PROG = "kmnist-baseline"
 MODELS = ("knn", "cnn")
@@ -38,7 +39,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument("model", choices=MODELS, help="which baseline")
     p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
-    p.add_argument("--dir", default="data", type=Path, help="where the files are (default: ./data)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        help=f"where the files are (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})",
+    )
     p.add_argument(
         "--download",
         action="store_true",
@@ -60,6 +65,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     """Entry point of ``kmnist-baseline``: returns the exit status."""
     args = build_parser(prog).parse_args(argv)
+    args.dir = data_root(args.dir)
     try:
         line = run(args)
     except NotDownloaded as exc:

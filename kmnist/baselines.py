@@ -135,7 +135,7 @@ def _pair(y_true: NDArray[Any], y_pred: NDArray[Any]) -> tuple[NDArray[Any], NDA
 def knn(
     dataset: str,
     *,
-    root: str | Path = "data",
+    root: str | Path | None = None,
     k: int = 4,
     download: bool = False,
     limit: int | None = None,
@@ -169,7 +169,7 @@ def knn(
 def cnn(
     dataset: str,
     *,
-    root: str | Path = "data",
+    root: str | Path | None = None,
     epochs: int = 12,
     batch_size: int = 128,
     limit: int | None = None,
@@ -219,7 +219,7 @@ def _check(dataset: str, limit: int | None) -> None:
 
 
 def _load(
-    dataset: str, root: str | Path, download: bool, limit: int | None
+    dataset: str, root: str | Path | None, download: bool, limit: int | None
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]:
     from .load import load
 

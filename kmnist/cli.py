@@ -32,6 +32,7 @@ from .manifest import (
     mirrors_from,
     select,
 )
+from .storage import DATA_ENV, DEFAULT_DATA, data_root
 
 if TYPE_CHECKING:
     from .fetch import Result
@@ -70,7 +71,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="file format (default: npz where the dataset has it)",
     )
     p.add_argument("--split", "-s", choices=SPLITS, default="all", help="default: all")
-    p.add_argument("--dir", default="data", type=Path, help="destination folder (default: ./data)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        help=f"destination folder (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})",
+    )
     p.add_argument(
         "--mirror",
         "-m",
@@ -141,6 +146,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    args.dir = data_root(args.dir)
     out: TextIO = sys.stdout
     try:
         if not argv:

@@ -39,6 +39,7 @@ from .manifest import (
 )
 from .plan import Action
 from .report import size
+from .storage import DATA_ENV, DEFAULT_DATA, data_root
 
 if TYPE_CHECKING:
     from prompt_toolkit.styles import Style
@@ -46,8 +47,11 @@ if TYPE_CHECKING:
 
     from .plan import Plan
 
-# What the folder prompt offers; the command's --dir default is the same folder.
-DEFAULT_DIR = "./data"
+
+def default_dir() -> str:
+    """What the folder prompt offers: the command's --dir default, as the user would type it."""
+    return os.environ.get(DATA_ENV, "").strip() or f"./{DEFAULT_DATA}"
+
 
 # How each of the manifest's splits reads in a menu (a new split shows under its
 # own name). Both first: the default, and what the command does without --split.
@@ -71,7 +75,7 @@ class Request:
     datasets: tuple[str, ...]
     formats: Mapping[str, str]
     split: str = "all"
-    root: Path = Path("data")
+    root: Path = field(default_factory=data_root)
     mirrors: tuple[str, ...] = ()
     builtin: bool = False
 
@@ -79,7 +83,7 @@ class Request:
     def default(cls) -> Request:
         """What Enter through every prompt chooses."""
         first = next(iter(DATASETS.values()))
-        return cls((first.name,), {first.name: first.default_format}, root=Path(DEFAULT_DIR))
+        return cls((first.name,), {first.name: first.default_format}, root=data_root())
 
     def entries(self) -> tuple[Entry, ...]:
         return entries_of(self.datasets, self.formats, self.split)
@@ -451,7 +455,7 @@ class Prompts:
         chosen: list[str] = _ask(
             questionary.checkbox(
                 "Which datasets?",
-                choices=_choices(dataset_options(Path(DEFAULT_DIR))),
+                choices=_choices(dataset_options(data_root())),
                 instruction="(arrows move, space selects, enter goes on)",
                 validate=lambda v: True if v else "choose at least one: space selects",
                 style=self.style,
@@ -487,7 +491,7 @@ class Prompts:
         text: str = _ask(
             questionary.path(
                 "Where to? (a folder; made if missing)",
-                default=DEFAULT_DIR,
+                default=default_dir(),
                 only_directories=True,
                 validate=_validator(check_folder),
                 style=self.style,

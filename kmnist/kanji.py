@@ -177,7 +177,7 @@ def kanji_paths(root: str | Path) -> tuple[Path, Path]:
 
 def extract_kanji(
     *,
-    root: str | Path = "data",
+    root: str | Path | None = None,
     archive: str | Path | None = None,
     verify: bool = True,
     force: bool = False,
@@ -196,7 +196,9 @@ def extract_kanji(
     """
     import shutil
 
-    from .storage import file_lock
+    from .storage import data_root, file_lock
+
+    root = data_root(root)
 
     default_archive, folder = kanji_paths(root)
     if archive is not None:
@@ -242,7 +244,7 @@ class KanjiIndex:
     classes: tuple[CharClass, ...]
 
 
-def load_kanji(*, root: str | Path = "data", folder: str | Path | None = None) -> KanjiIndex:
+def load_kanji(*, root: str | Path | None = None, folder: str | Path | None = None) -> KanjiIndex:
     """List the unpacked Kuzushiji-Kanji folder: paths, labels and classes by code point.
 
     Paths, not pixels: all 140,424 images decoded are 575 MB of memory and
@@ -250,6 +252,9 @@ def load_kanji(*, root: str | Path = "data", folder: str | Path | None = None) -
     ``tf.data``, a ``Dataset`` that opens one file per item) want paths and
     decode per batch. :func:`kmnist.kanji_arrays` decodes when wanted.
     """
+    from .storage import data_root
+
+    root = data_root(root)
     folder = Path(folder) if folder is not None else kanji_paths(root)[1]
     if not folder.is_dir():
         raise NotDownloaded(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .classmap import CLASSMAPS
 from .errors import NotDownloaded, UnsupportedFormat, VerificationError
 from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
-from .storage import part_path
+from .storage import data_root, part_path
 from .verify import hash_path, parse_idx_header, verify_path
 
 if TYPE_CHECKING:
@@ -44,13 +44,14 @@ def load(
     dataset: str,
     split: str,
     *,
-    root: str | Path = "data",
+    root: str | Path | None = None,
     format: str | None = None,
     download: bool = False,
     verify: bool = True,
 ) -> tuple[Array, Array]:
     """Return ``(images, labels)`` of ``dataset`` (``"kmnist"`` or ``"k49"``), ``split``.
 
+    ``root`` is the data folder: by default ``$KMNIST_DATA``, else ``data``.
     ``format`` is ``"npz"`` or ``"mnist"``; by default whichever is complete in
     ``root`` (NumPy first), and NumPy when neither is. ``verify`` checks sizes
     and published checksums before decoding (milliseconds next to the
@@ -59,7 +60,7 @@ def load(
     never a reshape error. ``download=True`` fetches what is missing, and
     also replaces what fails verification, through :func:`kmnist.download`.
     """
-    root = Path(root)
+    root = data_root(root)
     entries = _entries(dataset, split, format, root)
     try:
         return _read(dataset, split, entries, root, verify=verify)

@@ -61,7 +61,7 @@ def preview(
     dataset: str = "kmnist",
     *,
     out: str | Path,
-    root: str | Path = "data",
+    root: str | Path | None = None,
     split: str = "test",
     format: str | None = None,
     per_class: int = 10,

@@ -15,6 +15,21 @@ from .lock import FileLock
 PART_SUFFIX = ".part"
 LOCK_SUFFIX = ".lock"
 
+# The folder used when none is named. One folder for every script and job
+# (a cluster's shared data disk, a scratch volume) is the common wish that
+# TFDS_DATA_DIR and TORCH_HOME serve elsewhere; without it, ./data as the
+# original script had.
+DATA_ENV = "KMNIST_DATA"
+DEFAULT_DATA = "data"
+
+
+def data_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """``root`` when given, else ``$KMNIST_DATA``, else ``data`` in the working folder."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser() if env else Path(DEFAULT_DATA)
+
 
 def part_path(target: Path) -> Path:
     """The file that receives bytes until they are verified."""

@@ -16,8 +16,9 @@ REALDATA = ROOT.parent / "shared" / "realdata"
 
 @pytest.fixture(autouse=True)
 def _no_env_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's KMNIST_MIRROR must not leak into tests.
+    # A developer's KMNIST_MIRROR or KMNIST_DATA must not leak into tests.
     monkeypatch.delenv("KMNIST_MIRROR", raising=False)
+    monkeypatch.delenv("KMNIST_DATA", raising=False)
 
 
 @pytest.fixture

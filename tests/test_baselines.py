@@ -436,6 +436,14 @@ def test_cli_missing_files_is_one_line_and_exit_1(
     assert err.rstrip().endswith("or add --download to this command")
 
 
+def test_cli_data_folder_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KMNIST_DATA", str(tmp_path / "shared"))
+    assert main(["knn", "--dataset", "k49"]) == 1
+    assert f"kmnist-download --dataset k49 --dir {tmp_path / 'shared'}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -159,6 +159,38 @@ def test_local_folder_mirror_from_environment(
     assert (tmp_path / "k49/k49_classmap.csv").exists()
 
 
+def test_data_folder_from_environment(
+    realdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # KMNIST_DATA stands in for --dir (with ~ expanded); --dir still wins.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KMNIST_DATA", "~/shared")
+    monkeypatch.setenv("KMNIST_MIRROR", str(realdata))
+    monkeypatch.chdir(tmp_path)
+    name = "kmnist/kmnist-test-labels.npz"
+    assert main(["-d", "kmnist", "-s", "test", "-q"]) == 0
+    assert (tmp_path / "home/shared" / name).read_bytes() == (realdata / name).read_bytes()
+    assert not (tmp_path / "data").exists()
+    assert main(["-d", "kmnist", "-s", "test", "-q", "--dir", "elsewhere"]) == 0
+    assert (tmp_path / "elsewhere" / name).is_file()
+    assert main(["--verify", "-d", "kmnist", "-s", "test", "-f", "npz"]) == 0
+
+
+def test_data_folder_from_environment_in_the_plan(
+    server: FaultyServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_DATA", str(tmp_path / "shared"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["-d", "kmnist", "-s", "test", "-m", server.url, "--dry-run"]) == 0
+    assert str(tmp_path / "shared") in capsys.readouterr().out
+    assert main(["--verify", "-d", "kmnist", "-s", "test"]) == 1  # nothing there yet
+    assert f"{tmp_path / 'shared'}: " in capsys.readouterr().out
+    assert not (tmp_path / "data").exists() and server.requests == []
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

@@ -127,7 +127,7 @@ def test_dataset_options_come_from_the_manifest(tmp_path: Path) -> None:
 
 def test_every_choice_fits_80_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    data = Path(interactive.DEFAULT_DIR)  # where the first question looks
+    data = Path(interactive.default_dir())  # where the first question looks
     for e in select("all"):  # every dataset there, so every title carries its mark
         (data / e.file.path).parent.mkdir(parents=True, exist_ok=True)
         (data / e.file.path).write_bytes(b"\0" * (e.file.size or 1))
@@ -318,6 +318,21 @@ def test_enter_through_the_defaults(
     assert len(server.requests) == requests
     out = capsys.readouterr().out
     assert "5 to skip; 0 B to transfer" in out and "5 file(s) ready in data" in out
+
+
+def test_the_folder_offered_is_the_environment_one(
+    at_terminal: Path,
+    synthetic: dict[str, bytes],
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    monkeypatch.setenv("KMNIST_DATA", str(at_terminal / "shared"))
+    assert drive(ENTER * 6) == 0
+    assert fetched(at_terminal / "shared") == {e.file.path for e in select("kmnist", "npz")}
+    assert not (at_terminal / "data").exists()
+    assert f"--dir {at_terminal / 'shared'}" in capsys.readouterr().out
 
 
 def test_every_choice_away_from_the_defaults(

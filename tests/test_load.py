@@ -105,6 +105,25 @@ def test_missing_files_name_the_path_and_the_fix(tmp_path: Path) -> None:
         kmnist.load("kmnist", "test", root=tmp_path)
 
 
+def test_data_folder_defaults_to_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(kmnist.NotDownloaded, match=r"data/kmnist/kmnist-test-imgs\.npz"):
+        kmnist.load("kmnist", "test")
+    monkeypatch.setenv("KMNIST_DATA", str(tmp_path / "shared"))
+    with pytest.raises(kmnist.NotDownloaded, match=r"shared/kmnist/kmnist-test-imgs\.npz"):
+        kmnist.load("kmnist", "test")
+
+
+@pytest.mark.realdata
+@needs_realdata
+def test_load_from_the_environment_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KMNIST_DATA", str(REALDATA))
+    x, y = kmnist.load("kmnist", "test")
+    assert x.shape == (10000, 28, 28) and y.shape == (10000,)
+
+
 @pytest.mark.realdata
 @needs_realdata
 def test_download_true_fetches_what_is_missing(
