@@ -15,6 +15,8 @@ Faults:
   ``gzip``        label the body Content-Encoding: gzip (bytes unchanged)
   ``416``         Range Not Satisfiable
   ``delay:S``     wait S seconds before answering
+  ``redirect:BASE``  302 to BASE + the path (as Hugging Face and the Wayback
+                  Machine send their files on to another host)
 """
 
 from __future__ import annotations
@@ -153,6 +155,8 @@ class FaultyServer:
                 return self._empty(h, int(status))
         if "429" in kind:
             return self._empty(h, 429, {"Retry-After": kind["429"].split(":")[1]})
+        if "redirect" in kind:
+            return self._empty(h, 302, {"Location": kind["redirect"].split(":", 1)[1] + path})
         if "html" in kind:
             page = b"<html><body>Service temporarily unavailable</body></html>"
             return self._send(h, 200, page, {"Content-Type": "text/html; charset=utf-8"})

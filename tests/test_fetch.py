@@ -7,6 +7,7 @@ import hashlib
 import os
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,47 @@ def test_connection_cut_mid_body_resumes_from_last_byte(
     assert first.range is None and second.range == f"bytes={cut}-"
     assert served.body_bytes == len(DATA)  # not one byte fetched twice
     assert r.transferred == len(DATA)
+
+
+@pytest.fixture
+def cdn() -> Iterator[FaultyServer]:
+    """A second host, where a mirror's redirects lead."""
+    s = FaultyServer().start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_a_redirect_to_another_host_keeps_range_and_resume(
+    server: FaultyServer, cdn: FaultyServer, tmp_path: Path
+) -> None:
+    # Hugging Face and the Wayback Machine answer 302 with the file's real
+    # place. The Range of a resume must reach that host, and a cut there
+    # resumes through the redirect again.
+    cdn.add(PATH, DATA)
+    server.always(PATH, f"redirect:{cdn.url}")
+    cdn.fault(PATH, "cut:1000000")
+    part = part_path(tmp_path / PATH)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[:1000])
+    [r] = fetch(server, tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA and r.action == "resumed"
+    assert r.transferred == len(DATA) - 1000
+    assert [q.range for q in server.gets(PATH)] == ["bytes=1000-", "bytes=1001000-"]
+    assert [q.range for q in cdn.gets(PATH)] == ["bytes=1000-", "bytes=1001000-"]
+    assert cdn.body_bytes == len(DATA) - 1000
+
+
+def test_a_redirect_to_an_html_page_is_refused(
+    server: FaultyServer, cdn: FaultyServer, tmp_path: Path
+) -> None:
+    cdn.add(PATH, DATA)
+    cdn.always(PATH, "html")  # a login or error page where the file should be
+    server.always(PATH, f"redirect:{cdn.url}")
+    with pytest.raises(DownloadError, match="HTML page"):
+        fetch(server, tmp_path)
+    assert no_part_files(tmp_path) == [] and not (tmp_path / PATH).exists()
 
 
 def test_part_from_an_earlier_run_is_resumed(served: FaultyServer, tmp_path: Path) -> None:
