@@ -458,10 +458,10 @@ class Run:
 def machine_busy() -> float:
     """CPU seconds all cores have spent not idle since boot (nan without /proc/stat).
 
-    Less the tool's and the server's own, what a run's share of it says how
-    much else the machine did meanwhile: on 2 shared cores, a neighbour on the
+    What grows during a run, less the tool's and the server's own CPU time, is
+    what else the machine did meanwhile. On 2 shared cores a neighbour on the
     second core slows a tool that uses both (ours) and not one that uses one
-    (curl), and this column shows when that happened.
+    (curl); the "other CPU" column shows when that happened.
     """
     try:
         with open("/proc/stat") as f:
