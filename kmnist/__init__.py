@@ -98,19 +98,21 @@ def download_files(
     mirrors: Sequence[str | Mirror] | None = None,
     progress: bool = True,
     force: bool = False,
+    flat: bool = False,
     **options: Any,
 ) -> list[Path]:
     """Fetch ``files`` into ``root/<path>``, verified; return their final paths.
 
-    ``mirrors`` are base URLs (http, https, ``file://``), URL templates with
-    ``{path}`` or ``{name}``, plain folders, or :class:`Mirror` objects; by
-    default ``KMNIST_MIRROR`` or the built-in list. Raises a
-    :class:`KmnistError` subclass when a file cannot be had.
+    ``flat`` puts each into ``root/<name>`` instead. ``mirrors`` are base URLs
+    (http, https, ``file://``), URL templates with ``{path}`` or ``{name}``,
+    plain folders, or :class:`Mirror` objects; by default ``KMNIST_MIRROR`` or
+    the built-in list. Raises a :class:`KmnistError` subclass when a file
+    cannot be had.
     """
     from .fetch import Downloader
 
     d = Downloader(mirrors=mirrors, progress=progress, **options)
-    return [r.target for r in d.fetch(list(files), Path(root), force=force)]
+    return [r.target for r in d.fetch(list(files), Path(root), force=force, flat=flat)]
 
 
 def download(
@@ -123,12 +125,15 @@ def download(
     mirrors: Sequence[str | Mirror] | None = None,
     progress: bool = True,
     force: bool = False,
+    flat: bool = False,
     **options: Any,
 ) -> list[Path]:
     """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``.
 
     ``format`` is ``"npz"`` (default where it exists) or ``"mnist"``; class maps
     always come along. ``root`` defaults to ``$KMNIST_DATA``, else ``data``.
+    The files go in ``root/<dataset>/``, or straight into ``root`` if ``flat``
+    (torchvision's ``KMNIST`` reads ``<its root>/KMNIST/raw`` flat).
     Returns the final paths of the files.
     """
     from .manifest import files_of, select
@@ -142,5 +147,6 @@ def download(
         mirrors=mirrors,
         progress=progress,
         force=force,
+        flat=flat,
         **options,
     )

@@ -77,6 +77,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help=f"destination folder (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})",
     )
     p.add_argument(
+        "--flat",
+        action="store_true",
+        help="put the files straight into --dir, without a folder per dataset (the "
+        "original download_data.py's layout; torchvision's with --dir <root>/KMNIST/raw)",
+    )
+    p.add_argument(
         "--mirror",
         "-m",
         action="append",
@@ -231,7 +237,7 @@ def download(
         connections=args.connections,
         timeout=(min(10.0, args.timeout), args.timeout),
     )
-    plan = downloader.plan(files, root, force=args.force)
+    plan = downloader.plan(files, root, force=args.force, flat=args.flat)
     # The mirrors this plan can use, in order (not the 2018 ones for 2019 files).
     useful = [
         m for m in downloader.mirrors if any(m in downloader.mirrors_for(s.file) for s in plan)

@@ -98,8 +98,15 @@ class Downloader:
 
     # -- planning ---------------------------------------------------------
 
-    def plan(self, files: Sequence[RemoteFile], root: str | Path, *, force: bool = False) -> Plan:
-        return make_plan(list(files), Path(root), force=force)
+    def plan(
+        self,
+        files: Sequence[RemoteFile],
+        root: str | Path,
+        *,
+        force: bool = False,
+        flat: bool = False,
+    ) -> Plan:
+        return make_plan(list(files), Path(root), force=force, flat=flat)
 
     def mirrors_for(self, file: RemoteFile) -> list[Mirror]:
         entry = entry_for(file.path)
@@ -109,9 +116,14 @@ class Downloader:
     # -- acting -----------------------------------------------------------
 
     def fetch(
-        self, files: Sequence[RemoteFile], root: str | Path, *, force: bool = False
+        self,
+        files: Sequence[RemoteFile],
+        root: str | Path,
+        *,
+        force: bool = False,
+        flat: bool = False,
     ) -> list[Result]:
-        return self.run(self.plan(files, root, force=force))
+        return self.run(self.plan(files, root, force=force, flat=flat))
 
     def run(self, plan: Plan) -> list[Result]:
         """Carry out a plan. Files that fail do not stop the others."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import storage
-from .errors import VerificationError
+from .errors import UsageError, VerificationError
 from .manifest import RemoteFile
 from .partfile import PartFile
 from .verify import expectation, verify_path
@@ -109,10 +109,22 @@ def verify_final(file: RemoteFile, target: Path) -> str:
     return how
 
 
-def make_plan(files: list[RemoteFile], root: Path, *, force: bool = False) -> Plan:
+def make_plan(
+    files: list[RemoteFile], root: Path, *, force: bool = False, flat: bool = False
+) -> Plan:
+    """A step per file, its target ``root/<path>``, or ``root/<name>`` when ``flat``.
+
+    Flat is the original download_data.py's layout, and with ``root`` at
+    ``<somewhere>/KMNIST/raw`` the one torchvision's ``KMNIST`` reads.
+    """
     steps = []
+    seen: dict[Path, RemoteFile] = {}
     for f in files:
-        target = root / f.path
+        target = root / (f.name if flat else f.path)
+        if target in seen:
+            # Only possible flat: the same name from two folders (two releases).
+            raise UsageError(f"{seen[target].path} and {f.path} would both be {target}")
+        seen[target] = f
         state = inspect(f, target, check_final=not force)
         action, have = decide(f, state, force=force)
         steps.append(Step(f, target, action, have, note=state.problem))

@@ -60,6 +60,44 @@ def test_real_files_are_byte_identical(
     assert "skipped" in capsys.readouterr().out
 
 
+# torchvision.datasets.KMNIST's own list (torchvision/datasets/mnist.py): it
+# reads <root>/KMNIST/raw/<name> and, with download=True, takes a file there
+# whose md5 matches instead of fetching it from codh.
+TORCHVISION_KMNIST = {
+    "train-images-idx3-ubyte.gz": "bdb82020997e1d708af4cf47b453dcf7",
+    "train-labels-idx1-ubyte.gz": "e144d726b3acfaa3e44228e80efcd344",
+    "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
+    "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
+}
+
+
+def test_flat_layout_is_the_one_torchvision_reads(
+    mirror: FaultyServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "KMNIST" / "raw"
+    argv = ["-d", "kmnist", "-f", "mnist", "-s", "test", "--flat", "--dir", str(raw)]
+    assert main([*argv, "-m", mirror.url]) == 0
+    names = sorted(p.name for p in raw.iterdir() if not p.name.startswith("."))
+    assert names == [
+        "kmnist_classmap.csv",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
+    for name in names[1:]:
+        assert hashlib.md5((raw / name).read_bytes()).hexdigest() == TORCHVISION_KMNIST[name]
+    out = capsys.readouterr().out
+    assert "fetched  t10k-images-idx3-ubyte.gz" in out and "ready in " + str(raw) in out
+    # The flat folder is a complete one for every other step: a re-run asks
+    # nothing, --verify finds it whole, and load reads it.
+    n = len(mirror.requests)
+    assert main([*argv, "-m", mirror.url, "-q"]) == 0 and len(mirror.requests) == n
+    assert main(["--verify", "-d", "kmnist", "-f", "mnist", "-s", "test", "--dir", str(raw)]) == 0
+    import kmnist
+
+    x, y = kmnist.load("kmnist", "test", root=raw, format="mnist")
+    assert x.shape == (10000, 28, 28) and y.shape == (10000,)
+
+
 def test_mnist_format_real_files(mirror: FaultyServer, realdata: Path, tmp_path: Path) -> None:
     assert (
         main(

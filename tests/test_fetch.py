@@ -149,6 +149,19 @@ def test_a_redirect_to_an_html_page_is_refused(
     assert no_part_files(tmp_path) == [] and not (tmp_path / PATH).exists()
 
 
+def test_flat_puts_files_straight_into_the_folder(served: FaultyServer, tmp_path: Path) -> None:
+    [path] = kmnist.download_files(
+        [remote()], tmp_path, mirrors=[served.url], progress=False, flat=True
+    )
+    assert path == tmp_path / "blob.bin" and path.read_bytes() == DATA
+    assert not (tmp_path / "kmnist").exists()
+    # Two files of one name would land on each other: refused before anything runs.
+    twins = [remote(), remote(path="k49/blob.bin")]
+    with pytest.raises(kmnist.UsageError, match="would both be"):
+        kmnist.download_files(twins, tmp_path / "x", mirrors=[served.url], flat=True)
+    assert not (tmp_path / "x").exists() and len(served.requests) == 1
+
+
 def test_part_from_an_earlier_run_is_resumed(served: FaultyServer, tmp_path: Path) -> None:
     part = part_path(tmp_path / PATH)
     part.parent.mkdir(parents=True)
