@@ -109,7 +109,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "missing, partial, stale (2018 release) or corrupt; exit 0 only if all are ok "
         "(without --dataset: the datasets the folder has begun)",
     )
-    p.add_argument("--json", action="store_true", help="with --verify: the verdicts as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="with --verify: the verdicts as JSON; with --list: every file's size, "
+        "checksums and URLs",
+    )
     p.add_argument(
         "--extract",
         action="store_true",
@@ -190,9 +195,8 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
             for e in ENTRIES
             if e.release == args.release and ("all" in wanted or e.dataset in wanted)
         ]
-        print(
-            report.catalogue(chosen, [m for m in mirrors if args.release in m.releases]), file=out
-        )
+        show = report.catalogue_json if args.json else report.catalogue
+        print(show(chosen, [m for m in mirrors if args.release in m.releases]), file=out)
         return ExitStatus.OK
     if not args.dataset:
         raise UsageError(
@@ -284,8 +288,8 @@ def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
 def _check_after_steps(args: argparse.Namespace) -> None:
     """Refuse a request the steps after the download cannot honour, before downloading."""
     wanted = set(args.dataset or ())
-    if args.json:
-        raise UsageError("--json goes with --verify")
+    if args.json and not args.list:
+        raise UsageError("--json goes with --verify or --list")
     if args.extract and not wanted & {"kkanji", "all"}:
         raise UsageError("--extract unpacks Kuzushiji-Kanji: add --dataset kkanji")
     if args.preview:

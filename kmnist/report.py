@@ -49,6 +49,40 @@ def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
     return "\n".join(lines)
 
 
+def catalogue_json(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
+    """The same as data: every file with its checksums and the URLs that carry it.
+
+    For fetching with other tools (wget, aria2c, a site's own mirror job) and
+    checking with ``sha256sum``; the URLs are in the order we try them.
+    """
+    import json
+
+    files = []
+    for e in entries:
+        f = e.file
+        files.append(
+            {
+                "dataset": e.dataset,
+                "release": e.release,
+                "format": e.format,
+                "split": e.split,
+                "path": f.path,
+                "size": f.size,
+                "sha256": f.sha256,
+                "md5": f.md5,
+                "urls": [m.url(f) for m in mirrors if m.has(f, e.release)],
+            }
+        )
+    doc = {
+        "files": files,
+        "mirrors": [
+            {"name": m.name, "template": m.template, "releases": sorted(m.releases)}
+            for m in mirrors
+        ],
+    }
+    return json.dumps(doc, indent=2)
+
+
 def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     lines = []
     for s in p:

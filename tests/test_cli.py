@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kmnist.cli import main
-from kmnist.manifest import select
+from kmnist.manifest import CURRENT_RELEASE, ENTRIES, select
 
 from .conftest import ROOT, no_part_files
 from .server import FaultyServer
@@ -272,6 +272,42 @@ def test_list_shows_every_file_and_mirror(capsys: pytest.CaptureFixture[str]) ->
     assert main(["--list", "--release", "2018"]) == 0
     out = capsys.readouterr().out
     assert "2018/k49/kuzushiji49-train-imgs.npz" in out and "unverified" in out
+
+
+def test_list_as_json_gives_what_other_tools_need(
+    realdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    assert main(["--list", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    files = {f["path"]: f for f in doc["files"]}
+    assert set(files) == {e.file.path for e in ENTRIES if e.release == CURRENT_RELEASE}
+    # The checksums are those of the published bytes (every real file here).
+    real = [
+        p
+        for p in realdata.rglob("*")
+        if p.is_file() and p.relative_to(realdata).parts[0] in ("kmnist", "k49")
+    ]
+    assert real
+    for p in real:
+        f = files[p.relative_to(realdata).as_posix()]
+        assert f["size"] == p.stat().st_size
+        if f["sha256"]:
+            assert hashlib.sha256(p.read_bytes()).hexdigest() == f["sha256"]
+        else:
+            assert hashlib.md5(p.read_bytes()).hexdigest() == f["md5"]
+    # URLs in the order the mirrors are tried; a partial mirror only for its files.
+    order = [m["name"] for m in doc["mirrors"]]
+    assert order[0] == "codh-https" and order[-1] == "wayback"
+    assert len(files["kmnist/t10k-images-idx3-ubyte.gz"]["urls"]) == len(order)
+    k49 = files["k49/k49-test-imgs.npz"]["urls"]
+    assert k49[0].startswith("https://codh.rois.ac.jp/") and "huggingface" not in " ".join(k49)
+    # --mirror replaces the list here too.
+    assert main(["--list", "--json", "-d", "k49", "-m", "https://m.example/k"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {f["dataset"] for f in doc["files"]} == {"k49"}
+    assert doc["files"][0]["urls"] == [f"https://m.example/k/{doc['files'][0]['path']}"]
 
 
 def test_dry_run_prints_the_plan_and_touches_no_network(
