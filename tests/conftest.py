@@ -21,13 +21,23 @@ def _no_env_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KMNIST_DATA", raising=False)
 
 
-@pytest.fixture
-def server() -> Iterator[FaultyServer]:
+def _running() -> Iterator[FaultyServer]:
     s = FaultyServer().start()
     try:
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[FaultyServer]:
+    yield from _running()
+
+
+@pytest.fixture
+def cdn() -> Iterator[FaultyServer]:
+    """A second host, where a mirror's redirects lead."""
+    yield from _running()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import hashlib
 import os
 import socket
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -106,16 +105,6 @@ def test_connection_cut_mid_body_resumes_from_last_byte(
     assert first.range is None and second.range == f"bytes={cut}-"
     assert served.body_bytes == len(DATA)  # not one byte fetched twice
     assert r.transferred == len(DATA)
-
-
-@pytest.fixture
-def cdn() -> Iterator[FaultyServer]:
-    """A second host, where a mirror's redirects lead."""
-    s = FaultyServer().start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def test_a_redirect_to_another_host_keeps_range_and_resume(

@@ -127,22 +127,18 @@ def test_a_fast_connection_fills_the_holes_of_an_earlier_run_piece_by_piece(
     assert served.max_active == 1
 
 
-def test_ranges_follow_a_redirect_to_another_host(tmp_path: Path) -> None:
-    cdn = FaultyServer().start()
-    mirror = FaultyServer().start()
-    try:
-        cdn.add(PATH, DATA)
-        cdn.always(PATH, "delay:0.05")
-        mirror.always(PATH, f"redirect:{cdn.url}")
-        downloader(mirror.url).fetch([remote()], tmp_path)
-        assert (tmp_path / PATH).read_bytes() == DATA
-        got = ranges(cdn)  # every piece's Range reached the host the file is on
-        assert got[0][0] == 0 and got[-1][1] == len(DATA) - 1
-        assert all(a[1] + 1 == b[0] for a, b in zip(got, got[1:]))
-        assert cdn.body_bytes == len(DATA) and cdn.max_active > 1
-    finally:
-        cdn.stop()
-        mirror.stop()
+def test_ranges_follow_a_redirect_to_another_host(
+    server: FaultyServer, cdn: FaultyServer, tmp_path: Path
+) -> None:
+    cdn.add(PATH, DATA)
+    cdn.always(PATH, "delay:0.05")
+    server.always(PATH, f"redirect:{cdn.url}")
+    downloader(server.url).fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    got = ranges(cdn)  # every piece's Range reached the host the file is on
+    assert got[0][0] == 0 and got[-1][1] == len(DATA) - 1
+    assert all(a[1] + 1 == b[0] for a, b in zip(got, got[1:]))
+    assert cdn.body_bytes == len(DATA) and cdn.max_active > 1
 
 
 def test_connection_budget_holds_with_segments(served: FaultyServer, tmp_path: Path) -> None:
