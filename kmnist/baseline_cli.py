@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from . import __version__
-from .command import fail, positive
+from .command import add_dir, fail, positive
 from .errors import ExitStatus, KmnistError, NotDownloaded, UsageError
-from .storage import DATA_ENV, DEFAULT_DATA, data_root
+from .storage import data_root
 
 PROG = "kmnist-baseline"
 MODELS = ("knn", "cnn")
@@ -39,11 +38,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument("model", choices=MODELS, help="which baseline")
     p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
-    p.add_argument(
-        "--dir",
-        type=Path,
-        help=f"where the files are (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})",
-    )
+    add_dir(p, "where the files are")
     p.add_argument(
         "--download",
         action="store_true",

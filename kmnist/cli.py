@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
 from . import __version__
-from .command import fail, positive
+from .command import add_dir, fail, positive
 from .errors import (
     DownloadError,
     DownloadsFailed,
@@ -32,7 +32,7 @@ from .manifest import (
     mirrors_from,
     select,
 )
-from .storage import DATA_ENV, DEFAULT_DATA, data_root
+from .storage import data_root
 
 if TYPE_CHECKING:
     from .fetch import Result
@@ -71,11 +71,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="file format (default: npz where the dataset has it)",
     )
     p.add_argument("--split", "-s", choices=SPLITS, default="all", help="default: all")
-    p.add_argument(
-        "--dir",
-        type=Path,
-        help=f"destination folder (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})",
-    )
+    add_dir(p, "destination folder")
     p.add_argument(
         "--flat",
         action="store_true",

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Union
 
 from .errors import DownloadsFailed, KmnistError, exit_status
+from .storage import DATA_ENV, DEFAULT_DATA
 
 # What a command reports in one line; anything else is a bug, and keeps its traceback.
 Failure = Union[KeyboardInterrupt, KmnistError, OSError]
@@ -23,6 +25,13 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def add_dir(p: argparse.ArgumentParser, what: str) -> None:
+    """``--dir``: None when not given; the command resolves it with ``storage.data_root``."""
+    p.add_argument(
+        "--dir", type=Path, help=f"{what} (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})"
+    )
 
 
 def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:

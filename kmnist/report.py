@@ -92,7 +92,7 @@ def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
             detail = f"{size(s.have)} of {size(s.file.size)} already there"
         elif s.action is Action.REFETCH and s.note:
             detail += f" (on disk: {s.note})"
-        lines.append(f"{what:<8} {shown(s.target, root)}  {detail}")
+        lines.append(f"{what:<8} {s.target.relative_to(root).as_posix()}  {detail}")
     todo = size(p.todo_bytes)
     if p.unknown_sizes:
         todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
@@ -108,7 +108,7 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
     rows = [
         (
             r.action,
-            shown(r.target, root),
+            r.target.relative_to(root).as_posix(),
             size(r.target.stat().st_size),
             f"from {r.mirror}" if r.mirror else "",
             f"checked: {r.checked}",
@@ -125,14 +125,6 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
             "checked by structure only"
         )
     return "\n".join(lines)
-
-
-def shown(target: Path, root: Path) -> str:
-    """A file's place as the user finds it: below ``root`` (nested or flat)."""
-    try:
-        return target.relative_to(root).as_posix()
-    except ValueError:
-        return str(target)
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
