@@ -677,32 +677,25 @@ def targets_full(name: str, outcomes: dict[str, Outcome]) -> list[str]:
         o = outcomes.get(tool)
         return o if o and not o.skipped and o.ok else None
 
+    def wall_at_most(factor: float, tool: str, who: str, where: str = "") -> None:
+        other = against(tool)
+        if other is None:
+            out.append(f"- not checked: wall at most {factor}x {who}'s ({who} missing)")
+            return
+        w = other.med("wall")
+        out.append(
+            verdict(
+                ow <= factor * w,
+                f"wall at most {factor}x {who}'s{where}: ours {ow:.2f} s, {who} {w:.2f} s, "
+                f"ratio {ow / w:.2f}",
+            )
+        )
+
     curl = against("curl")
     if name == "unthrottled":
-        if curl:
-            cw = curl.med("wall")
-            out.append(
-                verdict(
-                    ow <= 1.2 * cw,
-                    f"wall at most 1.2x curl's: ours {ow:.2f} s, curl {cw:.2f} s, "
-                    f"ratio {ow / cw:.2f}",
-                )
-            )
-        else:
-            out.append("- not checked: wall at most 1.2x curl's (curl missing)")
+        wall_at_most(1.2, "curl", "curl")
     if name == "capped":
-        aria = against("aria2c-budget")
-        if aria:
-            aw = aria.med("wall")
-            out.append(
-                verdict(
-                    ow <= 1.1 * aw,
-                    f"wall at most 1.1x aria2c's at the same connection budget: "
-                    f"ours {ow:.2f} s, aria2c {aw:.2f} s, ratio {ow / aw:.2f}",
-                )
-            )
-        else:
-            out.append("- not checked: wall at most 1.1x aria2c's (aria2c missing)")
+        wall_at_most(1.1, "aria2c-budget", "aria2c", " at the same connection budget")
         if curl:
             cw = curl.med("wall")
             out.append(
