@@ -32,6 +32,10 @@ from .storage import data_root
 Transform = Optional[Callable[[Any], Any]]
 Mirrors = Optional[Sequence["str | Mirror"]]
 
+# Where torchvision's own datasets keep the files below the same root: a
+# folder it filled is read as it is (it keeps the .gz files beside what it
+# unpacks), so switching from torchvision needs no second download.
+TORCHVISION_FOLDERS = {"kmnist": "KMNIST"}
 # torchvision's words, so that code matching them keeps working.
 NOT_FOUND = "Dataset not found. You can use download=True to download it"
 
@@ -164,6 +168,12 @@ def _arrays(
     try:
         return load(dataset, split, root=root, format=format, verify=verify)
     except NotDownloaded as exc:
+        raw = root / TORCHVISION_FOLDERS.get(dataset, "") / "raw"
+        if dataset in TORCHVISION_FOLDERS and format in (None, "mnist") and raw.is_dir():
+            try:
+                return load(dataset, split, root=raw, format="mnist", verify=verify)
+            except NotDownloaded:
+                pass
         if not download:
             # load's own advice already says "pass download=True": once is enough.
             detail = str(exc).replace("; pass download=True or run:", "; or run:")
@@ -184,7 +194,8 @@ class KMNIST(_Arrays):
     first), or fetched there with ``download=True`` from ``mirrors`` (default:
     ``$KMNIST_MIRROR`` or the built-in list). ``format`` (``"npz"`` or
     ``"mnist"``), ``verify`` and ``progress`` are :func:`kmnist.load`'s and
-    :func:`kmnist.download`'s.
+    :func:`kmnist.download`'s. A ``root/KMNIST/raw`` that torchvision filled
+    is read too, when ``root/kmnist`` lacks the files.
     """
 
     name = "kmnist"

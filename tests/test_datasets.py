@@ -390,3 +390,81 @@ def test_kanji_download_true_uses_the_unpacked_folder_without_a_request(
     write_kanji(tmp_path, {"U+4E00": 2})
     ds = KuzushijiKanji(tmp_path, download=True, mirrors=[server.url], progress=False)
     assert len(ds) == 2 and server.requests == []
+
+
+@needs_torch
+@pytest.mark.realdata
+@needs_realdata
+def test_a_folder_torchvision_filled_is_read(tmp_path: Path) -> None:
+    from kmnist.datasets import KMNIST
+
+    # torchvision keeps the .gz files in <root>/KMNIST/raw beside what it unpacks.
+    raw = tmp_path / "KMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for rel in TEST_FILES["mnist"]:
+        (raw / Path(rel).name).symlink_to(REALDATA / rel)
+    ds = KMNIST(tmp_path, train=False)
+    x, _ = kmnist.load("kmnist", "test", root=raw, format="mnist")
+    assert np.array_equal(ds.data.numpy(), x)
+    with pytest.raises(RuntimeError, match=NOT_FOUND):
+        KMNIST(tmp_path, train=True)  # its train files are not there
+
+
+@needs_torch
+def test_kanji_download_true_fetches_and_unpacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch itself is tested elsewhere; here, what the dataset does around it.
+
+    The real archive is 310 MB, so the download writes a crafted one and the
+    archive's published sha256 is not checked; the unpacking is the real one.
+    """
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    import kmnist.kanji
+    from kmnist.datasets import KuzushijiKanji
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def fake_download(name: str, **kw: Any) -> list[Path]:
+        calls.append((name, kw))
+        archive = kw["root"] / "kkanji" / "kkanji.tar"
+        archive.parent.mkdir(parents=True)
+        with tarfile.open(archive, "w") as tf:
+            for code in ("U+4E00", "U+4E8C"):
+                buf = io.BytesIO()
+                Image.new("L", (64, 64), 7).save(buf, format="PNG")
+                member = tarfile.TarInfo(f"kkanji2/{code}/0.png")
+                member.size = len(buf.getvalue())
+                tf.addfile(member, io.BytesIO(buf.getvalue()))
+        return [archive]
+
+    monkeypatch.setattr(kmnist, "download", fake_download)
+    monkeypatch.setattr(kmnist.kanji, "verify_path", lambda *a, **k: "sha256")
+    # Two images, not the published 140,424: said in a warning, not refused.
+    with pytest.warns(UserWarning, match="2 PNG files in 2 class folders"):
+        ds = KuzushijiKanji(
+            tmp_path, download=True, mirrors=["http://127.0.0.1:9/"], progress=False
+        )
+    assert calls == [
+        ("kkanji", {"root": tmp_path, "mirrors": ["http://127.0.0.1:9/"], "progress": False})
+    ]
+    assert ds.classes == ["U+4E00", "U+4E8C"] and len(ds) == 2
+    assert (tmp_path / "kkanji/kkanji2/U+4E8C/0.png").is_file()
+
+
+@needs_torch
+def test_datasets_pickle_for_worker_processes(tmp_path: Path) -> None:
+    import pickle
+
+    from kmnist.datasets import K49, KuzushijiKanji
+
+    write_k49(tmp_path, "test", [1, 2, 3])
+    write_kanji(tmp_path, {"U+4E00": 2})
+    for ds in (K49(tmp_path, train=False, verify=False), KuzushijiKanji(tmp_path)):
+        copy = pickle.loads(pickle.dumps(ds))  # what DataLoader's "spawn" workers receive
+        assert type(copy) is type(ds) and len(copy) == len(ds)
+        assert np.array_equal(np.asarray(copy[1][0]), np.asarray(ds[1][0]))
