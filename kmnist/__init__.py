@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# load and classmap are imported here, not in wrapper functions, because each
+# load, classmap and info are imported here, not in wrapper functions, because each
 # shares its name with its module: importing kmnist.load lazily would rebind
 # the attribute ``kmnist.load`` to the module after the first call. Their own
 # heavy imports (numpy) stay inside the functions.
@@ -27,13 +27,16 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .info import DatasetInfo, info
 from .load import kanji_arrays, load
 from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from . import datasets
     from .kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
+    from .kanjisplit import kanji_split
 
 # The Kanji archive's names are looked up on first use (PEP 562): tarfile and
 # the archive checks cost ~25 ms that a download or a load never needs.
@@ -43,15 +46,18 @@ _LAZY = {
     "check_kanji": "kanji",
     "extract_kanji": "kanji",
     "load_kanji": "kanji",
+    "kanji_split": "kanjisplit",
 }
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "datasets":  # kmnist.datasets after a bare "import kmnist"; torch stays out
+        return importlib.import_module(".datasets", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kmnist' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # once found, an ordinary attribute
     return value
@@ -63,6 +69,7 @@ __all__ = [
     "BUILTIN_MIRRORS",
     "DATASETS",
     "CharClass",
+    "DatasetInfo",
     "DownloadError",
     "DownloadsFailed",
     "KanjiCheck",
@@ -82,10 +89,13 @@ __all__ = [
     "__version__",
     "check_kanji",
     "classmap",
+    "datasets",
     "download",
     "download_files",
     "extract_kanji",
+    "info",
     "kanji_arrays",
+    "kanji_split",
     "load",
     "load_kanji",
 ]

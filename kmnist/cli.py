@@ -93,6 +93,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument("--list", action="store_true", help="list every file and mirror, then exit")
     p.add_argument(
+        "--cite",
+        action="store_true",
+        help="print the BibTeX the dataset authors ask for, and the attribution line "
+        "their licence asks for, then exit",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="print what would be fetched, resumed or skipped; touch no network",
@@ -180,6 +186,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
 def run(args: argparse.Namespace, *, out: TextIO) -> int:
     from . import report
 
+    if args.cite:
+        from .info import citation
+
+        print(citation(), file=out)
+        return ExitStatus.OK
     if args.verify:
         return _verify(args, out=out)
     _check_after_steps(args)

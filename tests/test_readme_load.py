@@ -22,7 +22,7 @@ import kmnist.kanji
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
-SECTIONS = ("## Load the data", "## Kuzushiji-Kanji")
+SECTIONS = ("## Load the data", "## PyTorch", "## Kuzushiji-Kanji")
 
 
 def snippets() -> list[tuple[str, str]]:
@@ -84,7 +84,7 @@ def test_snippet_runs(
         monkeypatch.setattr(kmnist.kanji, "EXPECTED_IMAGES", 2)
         monkeypatch.setattr(kmnist.kanji, "EXPECTED_CLASSES", 2)
     exec(compile(code, f"README.md ({name})", "exec"), {"__name__": "readme"})
-    if name.startswith("Load the data"):
+    if name.startswith(("Load the data", "PyTorch")):
         # What a print's comment says it prints is what it prints.
         out = capsys.readouterr().out
         for comment in re.findall(r"(?m)^print\(.*\)\s+# (.*)$", code):
