@@ -125,9 +125,9 @@ class FileJob:
                     body = None
             if got == -1:
                 continue  # the try failed and will be made again
-            if file.size is None or got == 0:
-                # The server sent all it has (or a 416 after a whole .part):
-                # the bytes decide.
+            if file.size is None or got == 0 or self.encoded:
+                # The server sent all it has (or a 416 after a whole .part, or
+                # an encoded body, whose length is not the file's): the bytes decide.
                 return hasher
 
     def _stream(self, body: Body, offset: int, hasher: PipelinedHasher) -> int:
@@ -444,6 +444,8 @@ def _one_try(attempts: Attempts) -> Iterator[None]:
     try:
         yield
     except Transient as exc:
-        attempts.failed(exc, progressed=exc.got > 0)
+        # A stall counts as fruitless even if it trickled a few bytes: otherwise
+        # a server at 1 byte/s would be retried max_tries times.
+        attempts.failed(exc, progressed=exc.got > 0 and not exc.stalled)
     except Refused as exc:
         raise GiveUp(str(exc)) from None
