@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Callable, TextIO
 from . import __version__
 from .command import add_dir, fail, positive
 from .errors import (
-    DownloadError,
     DownloadsFailed,
     ExitStatus,
     KmnistError,
@@ -132,6 +131,20 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="print every request on stderr: URL (without credentials), status, bytes, time",
+    )
+    p.add_argument(
+        "--check-mirrors",
+        action="store_true",
+        help="ask each mirror for one byte of each selected file and print a table of "
+        "mirror x file (status, size announced vs published, latency; --json for data); "
+        "exit 0 when every file has a mirror with the right size. Run this first when a "
+        "download fails",
+    )
+    p.add_argument(
         "--jobs", "-j", type=positive, default=JOBS, help=f"files at once (default: {JOBS})"
     )
     p.add_argument(
@@ -174,12 +187,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     except (KmnistError, OSError) as exc:
         status = fail(prog, exc)
         failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
-        if all(isinstance(f, DownloadError) and f.unreachable for f in failures):
-            print(
-                f"{prog}: hint: no mirror could be reached from here; give one you can reach "
-                f"with --mirror URL or {MIRROR_ENV} (a copy's folder works too)",
-                file=sys.stderr,
-            )
+        from .report import failure_hint
+
+        hint = failure_hint(failures)
+        if hint:
+            print(f"{prog}: hint: {hint}", file=sys.stderr)
         return status
 
 
@@ -205,12 +217,16 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
         show = report.catalogue_json if args.json else report.catalogue
         print(show(chosen, [m for m in mirrors if args.release in m.releases]), file=out)
         return ExitStatus.OK
+    if not args.dataset and args.check_mirrors:
+        args.dataset = ["all"]  # every file: which mirror serves what
     if not args.dataset:
         raise UsageError(
             "choose what to fetch: --dataset {" + ",".join([*DATASETS, "all"]) + "} "
             "(or --list to see every file)"
         )
     entries = select(args.dataset, args.format, args.split, args.release)
+    if args.check_mirrors:
+        return _check_mirrors(files_of(entries), args, mirrors=mirrors, out=out)
     if download(files_of(entries), args, mirrors=mirrors, out=out) is None:
         return ExitStatus.OK  # --dry-run: nothing was fetched to unpack or draw
     status: int = ExitStatus.OK
@@ -247,6 +263,7 @@ def download(
         jobs=args.jobs,
         connections=args.connections,
         timeout=(min(10.0, args.timeout), args.timeout),
+        log=_request_log(args),
     )
     plan = downloader.plan(files, root, force=args.force, flat=args.flat)
     # The mirrors this plan can use, in order (not the 2018 ones for 2019 files).
@@ -272,6 +289,42 @@ def download(
     return results
 
 
+def _request_log(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """-v: one line per request on stderr, above any progress bar."""
+    if not getattr(args, "verbose", False):
+        return None
+
+    def log(line: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"{PROG}: {line}", file=sys.stderr)
+
+    return log
+
+
+def _check_mirrors(
+    files: Sequence[RemoteFile], args: argparse.Namespace, *, mirrors: Sequence[Mirror], out: TextIO
+) -> int:
+    from .probe import all_served, check_mirrors, render_json, render_text
+    from .transfer import make_session
+
+    usable = [m for m in mirrors if any(m.has(f, args.release) for f in files)]
+    session = make_session(f"kmnist/{__version__}", args.connections)
+    try:
+        probes = check_mirrors(
+            files,
+            usable,
+            session=session,
+            timeout=(min(10.0, args.timeout), args.timeout),
+            log=_request_log(args),
+        )
+    finally:
+        session.close()
+    render = render_json if args.json else render_text
+    print(render(files, probes), file=out)
+    return ExitStatus.OK if all_served(files, probes) else ExitStatus.FAILURE
+
+
 # --- steps on the files once they are there: audit, unpack, picture ---
 
 
@@ -295,8 +348,8 @@ def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
 def _check_after_steps(args: argparse.Namespace) -> None:
     """Refuse a request the steps after the download cannot honour, before downloading."""
     wanted = set(args.dataset or ())
-    if args.json and not args.list:
-        raise UsageError("--json goes with --verify or --list")
+    if args.json and not (args.list or args.check_mirrors):
+        raise UsageError("--json goes with --verify, --list or --check-mirrors")
     if args.extract and not wanted & {"kkanji", "all"}:
         raise UsageError("--extract unpacks Kuzushiji-Kanji: add --dataset kkanji")
     if args.preview:

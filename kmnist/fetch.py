@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 from . import storage
 from .errors import DownloadError, DownloadsFailed, KmnistError, VerificationError
@@ -24,6 +24,7 @@ from .plan import Action, Plan, Step, make_plan, verify_final
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
 from .transfer import DEFAULT_TIMEOUT, Body, make_session
+from .urls import Origin, origin
 from .verify import Hasher, check_digests, check_structure, expectation
 
 __all__ = ["Downloader", "Result", "RetryPolicy"]
@@ -52,6 +53,11 @@ MirrorSpec = Union[str, Mirror]
 # speed; 8 is what download managers commonly default to, half of aria2c's
 # ceiling of 16, and below the per-client limits servers commonly set.
 CONNECTIONS = 8
+# A job that has received nothing for this long is announced (which file,
+# which mirror, what it waits for, until when): within a few seconds, as the
+# issue of a silent bar at 0% asked, and not for every short pause.
+STALL_NOTICE = 3.0
+
 # Files at once: enough to keep every connection busy while the small files
 # go by; a large file fills the connections with its byte ranges anyway.
 JOBS = 4
@@ -76,6 +82,7 @@ class Downloader:
         session: requests.Session | None = None,
         piece: int = PIECE,
         fast_connection: float = FAST_CONNECTION,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise KmnistError("jobs and connections must be at least 1")
@@ -89,8 +96,12 @@ class Downloader:
         self.fast_connection = fast_connection
         self._session = session
         self._own_session = session is None  # a caller's session is the caller's to close
-        self._dead: set[str] = set()  # mirrors that could not be connected to
-        self._down_hosts: set[str] = set()  # hosts that timed out or do not resolve
+        # Where no connection could be made, per scheme, host and port (a folder:
+        # per mirror), with the reason: skipped for the rest of the run, and
+        # reported once rather than once per file.
+        self._down: dict[Origin | str, tuple[str, str]] = {}
+        self._jobs: set[FileJob] = set()  # jobs under way, for the stall watcher
+        self.log = log  # told of every request (-v)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._open: set[Body] = set()
@@ -133,6 +144,7 @@ class Downloader:
         self._progress = self._make_progress(plan)
         results: dict[int, Result] = {}
         failures: list[KmnistError] = []
+        derived: list[Result] = []
         try:
             with ThreadPoolExecutor(max_workers=min(self.jobs, max(len(steps), 1))) as pool:
                 # Largest first (an unpublished size counts as largest): the
@@ -146,6 +158,7 @@ class Downloader:
                     pending = set(futures)
                     while pending:
                         done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                        self._watch()
                         for fut in done:
                             exc = fut.exception()
                             if exc is None:
@@ -160,17 +173,47 @@ class Downloader:
                     self._abort()
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
+            if failures:
+                # A NumPy file no mirror gave may be built from the MNIST one.
+                from .derive import derive_failed
+
+                derived, failures = derive_failed(self, plan, failures)
         finally:
             self._progress.close()
             if self._session is not None and self._own_session:
                 self._session.close()
                 self._session = None
-        completed = [results[i] for i in sorted(results)]
+        completed = [results[i] for i in sorted(results)] + derived
         if failures:
+            failures = self._down_mirrors() + failures
             error = failures[0] if len(failures) == 1 else DownloadsFailed(failures)
             error.completed = tuple(completed)
             raise error
         return completed
+
+    def _down_mirrors(self) -> list[KmnistError]:
+        """One error per mirror found down: its reason once, not in every file's line."""
+        with self._lock:
+            down = list(self._down.values())
+        return [MirrorDown(name, reason) for name, reason in down]
+
+    def _watch(self) -> None:
+        """Say what a job that receives nothing waits for, once per silence."""
+        now = time.monotonic()
+        with self._lock:
+            jobs = list(self._jobs)
+        for job in jobs:
+            quiet = now - job.last_activity
+            if quiet >= STALL_NOTICE and not job.noticed:
+                job.noticed = True
+                self.note(
+                    f"{job.file.path}: {job.waiting_for} for {quiet:.0f} s "
+                    f"(a try ends after {self.timeout[1]:g} s without enough data)"
+                )
+
+    def note(self, text: str) -> None:
+        """Say something to the user while the run goes on (nothing with --quiet)."""
+        self._progress.note(text)
 
     def _make_progress(self, plan: Plan) -> Progress:
         if isinstance(self.show_progress, bool):
@@ -197,11 +240,18 @@ class Downloader:
                 self._session = make_session(f"kmnist/{__version__}", self.connections)
             return self._session
 
+    def fetch_step(self, step: Step) -> Result:
+        """One step of a plan, on this thread (what a derived file is built from)."""
+        return self._one(step)
+
     def _one(self, step: Step) -> Result:
         start = time.monotonic()
         if step.action is Action.SKIP:
             return Result(step.file, step.target, "skipped", None, 0, 0.0, "already verified")
         lock = storage.file_lock(step.target, lambda: self.cancelled)
+        lock.waiting = lambda: self.note(
+            f"{step.file.path}: waiting for another process that is fetching it (lock {lock.path})"
+        )
         try:
             lock.acquire()
         except InterruptedError:
@@ -224,8 +274,9 @@ class Downloader:
         reasons: list[str] = []
         mirrors = self.mirrors_for(file)
         for i, mirror in enumerate(mirrors):
-            if mirror.name in self._dead or _host(mirror) in self._down_hosts:
-                reasons.append(f"{mirror.name}: unreachable")
+            key = _key(mirror)
+            if key in self._down:
+                reasons.append(f"{mirror.name}: down (see above)")
                 continue
             try:
                 return self._from_mirror(step, mirror, start)
@@ -234,24 +285,26 @@ class Downloader:
                 # a broken copy. Never retried here; the next mirror may be right.
                 reason = f"wrong {exc.what} (expected {exc.expected}, got {exc.got})"
             except GiveUp as exc:
-                # Remembered for the rest of the run: a dead host costs its
-                # timeouts once, not once per file.
-                with self._lock:
-                    if exc.unreachable:
-                        self._dead.add(mirror.name)
-                    if exc.host_down and _host(mirror):
-                        self._down_hosts.add(_host(mirror))
                 reason = str(exc)
+                if exc.unreachable:
+                    # Remembered for the rest of the run: a dead origin costs
+                    # its timeouts once, not once per file.
+                    with self._lock:
+                        self._down.setdefault(key, (mirror.name, reason))
+                    reason = "down (see above)"
             reasons.append(f"{mirror.name}: {reason}")
             if i + 1 < len(mirrors):
-                self._progress.note(f"{file.path}: {mirror.name}: {reason}; trying the next mirror")
-        unreachable = all(m.name in self._dead or _host(m) in self._down_hosts for m in mirrors)
+                shown = self._down[key][1] if key in self._down else reason
+                self._progress.note(f"{file.path}: {mirror.name}: {shown}; trying the next mirror")
+        unreachable = all(_key(m) in self._down for m in mirrors)
         raise DownloadError(file.path, reasons, unreachable=bool(mirrors) and unreachable)
 
     def _from_mirror(self, step: Step, mirror: Mirror, start: float) -> Result:
         job = FileJob(self, step.file, step.target, mirror)
         bar = self._progress.start(step.file.name, step.file.size, job.resumed_from)
         job.bar = bar
+        with self._lock:
+            self._jobs.add(job)
         try:
             hasher = job.run()
             return self._finish(step, mirror, hasher, job, start)
@@ -259,6 +312,8 @@ class Downloader:
             job.pf.reset()  # other bytes than the published ones: none of them is kept
             raise
         finally:
+            with self._lock:
+                self._jobs.discard(job)
             bar.close()
 
     # -- what FileJob needs from the run ---------------------------------------
@@ -279,7 +334,15 @@ class Downloader:
         self, step: Step, mirror: Mirror, hasher: Hasher, job: FileJob, start: float
     ) -> Result:
         file = step.file
-        check_digests(hasher, mirror.name)
+        try:
+            check_digests(hasher, mirror.name)
+        except VerificationError:
+            # A server that gzip-encoded the body anyway: the raw bytes are not
+            # the file; the decoded ones may be. Whichever matches is kept.
+            from .decode import gunzip_part
+
+            if not job.encoded or not gunzip_part(job.pf.path, file):
+                raise
         if file.verified:
             how = "sha256" if file.sha256 else "md5"
         else:
@@ -293,10 +356,21 @@ class Downloader:
         return Result(file, step.target, action, mirror.name, job.transferred, seconds, how)
 
 
-def _host(mirror: Mirror) -> str:
-    from urllib.parse import urlsplit
+def _key(mirror: Mirror) -> Origin | str:
+    """What fails together: a URL's scheme, host and port; a folder is its own."""
+    if mirror.is_local:
+        return mirror.name
+    return origin(mirror.template.replace("{", "").replace("}", "")) or mirror.name
 
-    return "" if mirror.is_local else (urlsplit(mirror.template).hostname or "")
+
+class MirrorDown(DownloadError):
+    """A mirror that could not be connected to: said once for every file it would serve."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        KmnistError.__init__(self, f"mirror {name}: {reason}; not tried again in this run")
+        self.path = name
+        self.reasons = [reason]
+        self.unreachable = True
 
 
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:

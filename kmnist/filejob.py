@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -63,6 +64,14 @@ class FileJob:
         self.transferred = 0
         self._lock = threading.Lock()
         self._sampled = threading.Event()  # RATE_SAMPLE bytes have arrived
+        # What the job waits for, and since when: the run's watcher says so
+        # when nothing has come for a few seconds (a stall must not look like
+        # a hang). Updated per request and per counted chunk: O(1).
+        self.waiting_for = f"waiting for {self.mirror.name}"
+        self.last_activity = time.monotonic()
+        self.noticed = False
+        # The last body came Content-Encoding: gzip (fetch may have to decode it).
+        self.encoded = False
 
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
@@ -97,7 +106,7 @@ class FileJob:
 
     def _sequential_into(self, hasher: PipelinedHasher, first: Body | None) -> PipelinedHasher:
         file = self.file
-        attempts = Attempts(self.dl.retry)
+        attempts = Attempts(self.dl.retry, self._say)
         body = first
         while True:
             self._check_cancel()
@@ -116,9 +125,9 @@ class FileJob:
                     body = None
             if got == -1:
                 continue  # the try failed and will be made again
-            if file.size is None or got == 0:
-                # The server sent all it has (or a 416 after a whole .part):
-                # the bytes decide.
+            if file.size is None or got == 0 or self.encoded:
+                # The server sent all it has (or a 416 after a whole .part, or
+                # an encoded body, whose length is not the file's): the bytes decide.
                 return hasher
 
     def _stream(self, body: Body, offset: int, hasher: PipelinedHasher) -> int:
@@ -130,11 +139,22 @@ class FileJob:
             hasher.reset()
             self.bar.reset(0)
         got = 0
+        # Never a byte past the published size (nor past a 206's range): a
+        # body that goes on (no Content-Length, chunked, a 206 without one) is
+        # cut there, and the hash decides. One comparison per chunk.
+        limit = _room(self.file.size, body)
         self.pf.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.pf.path, "ab" if body.start else "wb") as fh:
             try:
                 for chunk in body.chunks():
                     self._check_cancel()
+                    if got + len(chunk) > limit:
+                        chunk = chunk[: limit - got]
+                        fh.write(chunk)
+                        hasher.update(chunk)
+                        self._count(len(chunk))
+                        got += len(chunk)
+                        break
                     fh.write(chunk)
                     hasher.update(chunk)
                     self._count(len(chunk))
@@ -157,7 +177,7 @@ class FileJob:
         start = pf.missing()[0][0] if pf.size is not None else pf.contiguous()
         gap_end = pf.missing()[0][1] if pf.size is not None else start + self.dl.piece
         first_end = min(start + self.dl.piece, gap_end)
-        attempts = Attempts(self.dl.retry)
+        attempts = Attempts(self.dl.retry, self._say)
         probe: Body | None = None
         while probe is None:
             self._check_cancel()
@@ -261,7 +281,7 @@ class FileJob:
     def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:
         """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
         pos = start
-        attempts = Attempts(self.dl.retry)
+        attempts = Attempts(self.dl.retry, self._say)
         try:
             with open(self.pf.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
@@ -343,9 +363,24 @@ class FileJob:
     def _open(self, offset: int, end: int | None) -> Body:
         from .transfer import open_url
 
-        body = open_url(self.url, offset, end=end, session=self.dl.session, timeout=self.dl.timeout)
+        self.waiting_for = f"waiting for {self.mirror.name} to answer"
+        self.last_activity = time.monotonic()
+        body = open_url(
+            self.url,
+            offset,
+            end=end,
+            session=self.dl.session,
+            timeout=self.dl.timeout,
+            log=self.dl.log,
+        )
+        self.waiting_for = f"no data from {self.mirror.name}"
+        self.last_activity = time.monotonic()
+        self.encoded = body.encoding == "gzip"
         self.dl.register(body)
         return body
+
+    def _say(self, text: str) -> None:
+        self.dl.note(f"{self.file.path}: {self.mirror.name}: {text}")
 
     def _close(self, body: Body) -> None:
         self.dl.unregister(body)
@@ -368,6 +403,8 @@ class FileJob:
 
     def _count(self, n: int) -> None:
         with self._lock:
+            self.last_activity = time.monotonic()
+            self.noticed = False
             self.transferred += n
             if self.transferred >= RATE_SAMPLE:
                 self._sampled.set()
@@ -384,6 +421,22 @@ class FileJob:
         return h
 
 
+# gzip's worst case on bytes that do not compress (the .gz and .npz files):
+# 5 bytes per 64 KiB stored block plus a header and trailer. An encoded body
+# may exceed the published size by that much, and no more.
+GZIP_SLACK = 1024
+
+
+def _room(size: int | None, body: Body) -> int:
+    """How many bytes ``body`` may write: up to the published size, and a range's end."""
+    room = sys.maxsize if size is None else size - body.start
+    if body.encoding and size is not None:
+        room += size // 1000 + GZIP_SLACK
+    if body.ranged and body.length is not None:
+        room = min(room, body.length)
+    return room
+
+
 @contextlib.contextmanager
 def _one_try(attempts: Attempts) -> Iterator[None]:
     """One try of a request: a Transient failure is counted (and waited out) and
@@ -391,6 +444,8 @@ def _one_try(attempts: Attempts) -> Iterator[None]:
     try:
         yield
     except Transient as exc:
-        attempts.failed(exc, progressed=exc.got > 0)
+        # A stall counts as fruitless even if it trickled a few bytes: otherwise
+        # a server at 1 byte/s would be retried max_tries times.
+        attempts.failed(exc, progressed=exc.got > 0 and not exc.stalled)
     except Refused as exc:
         raise GiveUp(str(exc)) from None

@@ -20,6 +20,9 @@ from typing import Callable
 # How often a waiting process looks again. A waiter polls rather than blocks
 # in the kernel so that Ctrl-C (and a cancelled run) can stop it.
 POLL = 0.05
+# A wait longer than this is announced (``waiting``): a run that waits for
+# another process must not look like a hang.
+WAIT_NOTICE = 1.0
 
 
 class FileLock:
@@ -34,6 +37,8 @@ class FileLock:
         self.path = Path(path)
         self._cancelled = cancelled
         self._fd: int | None = None
+        # Called once when the lock has been held by someone else for WAIT_NOTICE.
+        self.waiting: Callable[[], None] | None = None
 
     def __enter__(self) -> FileLock:
         self.acquire()
@@ -56,9 +61,15 @@ class FileLock:
             raise RuntimeError(f"{self.path} is already locked by this FileLock")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            began = time.monotonic()
+            told = self.waiting is None
             while not _try_lock(fd):
                 if self._cancelled is not None and self._cancelled():
                     raise InterruptedError(f"gave up waiting for {self.path}")
+                if not told and time.monotonic() - began >= WAIT_NOTICE:
+                    told = True
+                    assert self.waiting is not None
+                    self.waiting()
                 time.sleep(POLL)
         except BaseException:
             os.close(fd)

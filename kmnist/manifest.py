@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from .errors import UnknownDataset, UnsupportedFormat, UsageError
+from .urls import redact
 
 CURRENT_RELEASE = "2019"
 RELEASES = ("2019", "2018")
@@ -443,7 +444,8 @@ def user_mirror(spec: str) -> Mirror:
     template = spec if "{path}" in spec or "{name}" in spec else spec.rstrip("/") + "/{path}"
     if not template.startswith(("http://", "https://")):
         template = os.path.abspath(os.path.expanduser(template))
-    return Mirror(spec, template, releases=frozenset(RELEASES))
+    # The name is what is printed (errors, summaries, plans): never a password.
+    return Mirror(redact(spec), template, releases=frozenset(RELEASES))
 
 
 def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> tuple[Mirror, ...]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .manifest import DATASETS, FORMATS, Entry, Mirror
 from .plan import Action, Plan
+from .urls import redact
 
 if TYPE_CHECKING:
     from .fetch import Result
@@ -44,7 +45,8 @@ def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
     for m in mirrors:
         scope = "some files" if m.carries is not None else "all files"
         lines.append(
-            f"  {m.name:<12} {m.template}  ({scope}; release {', '.join(sorted(m.releases))})"
+            f"  {m.name:<12} {redact(m.template)}  "
+            f"({scope}; release {', '.join(sorted(m.releases))})"
         )
     return "\n".join(lines)
 
@@ -70,13 +72,13 @@ def catalogue_json(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
                 "size": f.size,
                 "sha256": f.sha256,
                 "md5": f.md5,
-                "urls": [m.url(f) for m in mirrors if m.has(f, e.release)],
+                "urls": [redact(m.url(f)) for m in mirrors if m.has(f, e.release)],
             }
         )
     doc = {
         "files": files,
         "mirrors": [
-            {"name": m.name, "template": m.template, "releases": sorted(m.releases)}
+            {"name": m.name, "template": redact(m.template), "releases": sorted(m.releases)}
             for m in mirrors
         ],
     }
@@ -119,6 +121,12 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
     lines = _table(rows)
     total = sum(r.transferred for r in rs)
     lines.append(f"{len(rs)} file(s) ready in {root}; {size(total)} transferred in {seconds:.1f} s")
+    if any(r.action == "derived" for r in rs):
+        lines.append(
+            "note: no reachable mirror had the NumPy files marked 'derived'; they were built "
+            "from the verified MNIST-format files (same arrays), not checked against the "
+            "published .npz checksum"
+        )
     if any("unverified" in r.checked for r in rs):
         lines.append(
             "note: no checksum was ever published for the 2018 release; its files were "
@@ -132,3 +140,35 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def failure_hint(failures: Sequence[BaseException]) -> str:
+    """What would work when files could not be fetched: the closing hint of a failed run.
+
+    ``--check-mirrors`` first; then, for what no reachable mirror carries,
+    the alternatives that exist (another format, the Internet Archive).
+    """
+    from .errors import DownloadError
+    from .manifest import MIRROR_ENV, entry_for
+
+    downloads = [f for f in failures if isinstance(f, DownloadError)]
+    if not downloads:
+        return ""
+    paths = [f.path for f in downloads]
+    entries = [e for e in map(entry_for, paths) if e is not None]
+    parts = ["run the same command with --check-mirrors to see which mirror answers"]
+    if any(e.dataset == "kmnist" and e.format == "npz" for e in entries):
+        parts.append("-f mnist fetches the same images from the CDN copies")
+    if any(e.dataset in ("k49", "kkanji") for e in entries):
+        parts.append(
+            "Kuzushiji-49 and Kuzushiji-Kanji exist only on the official host and the "
+            "Internet Archive (mirror 'wayback'): try again later, or from another network"
+        )
+    if all(f.unreachable for f in downloads):
+        parts.append(
+            f"no mirror could be reached from here: give one you can reach with --mirror URL "
+            f"or {MIRROR_ENV} (a copy's folder works too)"
+        )
+    else:
+        parts.append(f"another mirror: --mirror URL or {MIRROR_ENV}")
+    return "; ".join(parts)

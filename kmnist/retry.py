@@ -8,14 +8,26 @@ from typing import Callable
 
 from .transfer import Transient
 
+# Waits shorter than this pass without a word; longer ones are announced, so
+# that a back-off never looks like a hang.
+NOTICE_WAIT = 1.0
+
 
 class GiveUp(Exception):
     """This mirror is done for this file (the reason goes into the error)."""
 
-    def __init__(self, reason: str, *, unreachable: bool = False, host_down: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        unreachable: bool = False,
+        host_down: bool = False,
+        stalled: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.unreachable = unreachable
         self.host_down = host_down
+        self.stalled = stalled
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,9 @@ class RetryPolicy:
 class Attempts:
     """The tries of one transfer (a whole file, or one byte range of it)."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, say: Callable[[str], None] | None = None) -> None:
         self.policy = policy
+        self.say = say  # told of each wait worth a word (a second or more)
         self.tries = 0
         self.fruitless = 0
         self.unreachable = 0  # tries in a row that could not connect
@@ -77,6 +90,9 @@ class Attempts:
                 f"{exc} (after {self.tries} tries)",
                 unreachable=exc.unreachable,
                 host_down=exc.host_down,
+                stalled=exc.stalled,
             )
         if wait:
+            if self.say is not None and wait >= NOTICE_WAIT:
+                self.say(f"{exc}; trying again in {wait:.0f} s (try {self.tries + 1})")
             self.policy.sleep(wait)

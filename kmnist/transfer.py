@@ -13,10 +13,14 @@ import os
 import re
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import headers as hdr
+from .urls import origin, redact
 
 if TYPE_CHECKING:
     import requests
@@ -46,6 +50,13 @@ LOW_WATER_MARGIN = 64 << 10
 # a read may stall longer on a slow mirror before we call it a stall.
 DEFAULT_TIMEOUT = (10.0, 30.0)
 
+# A body that brings less than this many bytes per second, averaged over the
+# read timeout, is stalled, as curl's --speed-limit/--speed-time say: a read
+# timeout alone never fires on a server that trickles a byte a second. 1 KiB/s
+# is far below any mirror worth waiting for (the smallest file, 5 KiB, would
+# take 5 s), and far above a trickle that would take days.
+STALL_RATE = 1024
+
 # Statuses that a later try may cure (RFC 9110: 408, 429 and the 5xx that
 # mean "not now"); anything else from a mirror is its final answer.
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -61,9 +72,12 @@ class Transient(Exception):
         retry_after: float | None = None,
         unreachable: bool = False,
         host_down: bool = False,
+        stalled: bool = False,
     ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        # Bytes came too slowly (or not at all) for the read timeout.
+        self.stalled = stalled
         # No connection could be made (refused, timed out, no such host).
         self.unreachable = unreachable or host_down
         # The host itself is out of reach (connect timeout, name not resolved):
@@ -93,12 +107,22 @@ class Body:
     ranged: bool = False  # the server answered our Range with a 206
     _sock: socket.socket | None = None  # for the low-water mark, when known
     _poll: select.poll | None = None
+    # Seconds over which the rate must reach STALL_RATE (None: no floor, a folder).
+    stall_window: float | None = None
+    where: str = ""  # host:port, for messages
+    encoding: str = ""  # Content-Encoding, lowercased ("" for none or identity)
+    received: int = 0  # bytes this body has delivered so far
 
     def chunks(self) -> Iterator[bytes]:
         left = self.length
         low = 1  # the socket's default
         got = 0
         started = time.monotonic()
+        # The stall check, O(1) per chunk: one clock read and two comparisons.
+        window = self.stall_window
+        window_end = started + window if window else float("inf")
+        window_floor = STALL_RATE * window if window else 0.0
+        window_from = 0  # ``got`` when the current window began
         while True:
             if self._sock is not None and left is not None and got:
                 want = _low_water(got / max(time.monotonic() - started, 1e-3), left)
@@ -109,13 +133,23 @@ class Body:
             try:
                 data = self._read(CHUNK)
             except Exception as exc:  # the many faces of a cut connection
-                raise _as_transient(exc) from exc
+                raise _as_transient(exc, self.where, self.stall_window) from exc
             if not data:
                 return
             got += len(data)
+            self.received = got
             if left is not None:
                 left -= len(data)
-            yield data
+            yield data  # first: bytes that arrived are written even when the check fails
+            now = time.monotonic()
+            if now >= window_end:
+                if got - window_from < window_floor:
+                    raise Transient(
+                        f"transfer from {self.where} stalled: {got - window_from} bytes "
+                        f"in {now - window_end + (window or 0):.0f} s, under {STALL_RATE} B/s",
+                        stalled=True,
+                    )
+                window_from, window_end = got, now + (window or 0)
 
     def _set_low_water(self, n: int) -> int:
         sock = self._sock
@@ -153,40 +187,10 @@ class Body:
         self._close()
 
 
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
-
-
-def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
-    """``bytes 10-19/100`` -> (10, 19, 100); None when absent or malformed."""
-    m = _CONTENT_RANGE.match(value or "")
-    if not m:
-        return None
-    first, last = int(m.group(1)), int(m.group(2))
-    total = None if m.group(3) == "*" else int(m.group(3))
-    if last < first or (total is not None and last >= total):
-        return None
-    return first, last, total
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    import datetime
-
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+# Strict parsers (ASCII digits, bounded values, None for anything odd): kept
+# importable from here, where they used to live.
+parse_content_range = hdr.parse_content_range
+parse_retry_after = hdr.parse_retry_after
 
 
 def make_session(user_agent: str, connections: int) -> requests.Session:
@@ -196,10 +200,9 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     one more: no host ever sees more than ``connections`` from us.
     """
     import requests
-    from requests.adapters import HTTPAdapter
 
     s = requests.Session()
-    adapter = HTTPAdapter(
+    adapter = _deadline_adapter(
         pool_connections=8, pool_maxsize=connections, pool_block=True, max_retries=0
     )
     s.mount("http://", adapter)
@@ -218,6 +221,87 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     return s
 
 
+class _HeaderDeadline:
+    """A connection whose response headers must be complete within the read timeout.
+
+    urllib3's read timeout applies to each socket read, so a server that sends
+    its headers a byte at a time never trips it. A timer shuts the socket down
+    when the whole header block has not arrived in time; the read then fails,
+    and is reported as a timeout.
+    """
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        # urllib3 sets the read timeout on the connection just before this call.
+        limit = getattr(self, "timeout", None)
+        sock: socket.socket | None = getattr(self, "sock", None)
+        if not isinstance(limit, (int, float)) or sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        fired = threading.Event()
+
+        def expire() -> None:
+            fired.set()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(limit, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        except Exception:
+            if fired.is_set():
+                raise socket.timeout(f"headers not complete within {limit:g} s") from None
+            raise
+        finally:
+            timer.cancel()
+        if fired.is_set():  # fired just as the headers ended: the socket is gone
+            raise socket.timeout(f"headers not complete within {limit:g} s")
+        return response
+
+
+@functools.lru_cache(maxsize=1)
+def _pool_classes() -> dict[str, type]:
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Conn(_HeaderDeadline, HTTPConnection):
+        pass
+
+    class TlsConn(_HeaderDeadline, HTTPSConnection):
+        pass
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConn
+
+    return {"http": Pool, "https": TlsPool}
+
+
+def _with_deadline(manager: Any) -> Any:
+    manager.pool_classes_by_scheme = dict(_pool_classes())
+    return manager
+
+
+def _adapter_class() -> type:
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            _with_deadline(self.poolmanager)
+
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            return _with_deadline(super().proxy_manager_for(proxy, **kwargs))
+
+    return Adapter
+
+
+def _deadline_adapter(**kwargs: Any) -> Any:
+    return _adapter_class()(**kwargs)
+
+
 def open_url(
     url: str,
     offset: int,
@@ -225,34 +309,52 @@ def open_url(
     end: int | None = None,
     session: requests.Session,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    log: Callable[[str], None] | None = None,
 ) -> Body:
     """Open ``url`` for reading bytes ``[offset, end)`` (``end`` None: to the end).
 
     A local path also works (from ``offset`` to its end). The caller checks
     ``Body.start`` and ``Body.ranged``: a server may send the whole file instead.
+    ``log`` is told of each request (``-v``): the URL without credentials, the
+    status, the bytes and the time.
     """
     if not url.startswith(("http://", "https://")):
         return _open_local(url, offset)
     import requests
 
+    shown = redact(url)
+    where = str(origin(url) or "?")
     headers: dict[str, str] = {}
     if end is not None:
         headers["Range"] = f"bytes={offset}-{end - 1}"
     elif offset:
         headers["Range"] = f"bytes={offset}-"
+    asked = f" {headers['Range']}" if headers else ""
+    began = time.monotonic()
     try:
-        r = session.get(
-            url, headers=headers, stream=True, timeout=timeout, proxies=env_proxies(url)
-        )
-    except requests.exceptions.ConnectionError as exc:
-        raise _connection_failure(exc) from exc
-    except requests.exceptions.Timeout as exc:
-        raise Transient(_reason(exc)) from exc
-    except requests.exceptions.RequestException as exc:
-        raise Refused(_reason(exc)) from exc
+        try:
+            r = session.get(
+                url, headers=headers, stream=True, timeout=timeout, proxies=env_proxies(url)
+            )
+        except requests.exceptions.ConnectionError as exc:
+            raise _connection_failure(exc, url, timeout) from exc
+        except requests.exceptions.Timeout as exc:
+            raise Transient(f"no response from {where} within {timeout[1]:g} s") from exc
+        except requests.exceptions.RequestException as exc:
+            raise Refused(f"{redact(_reason(exc))} for {shown}") from exc
+    except (Transient, Refused) as exc:
+        if log is not None:
+            log(f"GET {shown}{asked}: {exc} ({time.monotonic() - began:.2f} s)")
+        raise
+
+    status = r.status_code
+    body: Body | None = None
 
     def close() -> None:
         r.close()
+        if log is not None:
+            got = body.received if body is not None else 0
+            log(f"GET {shown}{asked}: {status}, {got} bytes in {time.monotonic() - began:.2f} s")
 
     conn = getattr(r.raw, "_connection", None) or getattr(r.raw, "connection", None)
     sock: socket.socket | None = getattr(conn, "sock", None)
@@ -271,49 +373,66 @@ def open_url(
 
     def read(n: int) -> bytes:
         # decode_content=False: the bytes exactly as sent. A server that labels
-        # a .gz with Content-Encoding: gzip still gives us the file itself.
+        # a .gz with Content-Encoding: gzip still gives us the file itself
+        # (and one that really compresses it is undone after the download,
+        # when the raw bytes do not match: fetch keeps whichever does).
         data: bytes = raw_read(n, decode_content=False)
         return data
 
-    status = r.status_code
-    length = _int(r.headers.get("Content-Length"))
+    length = hdr.parse_content_length(r.headers.get("Content-Length"))
+    encoding = (r.headers.get("Content-Encoding") or "").strip().lower()
+    encoding = "" if encoding == "identity" else encoding
     # The low-water mark counts bytes on the socket, and must stay below what
     # is left: only for bodies whose bytes are exactly those on the wire (the
     # raw bytes are read, so Content-Encoding changes nothing; chunk framing
     # would).
     plain = "chunked" not in (r.headers.get("Transfer-Encoding") or "").lower()
     low_water = sock if plain and _SO_RCVLOWAT else None
+    extra: dict[str, Any] = {"stall_window": timeout[1], "where": where, "encoding": encoding}
     if status in TRANSIENT_STATUS:
         close()
         raise Transient(
-            f"HTTP {status}", retry_after=parse_retry_after(r.headers.get("Retry-After"))
+            f"HTTP {status} for {shown}",
+            retry_after=hdr.parse_retry_after(r.headers.get("Retry-After")),
         )
     if status == 416 and offset:
         # Nothing past ``offset``: the .part may already be whole. The caller
         # verifies it rather than trusting either side.
         close()
-        m = _UNSATISFIED_RANGE.match(r.headers.get("Content-Range") or "")
-        return Body(offset, 0, int(m.group(1)) if m else None, lambda n: b"", lambda: None)
+        total = hdr.parse_unsatisfied_range(r.headers.get("Content-Range"))
+        return Body(offset, 0, total, lambda n: b"", lambda: None)
     if status not in (200, 206):
         close()
-        raise Refused(f"HTTP {status}")
+        raise Refused(f"HTTP {status} for {shown}")
     if "text/html" in (r.headers.get("Content-Type") or "").lower():
         # No file of ours is HTML: this is an error or login page sent with 200.
         close()
-        raise Refused("served an HTML page instead of the file")
+        raise Refused(f"{shown} served an HTML page instead of the file")
     if status == 206:
-        cr = parse_content_range(r.headers.get("Content-Range"))
+        cr = hdr.parse_content_range(r.headers.get("Content-Range"))
         if cr is None or cr[0] != offset:
             # A range we did not ask for cannot be stitched on: start over.
             close()
             if offset == 0:
-                raise Refused(f"unusable Content-Range {r.headers.get('Content-Range')!r}")
-            return open_url(url, 0, session=session, timeout=timeout)
-        return Body(
-            offset, cr[1] - cr[0] + 1, cr[2], read, close, abort, ranged=True, _sock=low_water
+                raise Refused(f"unusable Content-Range from {shown}")
+            return open_url(url, 0, session=session, timeout=timeout, log=log)
+        body = Body(
+            offset,
+            cr[1] - cr[0] + 1,
+            cr[2],
+            read,
+            close,
+            abort,
+            ranged=True,
+            _sock=low_water,
+            **extra,
         )
-    # 200: the whole file, whatever we asked for.
-    return Body(0, length, length, read, close, abort, _sock=low_water)
+        return body
+    # 200: the whole file, whatever we asked for. An encoded body's length is
+    # not the file's.
+    total = None if encoding else length
+    body = Body(0, length, total, read, close, abort, _sock=low_water, **extra)
+    return body
 
 
 def _low_water(rate: float, left: int) -> int:
@@ -363,13 +482,6 @@ def _open_local(path: str, offset: int) -> Body:
     return Body(start, size - start, size, fh.read, fh.close)
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _reason(exc: BaseException) -> str:
     """A short reason: the innermost cause, without urllib3's object reprs."""
     text = str(exc)
@@ -380,28 +492,54 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__ if not text else text.splitlines()[0][:120]
 
 
-def _connection_failure(exc: Exception) -> Transient:
-    """Tell a connection never made (and why) from one lost mid-request."""
+def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) -> Transient:
+    """Say in plain words why no connection was made (or how it was lost)."""
     import requests
     import urllib3.exceptions as u3
 
+    o = origin(url)
+    host, where = (o.host, str(o)) if o else ("?", "?")
     cause = getattr(exc.args[0], "reason", None) if exc.args else None
     no_name = getattr(u3, "NameResolutionError", None)  # urllib3 2.x only
     # Most specific first: a name that does not resolve is a NewConnectionError,
     # which is itself (historically) a ConnectTimeoutError.
     if no_name is not None and isinstance(cause, no_name):
-        return Transient(_reason(exc), host_down=True)
-    if isinstance(cause, u3.NewConnectionError):  # refused: that port, not the host
-        return Transient(_reason(exc), unreachable=True)
+        return Transient(f"could not resolve host {host}", host_down=True)
+    if isinstance(cause, u3.NewConnectionError) and not _timed_out(cause):
+        why = _errno_words(cause) or "failed"  # refused: that port, not the host
+        return Transient(f"connection to {where} {why}", unreachable=True)
     if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(
         cause, u3.ConnectTimeoutError
     ):
-        return Transient(_reason(exc), host_down=True)
-    return Transient(_reason(exc))
+        return Transient(f"connection to {where} timed out after {timeout[0]:g} s", host_down=True)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Transient(f"TLS with {where} failed ({redact(_reason(exc))})", unreachable=True)
+    if isinstance(cause, u3.ProtocolError) or "RemoteDisconnected" in str(exc):
+        return Transient(f"{where} closed the connection without a response")
+    return Transient(f"connection to {where} failed ({redact(_reason(exc))})")
 
 
-def _as_transient(exc: BaseException) -> Exception:
+def _timed_out(exc: BaseException) -> bool:
+    return "timed out" in str(exc).lower()
+
+
+def _errno_words(exc: BaseException) -> str:
+    """``refused``, ``unreachable (no route)``: what the system said, in words."""
+    text = str(exc).lower()
+    for key, words in (
+        ("refused", "refused"),
+        ("no route", "failed: no route to host"),
+        ("unreachable", "failed: network unreachable"),
+        ("reset", "reset"),
+    ):
+        if key in text:
+            return words
+    return ""
+
+
+def _as_transient(exc: BaseException, where: str = "", window: float | None = None) -> Exception:
     name = type(exc).__name__
     if "Timeout" in name or "timed out" in str(exc):
-        return Transient("read stalled")
-    return Transient(f"connection cut ({name})")
+        after = f" for {window:g} s" if window else ""
+        return Transient(f"no data from {where or 'the server'}{after}", stalled=True)
+    return Transient(f"connection to {where or 'the server'} cut ({name})")

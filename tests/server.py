@@ -17,6 +17,13 @@ Faults:
   ``delay:S``     wait S seconds before answering
   ``redirect:BASE``  302 to BASE + the path (as Hugging Face and the Wayback
                   Machine send their files on to another host)
+  ``endless:FORM``  the file, then bytes that never end (bounded at 64 MiB):
+                  FORM ``nolength`` (200, no Content-Length, closed-delimited),
+                  ``chunked`` (200, Transfer-Encoding: chunked) or ``206``
+                  (206 with Content-Range, no Content-Length)
+  ``trickle:S``   headers, then one byte every S seconds
+  ``slowheaders:S``  the status line and headers one byte every S seconds
+  ``gzipbody``    the body really gzip-compressed, Content-Encoding: gzip
 """
 
 from __future__ import annotations
@@ -181,6 +188,17 @@ class FaultyServer:
             end = min(end, len(data) - 1)
             status, body = 206, data[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        if "gzipbody" in kind:
+            import gzip
+
+            headers["Content-Encoding"] = "gzip"
+            return self._send(h, 200, gzip.compress(data), headers)
+        if "endless" in kind:
+            return self._endless(h, kind["endless"].split(":")[1], path, data)
+        if "trickle" in kind:
+            return self._trickle(h, status, body, headers, float(kind["trickle"].split(":")[1]))
+        if "slowheaders" in kind:
+            return self._slow_headers(h, status, body, headers, kind["slowheaders"])
         if "cut" in kind:
             return self._send(
                 h, status, body, headers, send=int(kind["cut"].split(":")[1]), cut=True
@@ -226,3 +244,81 @@ class FaultyServer:
             h.close_connection = True
             with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
+
+    # -- faults that need their own framing ---------------------------------
+
+    ENDLESS_CAP = 64 << 20  # bounded: a client that never stops reading still ends
+
+    def _endless(self, h: BaseHTTPRequestHandler, form: str, path: str, data: bytes) -> None:
+        m = re.match(r"bytes=(\d+)-", h.headers.get("Range") or "")
+        start = int(m.group(1)) if m and form == "206" else 0
+        h.send_response(206 if form == "206" else 200)
+        h.send_header("Content-Type", "application/octet-stream")
+        if form == "206":
+            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        if form == "chunked":
+            h.send_header("Transfer-Encoding", "chunked")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        filler = b"\xa5" * (64 << 10)
+        sent = 0
+        pieces = [data[start:]]
+        try:
+            while sent < self.ENDLESS_CAP and not self._release.is_set():
+                piece = pieces.pop() if pieces else filler
+                if form == "chunked":
+                    h.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                else:
+                    h.wfile.write(piece)
+                sent += len(piece)
+                with self._lock:
+                    self.body_bytes += len(piece)
+        except OSError:
+            return
+
+    def _trickle(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        every: float,
+    ) -> None:
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.close_connection = True
+        try:
+            h.wfile.flush()
+            for i in range(len(body)):
+                if self._release.wait(every):
+                    return
+                h.wfile.write(body[i : i + 1])
+                h.wfile.flush()
+        except OSError:
+            return
+
+    def _slow_headers(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        fault: str,
+    ) -> None:
+        every = float(fault.split(":")[1])
+        head = f"HTTP/1.1 {status} OK\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        h.close_connection = True
+        try:
+            for b in head.encode("latin-1"):
+                if self._release.wait(every):
+                    return
+                h.wfile.write(bytes([b]))
+                h.wfile.flush()
+            h.wfile.write(body)
+        except OSError:
+            return

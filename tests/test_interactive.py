@@ -504,7 +504,7 @@ def test_a_file_no_mirror_has_fails_as_the_command_does(
     images = "kmnist/kmnist-train-imgs.npz"
     server.always(images, "404")
     assert drive(ENTER * 6) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.splitlines() if " error: " in line]
     assert len(err) == 1 and images in err[0] and "HTTP 404" in err[0]
     data = at_terminal / "data"
     assert not (data / images).exists() and no_part_files(data) == []

@@ -1,0 +1,148 @@
+"""The NumPy-format KMNIST files, built from the verified MNIST-format ones.
+
+When no reachable mirror has a ``.npz`` (the two CDN copies carry the MNIST
+format only, and the official host is out of reach from many networks), the
+same array is built locally from the IDX file of the same split: ``arr_0``,
+uint8, same shape and order, under the published name, so code that does
+``np.load(f)["arr_0"]`` keeps working. Its bytes are not the published ones
+(a zip has timestamps), so it is never passed off as verified: its stamp says
+what it was derived from, and ``--verify`` and :func:`kmnist.load` check it by
+comparing arrays with that source, itself verified against its checksum.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import storage
+from .errors import DownloadError, KmnistError, VerificationError
+from .manifest import CURRENT_RELEASE, ENTRIES, Entry, RemoteFile
+from .plan import Step, decide, inspect
+from .verify import verify_path
+
+if TYPE_CHECKING:
+    from .fetch import Downloader, Result
+    from .plan import Plan
+
+
+def _sources() -> dict[str, Entry]:
+    current = [e for e in ENTRIES if e.release == CURRENT_RELEASE and e.dataset == "kmnist"]
+    idx = {(e.split, e.kind): e for e in current if e.format == "mnist"}
+    return {
+        e.file.path: idx[(e.split, e.kind)]
+        for e in current
+        if e.format == "npz" and (e.split, e.kind) in idx
+    }
+
+
+# npz path -> the MNIST-format entry it can be built from (KMNIST only: K49 and
+# Kanji were never published in another format).
+SOURCES: dict[str, Entry] = _sources()
+
+
+def source_of(file: RemoteFile) -> RemoteFile | None:
+    e = SOURCES.get(file.path)
+    return e.file if e is not None else None
+
+
+def expectation(file: RemoteFile) -> str:
+    """What a derived file's stamp records (``storage.write_stamp``'s ``expect``)."""
+    src = source_of(file)
+    assert src is not None
+    return f"derived from {src.path} (sha256 {src.sha256}), arr_0 equal to its array"
+
+
+def is_derived(file: RemoteFile, path: Path) -> bool:
+    """True when ``path`` is a file this module built, unchanged since."""
+    return source_of(file) is not None and storage.has_stamp(path, expectation(file))
+
+
+def check_derived(file: RemoteFile, path: Path) -> str:
+    """Check a derived file: its source is verified, and its array equals the source's.
+
+    Returns how it was checked; raises VerificationError otherwise.
+    """
+    import numpy as np
+
+    from .load import read_idx, read_npz
+
+    src = source_of(file)
+    assert src is not None
+    source = path.with_name(src.name)
+    if not source.is_file():
+        raise VerificationError(
+            file.path, "disk", "source", f"{src.name} beside it", "not there to compare with"
+        )
+    verify_path(src, source)
+    ndim = 3 if "imgs" in file.name else 1
+    ours = read_npz(path, ndim=ndim, name=file.path)
+    theirs = read_idx(source, ndim=ndim, name=src.path)
+    if ours.shape != theirs.shape or not np.array_equal(ours, theirs):
+        raise VerificationError(
+            file.path, "disk", "array", f"the array of {src.name}", "other values"
+        )
+    return f"derived from {src.name} (arrays equal; {src.name} sha256 matches)"
+
+
+def build(file: RemoteFile, target: Path, source: Path) -> None:
+    """Write ``target`` from the verified IDX file ``source``; stamp it as derived."""
+    import numpy as np
+
+    from .load import read_idx
+
+    src = source_of(file)
+    assert src is not None
+    ndim = 3 if "imgs" in file.name else 1
+    array = read_idx(source, ndim=ndim, name=src.path)
+    part = storage.part_path(target)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with open(part, "wb") as fh:
+        np.savez_compressed(fh, arr_0=array)  # as published: one compressed arr_0
+    os.replace(part, target)
+    storage.write_stamp(target, expectation(file))
+
+
+def derive_failed(
+    dl: Downloader, plan: Plan, failures: list[KmnistError]
+) -> tuple[list[Result], list[KmnistError]]:
+    """Build what can be built of the files that no mirror gave.
+
+    Returns the results of the derived files (and of the sources fetched for
+    them), and the failures that remain.
+    """
+    from .fetch import Result
+
+    steps = {s.file.path: s for s in plan}
+    done: list[Result] = []
+    left: list[KmnistError] = []
+    for f in failures:
+        step = steps.get(f.path) if isinstance(f, DownloadError) else None
+        src = source_of(step.file) if step is not None else None
+        if step is None or src is None:
+            left.append(f)
+            continue
+        started = time.monotonic()
+        source = step.target.with_name(src.name)
+        dl.note(f"{step.file.path}: no mirror gave it; building it from {src.path}")
+        try:
+            fetched = dl.fetch_step(_step_for(src, source))
+            build(step.file, step.target, source)
+            how = check_derived(step.file, step.target)
+        except KmnistError as exc:
+            left.append(f)
+            dl.note(f"{step.file.path}: could not be built from {src.path}: {exc}")
+            continue
+        if fetched.action != "skipped":
+            done.append(fetched)
+        seconds = time.monotonic() - started
+        done.append(Result(step.file, step.target, "derived", None, 0, seconds, how))
+    return done, left
+
+
+def _step_for(file: RemoteFile, target: Path) -> Step:
+    state = inspect(file, target)
+    action, have = decide(file, state)
+    return Step(file, target, action, have, note=state.problem)

@@ -1,0 +1,76 @@
+"""An npz-less mirror: the NumPy files are built from the verified MNIST-format ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import kmnist
+from kmnist.cli import main
+
+from .server import FaultyServer
+
+MNIST_TEST = ("kmnist/t10k-images-idx3-ubyte.gz", "kmnist/t10k-labels-idx1-ubyte.gz")
+
+
+def test_npz_less_mirror_gives_derived_npz_equal_to_the_published_arrays(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    server = FaultyServer().start()
+    try:
+        # As the CDN copies: the MNIST format only (and the class map).
+        for rel in (*MNIST_TEST, "kmnist/kmnist_classmap.csv"):
+            server.add(rel, (realdata / rel).read_bytes())
+        argv = ["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url]
+        assert main(argv) == 0
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert "derived  kmnist/kmnist-test-imgs.npz" in out
+    assert "derived from t10k-images-idx3-ubyte.gz" in out and "not checked against" in out
+    for name in ("kmnist-test-imgs.npz", "kmnist-test-labels.npz"):
+        with (
+            np.load(tmp_path / "kmnist" / name) as ours,
+            np.load(realdata / "kmnist" / name) as published,
+        ):
+            assert ours.files == ["arr_0"]
+            a, b = ours["arr_0"], published["arr_0"]
+            assert a.dtype == b.dtype == np.uint8 and a.shape == b.shape
+            assert np.array_equal(a, b)
+    # --verify and kmnist.load recognise the derived files (arrays, not hashes).
+    assert main(["--verify", "-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    imgs = next(f for f in doc["files"] if f["path"] == "kmnist/kmnist-test-imgs.npz")
+    assert imgs["status"] == "ok" and imgs["detail"].startswith("derived from")
+    images, labels = kmnist.load("kmnist", "test", root=tmp_path, format="npz")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    # A re-run skips them (no mirror asked again)...
+    assert main([*argv[:-2], "-m", "http://127.0.0.1:9", "-q"]) == 0
+    # ...and a derived file whose array no longer matches its source is corrupt.
+    src = tmp_path / MNIST_TEST[1]
+    with np.load(tmp_path / "kmnist/kmnist-test-labels.npz") as z:
+        labels = z["arr_0"].copy()
+    labels[0] ^= 1
+    np.savez_compressed(tmp_path / "kmnist/kmnist-test-labels.npz", arr_0=labels)
+    assert src.is_file()
+    assert main(["--verify", "-d", "kmnist", "-s", "test", "--dir", str(tmp_path)]) == 1
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "kmnist-test-labels.npz" in x]
+    assert line.split()[1] == "corrupt"
+
+
+def test_k49_cannot_be_derived_and_the_hint_says_what_would_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FaultyServer().start()
+    try:
+        argv = ["-d", "k49", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q"]
+        assert main(argv) == 1
+    finally:
+        server.stop()
+    err = capsys.readouterr().err.splitlines()
+    assert "--check-mirrors" in err[-1] and "Internet Archive" in err[-1]
+    assert not [p for p in tmp_path.rglob("*.npz")]

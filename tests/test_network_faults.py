@@ -1,0 +1,203 @@
+"""When the network misbehaves: never a hang, an overfilled disk, silence or a crash.
+
+Every case runs against real servers on 127.0.0.1 with a short timeout and a
+working mirror after the faulty one; pytest's timeout bounds each case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kmnist.fetch import Downloader, RetryPolicy
+from kmnist.lock import FileLock
+from kmnist.manifest import RemoteFile
+from kmnist.progress import FileProgress, NullFileProgress
+from kmnist.storage import lock_path, part_path
+
+from .conftest import no_part_files
+from .server import FaultyServer
+
+DATA = os.urandom(300_000)
+PATH = "kmnist/blob.bin"
+FILE = RemoteFile(PATH, len(DATA), sha256=hashlib.sha256(DATA).hexdigest())
+SHORT = (1.0, 1.0)  # connect and read timeouts: each case ends in seconds
+
+
+class Notes:
+    """A Progress that records what the user would be told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def start(self, label: str, total: int | None, initial: int) -> FileProgress:
+        return NullFileProgress()
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+    def close(self) -> None:
+        pass
+
+
+def run(mirrors: list[str], root: Path, **kw: object) -> tuple[list[object], Notes]:
+    notes = Notes()
+    kw.setdefault("retry", RetryPolicy(attempts=2, sleep=lambda s: None))
+    kw.setdefault("timeout", SHORT)
+    d = Downloader(mirrors=mirrors, progress=notes, **kw)  # type: ignore[arg-type]
+    return list(d.fetch([FILE], root)), notes
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A port that accepts connections (the kernel does) and never answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    try:
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def good(server: FaultyServer) -> FaultyServer:
+    server.add(PATH, DATA)
+    return server
+
+
+def test_blackholed_port_then_working_port_arrives(
+    blackhole: str, good: FaultyServer, tmp_path: Path
+) -> None:
+    rs, notes = run([blackhole, good.url], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [r.mirror for r in rs] == [good.url]  # type: ignore[attr-defined]
+    # Said in plain words, with where it waited and for how long.
+    said = "\n".join(notes.lines)
+    assert f"no response from {blackhole.split('//')[1]} within 1 s" in said
+
+
+@pytest.mark.parametrize("form", ["nolength", "chunked", "206"])
+def test_a_body_that_never_ends_is_cut_at_the_published_size(
+    form: str, server: FaultyServer, tmp_path: Path
+) -> None:
+    server.add(PATH, DATA)
+    server.always(PATH, f"endless:{form}")
+    if form == "206":
+        # A resume asks for a range; the 206 that answers it never ends.
+        target = tmp_path / PATH
+        target.parent.mkdir(parents=True)
+        part_path(target).write_bytes(DATA[:1000])
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # the .part's size while the body flows
+        p = part_path(tmp_path / PATH)
+        while not stop.wait(0.005):
+            if p.exists():
+                seen.append(p.stat().st_size)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        run([server.url], tmp_path)
+    finally:
+        stop.set()
+        t.join()
+    assert (tmp_path / PATH).read_bytes() == DATA  # the hash decided: the first bytes are the file
+    assert max(seen, default=0) <= len(DATA)
+    assert server.body_bytes < server.ENDLESS_CAP  # we hung up; the server did not run dry
+
+
+def test_a_one_byte_per_second_trickle_is_a_stall(
+    server: FaultyServer, good: FaultyServer, tmp_path: Path
+) -> None:
+    slow = FaultyServer().start()
+    try:
+        slow.add(PATH, DATA)
+        slow.always(PATH, "trickle:0.2")
+        rs, notes = run([slow.url, good.url], tmp_path)
+    finally:
+        slow.stop()
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [r.mirror for r in rs] == [good.url]  # type: ignore[attr-defined]
+    said = "\n".join(notes.lines)
+    assert "stalled" in said and "under 1024 B/s" in said and "trying the next mirror" in said
+
+
+def test_headers_sent_a_byte_at_a_time_time_out(good: FaultyServer, tmp_path: Path) -> None:
+    slow = FaultyServer().start()
+    try:
+        slow.add(PATH, DATA)
+        slow.always(PATH, "slowheaders:0.2")  # each byte well within the read timeout
+        rs, notes = run([slow.url, good.url], tmp_path)
+    finally:
+        slow.stop()
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [r.mirror for r in rs] == [good.url]  # type: ignore[attr-defined]
+    assert "no response from" in "\n".join(notes.lines)
+
+
+@pytest.mark.parametrize("value", ["²", "-1", "1e3", "Fri, 31 Feb 2026 00:00:00 GMT", "9" * 40])
+def test_an_odd_retry_after_never_ends_the_run(
+    value: str, server: FaultyServer, good: FaultyServer, tmp_path: Path
+) -> None:
+    server.add(PATH, DATA)
+    server.fault(PATH, f"429:{value}")
+    sleeps: list[float] = []
+    rs, _ = run([server.url, good.url], tmp_path, retry=RetryPolicy(sleep=sleeps.append))
+    assert (tmp_path / PATH).read_bytes() == DATA
+    # Unparsable: treated as absent, so the ordinary back-off applies, on the same mirror.
+    assert [r.mirror for r in rs] == [server.url] and sleeps == [0.5]  # type: ignore[attr-defined]
+
+
+def test_waits_are_announced_back_off_silence_and_lock(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    server.add(PATH, DATA)
+    # A back-off of a second or more, a server that thinks for 3.5 s, and the
+    # lock held by "another process" for 1.5 s: each is said while it lasts.
+    server.fault(PATH, "503", "503", "delay:3.5")
+    held = FileLock(lock_path(tmp_path / PATH))
+    (tmp_path / PATH).parent.joinpath(".kmnist").mkdir(parents=True)
+    held.acquire()
+    threading.Timer(1.5, held.release).start()
+    _, notes = run(
+        [server.url],
+        tmp_path,
+        timeout=(5.0, 10.0),
+        retry=RetryPolicy(sleep=lambda s: None),
+    )
+    said = "\n".join(notes.lines)
+    assert f"{PATH}: waiting for another process that is fetching it" in said
+    assert f"{PATH}: {server.url}: HTTP 503 for {server.url}/{PATH}; trying again in 1 s" in said
+    assert f"{PATH}: waiting for {server.url} to answer for 3 s" in said
+    assert (tmp_path / PATH).read_bytes() == DATA
+
+
+def test_a_really_gzipped_body_is_decoded_when_that_matches(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    server.add(PATH, DATA)
+    server.always(PATH, "gzipbody")
+    run([server.url], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert no_part_files(tmp_path) == []
+
+
+def test_a_gz_file_labelled_gzip_arrives_as_it_is(server: FaultyServer, tmp_path: Path) -> None:
+    import gzip
+
+    packed = gzip.compress(DATA)
+    f = RemoteFile("kmnist/x.gz", len(packed), sha256=hashlib.sha256(packed).hexdigest())
+    server.add(f.path, packed)
+    server.always(f.path, "gzipbody")  # encoded again on the wire: decoding once gives the file
+    d = Downloader(mirrors=[server.url], progress=False, timeout=SHORT)
+    d.fetch([f], tmp_path)
+    assert (tmp_path / f.path).read_bytes() == packed
