@@ -426,10 +426,11 @@ def load_hint(entries: Sequence[Entry], root: Path, *, extracted: bool = False) 
 
 
 def no_terminal_message(prog: str) -> str:
-    (command,) = Request.default().commands(launcher(prog))
+    again = launcher(prog)
+    (command,) = Request.default().commands(again)
     return (
         "no terminal to ask on (stdin or stdout is not a terminal); pass the choices "
-        f"as flags instead, for example: {command}  (every flag: {prog} --help)"
+        f"as flags instead, for example: {command}  (every flag: {again} --help)"
     )
 
 

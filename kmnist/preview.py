@@ -327,8 +327,13 @@ def preview(
     canvas = render(images, labels, dataset=dataset, per_class=per_class, scale=scale, font=face)
     out = Path(out)
     part = out.with_name(out.name + ".part")
+    # A stale .part (or a link planted there) is removed, not written through:
+    # O_EXCL makes a new file or fails, and never follows a link.
+    part.unlink(missing_ok=True)
     try:
-        canvas.save(part, format=fmt)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            canvas.save(f, format=fmt)
         os.replace(part, out)  # a picture under the final name is always a whole one
     finally:
         part.unlink(missing_ok=True)

@@ -624,7 +624,10 @@ def test_without_a_terminal_it_names_the_flags_instead(
     assert main([], prog="kmnist-download") == 2  # pytest's stdin is no terminal
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "kmnist-download --dataset kmnist --format npz --split all --dir data" in err[0]
+    # kmnist-download when PATH finds it, else the interpreter with -m kmnist.
+    again = interactive.launcher("kmnist-download")
+    assert f"{again} --dataset kmnist --format npz --split all --dir data" in err[0]
+    assert f"(every flag: {again} --help)" in err[0]
     assert files_under(tmp_path) == set()
 
 
@@ -781,6 +784,17 @@ def test_the_suggested_command_runs_as_printed(entry: str, path: str, tmp_path: 
     )
     assert again.returncode == 0, (command, again.stderr)
     assert "5 to fetch" in again.stdout and "into data" in again.stdout
+    found = re.search(r"\(every flag: (.*)\)$", r.stderr.strip())
+    assert found, r.stderr
+    usage = subprocess.run(
+        ["sh", "-c", found.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert usage.returncode == 0 and "--dataset" in usage.stdout, (found.group(1), usage.stderr)
     assert files_under(tmp_path) == set()
 
 

@@ -254,6 +254,20 @@ def test_the_format_follows_the_extension(
         assert im.format == fmt
 
 
+@pytest.mark.realdata
+@needs_realdata
+def test_a_link_planted_at_the_part_name_is_not_written_through(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "grid.png.part").symlink_to(outside)
+    (tmp_path / "pics" / "grid.png").symlink_to(outside)
+    out = preview("kmnist", out=tmp_path / "pics" / "grid.png", root=REALDATA, per_class=1)
+    assert outside.read_text() == "keep me"
+    assert not out.is_symlink() and out.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (tmp_path / "pics").iterdir()) == ["grid.png"]
+
+
 @pytest.mark.parametrize(
     ("name", "needle"),
     [
