@@ -7,7 +7,6 @@ whole list; a person who typed ``kmnsit`` wants to hear ``kmnist``.
 from __future__ import annotations
 
 import argparse
-import difflib
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -18,6 +17,8 @@ CUTOFF = 0.6
 
 def closest(text: str, names: Sequence[str]) -> str | None:
     """The name in ``names`` that ``text`` most likely misspells, or None."""
+    import difflib  # only when something was mistyped: --help stays fast
+
     found = difflib.get_close_matches(text.strip().lower(), list(names), n=1, cutoff=CUTOFF)
     return found[0] if found else None
 
