@@ -25,6 +25,7 @@ from .manifest import (
     MIRROR_ENV,
     RELEASES,
     SPLITS,
+    Entry,
     Mirror,
     RemoteFile,
     files_of,
@@ -32,6 +33,7 @@ from .manifest import (
     select,
 )
 from .storage import data_root
+from .suggest import OneLineParser, choice
 
 if TYPE_CHECKING:
     from .fetch import Result
@@ -41,7 +43,7 @@ PROG = "kmnist-download"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=prog,
         description=(
             "Download the Kuzushiji datasets (Kuzushiji-MNIST, Kuzushiji-49, "
@@ -60,6 +62,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--dataset",
         "-d",
         action="append",
+        type=choice([*DATASETS, "all"]),  # a typo gets "did you mean", in one line
         choices=[*DATASETS, "all"],
         help="dataset to fetch; repeat for several",
     )
@@ -90,7 +93,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         default=RELEASES[0],
         help="2019 (current, verified) or 2018 (first release, structure-checked only)",
     )
-    p.add_argument("--list", action="store_true", help="list every file and mirror, then exit")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the files (those of -d/-f/-s when given) and the mirrors, then exit",
+    )
     p.add_argument(
         "--cite",
         action="store_true",
@@ -126,8 +133,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--preview",
         metavar="FILE",
         type=Path,
-        help="after the download, write a PNG with a row of sample images per class "
-        "(one of kmnist, k49; needs Pillow: pip install 'kmnist[preview]')",
+        help="after the download, write a picture with a row of samples per class, its "
+        "modern character first (one of kmnist, k49; the format follows the extension: "
+        ".png, .jpg, ...; needs Pillow: pip install 'kmnist[preview]')",
+    )
+    p.add_argument(
+        "--font",
+        metavar="PATH",
+        type=Path,
+        help="with --preview: a Japanese font to draw the characters with (default: one "
+        "fontconfig finds; without one, the romanised names)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     p.add_argument(
@@ -145,6 +160,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "download fails",
     )
     p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars; the plan, the summary and errors are still printed",
+    )
+    p.add_argument(
         "--jobs", "-j", type=positive, default=JOBS, help=f"files at once (default: {JOBS})"
     )
     p.add_argument(
@@ -159,7 +179,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         default=30.0,
         help="seconds a read may stall before the try is retried (default: 30)",
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
@@ -208,12 +228,7 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
     _check_after_steps(args)
     mirrors = mirrors_from(args.mirror)
     if args.list:
-        wanted = set(args.dataset or ["all"])
-        chosen = [
-            e
-            for e in ENTRIES
-            if e.release == args.release and ("all" in wanted or e.dataset in wanted)
-        ]
+        chosen = _listed(args)
         show = report.catalogue_json if args.json else report.catalogue
         print(show(chosen, [m for m in mirrors if args.release in m.releases]), file=out)
         return ExitStatus.OK
@@ -259,7 +274,7 @@ def download(
         raise UsageError(f"--dir {root} is a file, not a folder")
     downloader = Downloader(
         mirrors=list(mirrors),
-        progress=not args.quiet,
+        progress=not (args.quiet or args.no_progress),
         jobs=args.jobs,
         connections=args.connections,
         timeout=(min(10.0, args.timeout), args.timeout),
@@ -352,12 +367,39 @@ def _check_after_steps(args: argparse.Namespace) -> None:
         raise UsageError("--json goes with --verify, --list or --check-mirrors")
     if args.extract and not wanted & {"kkanji", "all"}:
         raise UsageError("--extract unpacks Kuzushiji-Kanji: add --dataset kkanji")
+    if args.font and not args.preview:
+        raise UsageError("--font goes with --preview")
     if args.preview:
         if len(wanted) != 1 or not wanted & {"kmnist", "k49"}:
             raise UsageError("--preview draws one dataset: --dataset kmnist or --dataset k49")
-        from .preview import import_pillow
+        from .preview import check_target, import_pillow, japanese_font
 
-        import_pillow("--preview")  # fail now, not after a download
+        # All now, not after a download: Pillow, the folder and extension, the font.
+        import_pillow("--preview")
+        check_target(args.preview)
+        if args.font:
+            japanese_font(args.dataset[0], args.font)
+
+
+def _listed(args: argparse.Namespace) -> list[Entry]:
+    """The catalogue entries ``--list`` shows: every format and split unless -d/-f/-s narrow it."""
+    in_release = [e for e in ENTRIES if e.release == args.release]
+    names = [n for n in DATASETS if any(e.dataset == n for e in in_release)]
+    if args.dataset and "all" not in args.dataset:
+        names = list(dict.fromkeys(args.dataset))
+    elif args.format:
+        names = [n for n in names if args.format in DATASETS[n].formats]
+    chosen: dict[str, Entry] = {}
+    for name in names:
+        for fmt in [args.format] if args.format else DATASETS[name].formats:
+            try:
+                found = select(name, fmt, args.split, args.release)
+            except UsageError:
+                if args.format:
+                    raise  # asked for a format the dataset lacks: say so
+                continue  # a format this release does not have
+            chosen.update((e.file.path, e) for e in found)
+    return list(chosen.values())
 
 
 def _extract(args: argparse.Namespace, *, out: TextIO) -> int:
@@ -375,6 +417,8 @@ def _preview(args: argparse.Namespace, *, out: TextIO) -> None:
     dataset = args.dataset[0]  # _check_after_steps made sure it is the one
     # The test split is the smaller; "train" only when that is all there is.
     split = "train" if args.split == "train" else "test"
-    path = preview(dataset, out=args.preview, root=args.dir, split=split, format=args.format)
+    path = preview(
+        dataset, out=args.preview, root=args.dir, split=split, format=args.format, font=args.font
+    )
     if not args.quiet:
         print(f"wrote {path}: {dataset} {split}, a row of samples per class", file=out)

@@ -78,7 +78,7 @@ class DatasetInfo:
 
 def info(dataset: str) -> DatasetInfo:
     """Facts about ``"kmnist"``, ``"k49"`` or ``"kkanji"``, and how to cite it."""
-    from .romaji import romanised
+    from .romaji import romaji
 
     if dataset not in _FIGURES:
         raise UnknownDataset(f"unknown dataset {dataset!r} (choose from {', '.join(_FIGURES)})")
@@ -90,7 +90,7 @@ def info(dataset: str) -> DatasetInfo:
         test=test,
         total=total,
         num_classes=num_classes,
-        classes=romanised(dataset) if dataset != "kkanji" else (),
+        classes=romaji(dataset) if dataset != "kkanji" else (),
         image_size=(side, side),
         license=LICENSE,
         license_url=LICENSE_URL,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,10 @@ def default_dir() -> str:
 # own name). Both first: the default, and what the command does without --split.
 SPLIT_TITLES = {"all": "both (train and test)", "train": "train only", "test": "test only"}
 
+# Asked when Kuzushiji-Kanji is chosen; yes is --extract. The figures are the
+# published ones that kmnist.extract_kanji checks the result against.
+UNPACK_QUESTION = "Unpack the Kanji archive after it? (140,424 PNGs, checked)"
+
 # Values of the source choices.
 FROM_ENV, FROM_BUILTIN, FROM_TYPED = "env", "builtin", "typed"
 
@@ -78,6 +83,7 @@ class Request:
     root: Path = field(default_factory=data_root)
     mirrors: tuple[str, ...] = ()
     builtin: bool = False
+    extract: bool = False  # unpack the Kanji archive after the download (--extract)
 
     @classmethod
     def default(cls) -> Request:
@@ -124,13 +130,53 @@ class Request:
             argv = [a for n in group for a in ("--dataset", n)]
             if group_format is not None:
                 argv += ["--format", group_format]
+            if self.extract and "kkanji" in group:
+                argv.append("--extract")
             argvs.append(argv + common)
         return argvs
 
-    def commands(self, prog: str) -> list[str]:
-        """The same request as command lines a shell (or a CI job) can run."""
+    def commands(self, launcher: str) -> list[str]:
+        """The same request as command lines a shell (or a CI job) can run.
+
+        ``launcher`` is the shell words that start the command, already
+        quoted (:func:`launcher` finds them): ``kmnist-download`` or
+        ``python -m kmnist``, never one quoted word.
+        """
         prefix = f"{MIRROR_ENV}= " if self.builtin else ""
-        return [prefix + shlex.join([prog, *argv]) for argv in self.argvs()]
+        return [f"{prefix}{launcher} {shlex.join(argv)}" for argv in self.argvs()]
+
+
+def launcher(
+    prog: str,
+    *,
+    argv0: str | None = None,
+    python: str | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+) -> str:
+    """The words that start this command again, as a shell runs them, quoted.
+
+    ``prog`` is how the command was started (``kmnist-download``,
+    ``download_data.py``, ``python -m kmnist``). An installed script is
+    named alone when the shell finds it on PATH; otherwise, and for the
+    other two, the interpreter that runs now: ``python`` when that is what
+    PATH finds first, else its full path (a virtual environment not
+    activated). ``download_data.py`` is not executable, so it gets the
+    interpreter and the script's path as it was given (``argv0``).
+    """
+    python = sys.executable if python is None else python
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    interpreter = python
+    for name in ("python", "python3"):
+        found = which(name)
+        if found and os.path.abspath(found) == os.path.abspath(python):
+            interpreter = name
+            break
+    if prog.endswith(".py"):
+        script = argv0 if argv0 and Path(argv0).name == prog else prog
+        return shlex.join([interpreter, script])
+    if " " not in prog and which(prog):
+        return shlex.quote(prog)
+    return shlex.join([interpreter, "-m", "kmnist"])
 
 
 # -- deciding: choices and checks built from the manifest ---------------------
@@ -164,9 +210,9 @@ def _bytes_text(known: int, unpublished: set[str]) -> str:
     if not unpublished:
         return size(known)
     guess = known + sum(DATASETS[d].approx_bytes or 0 for d in unpublished)
-    # Decimal megabytes, as the figure was published ("310MB"); MiB would
-    # claim a precision nobody has.
-    return f"about {guess / 1e6:,.0f} MB"
+    # In MiB like every other size on screen (the publisher's "310MB" is
+    # decimal: about 296 MiB), rounded, as a figure in prose deserves.
+    return f"about {guess / 2**20:,.0f} MiB"
 
 
 def on_disk(name: str, root: Path) -> str | None:
@@ -229,11 +275,24 @@ def format_options(name: str) -> list[Option]:
 
 
 def split_options(datasets: Sequence[str], formats: Mapping[str, str]) -> list[Option]:
+    """The splits, each with the size of the datasets that have splits.
+
+    A dataset without splits (Kuzushiji-Kanji, one archive) comes whole
+    whichever is chosen, so it is named beside each choice, not added to it:
+    added, it made "test only" look as big as everything.
+    """
+    split_names = [n for n in datasets if DATASETS[n].has_splits]
+    whole = [n for n in datasets if not DATASETS[n].has_splits]
+    note = None
+    if whole:
+        kept = ", ".join(f"{DATASETS[n].title} ({size_text(select(n, formats[n]))})" for n in whole)
+        note = f"plus {kept}, whole whatever the split"
     order = sorted(SPLITS, key=lambda s: s != "all")
     return [
         Option(
-            f"{SPLIT_TITLES.get(s, s):<22} {size_text(entries_of(datasets, formats, s)):>12}",
+            f"{SPLIT_TITLES.get(s, s):<22} {size_text(entries_of(split_names, formats, s)):>12}",
             s,
+            description=note,
         )
         for s in order
     ]
@@ -331,17 +390,23 @@ def go_ahead_question(plan: Plan) -> str:
     return f"Download {todo} file(s), {todo_text(plan)}?"
 
 
-def load_hint(entries: Sequence[Entry], root: Path) -> list[str]:
+def load_hint(entries: Sequence[Entry], root: Path, *, extracted: bool = False) -> list[str]:
     """Two lines that show how to load what was fetched, with kmnist's own loaders.
 
-    For the Kanji archive, :func:`kmnist.extract_kanji`: never ``tarfile``'s
-    ``extractall``, which trusts every path in the archive.
+    For the Kanji archive, :func:`kmnist.extract_kanji` unless it was
+    ``extracted`` already: never ``tarfile``'s ``extractall``, which trusts
+    every path in the archive.
     """
     pick = next((e for e in entries if e.kind in ("images", "archive")), None)
     if pick is None:
         return []
     where = repr(root.as_posix())
-    if pick.kind == "archive":
+    if pick.kind == "archive" and extracted:
+        label, code = (
+            "load with:",
+            ["import kmnist", f"kanji = kmnist.load_kanji(root={where})  # paths and labels"],
+        )
+    elif pick.kind == "archive":
         label, code = (
             "unpack with:",
             [
@@ -361,10 +426,11 @@ def load_hint(entries: Sequence[Entry], root: Path) -> list[str]:
 
 
 def no_terminal_message(prog: str) -> str:
-    (command,) = Request.default().commands(prog)
+    again = launcher(prog)
+    (command,) = Request.default().commands(again)
     return (
         "no terminal to ask on (stdin or stdout is not a terminal); pass the choices "
-        f"as flags instead, for example: {command}  (every flag: {prog} --help)"
+        f"as flags instead, for example: {command}  (every flag: {again} --help)"
     )
 
 
@@ -445,9 +511,10 @@ class Prompts:
         # Kuzushiji-Kanji alone has no split to choose.
         has_splits = any(DATASETS[n].has_splits for n in datasets)
         split = self.split(datasets, formats) if has_splits else "all"
+        extract = self.unpack() if "kkanji" in datasets else False
         root = self.folder()
         mirrors, builtin = self.source()
-        return Request(tuple(datasets), formats, split, root, mirrors, builtin)
+        return Request(tuple(datasets), formats, split, root, mirrors, builtin, extract)
 
     def datasets(self) -> list[str]:
         import questionary
@@ -484,6 +551,12 @@ class Prompts:
             )
         )
         return split
+
+    def unpack(self) -> bool:
+        import questionary
+
+        ok: bool = _ask(questionary.confirm(UNPACK_QUESTION, default=True, style=self.style))
+        return ok
 
     def folder(self) -> Path:
         import questionary
@@ -555,19 +628,20 @@ def carry_out(
 ) -> int:
     """Question six and the download: the plan, a yes, then the command's own code."""
     from . import report
-    from .cli import build_parser, download
+    from .cli import _extract, build_parser, download
 
     # The namespace the command would build from the same flags, so that
     # jobs, connections and timeouts are the command's defaults.
     args = build_parser(prog).parse_args(request.argvs()[0])
     entries = request.entries()
+    again = launcher(prog)
 
     def confirm(plan: Plan, mirrors: Sequence[Mirror]) -> bool:
         print(report.plan(plan, request.root, mirrors), file=out)
         if not go_ahead(plan):
             return False
         print("the same as:", file=out)
-        for command in request.commands(prog):
+        for command in request.commands(again):
             print(f"  {command}", file=out)
         request.root.mkdir(parents=True, exist_ok=True)
         return True
@@ -577,9 +651,12 @@ def carry_out(
     )
     if results is None:
         print("Nothing was downloaded. To do it later without questions:", file=out)
-        for command in request.commands(prog):
+        for command in request.commands(again):
             print(f"  {command}", file=out)
         return ExitStatus.OK
-    for line in load_hint(entries, request.root):
+    status: int = ExitStatus.OK
+    if request.extract:
+        status = _extract(args, out=out)  # what --extract runs, on the same folder
+    for line in load_hint(entries, request.root, extracted=request.extract and status == 0):
         print(line, file=out)
-    return ExitStatus.OK
+    return status

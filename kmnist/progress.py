@@ -87,7 +87,7 @@ class TqdmProgress:
         self._total = tqdm(
             total=total,
             initial=initial,
-            unit="B",
+            unit="iB",  # with unit_divisor=1024: "MiB/s", the unit of every other screen
             unit_scale=True,
             unit_divisor=1024,
             desc="total",
@@ -104,7 +104,7 @@ class TqdmProgress:
         bar = self._tqdm(
             total=total,
             initial=initial,
-            unit="B",
+            unit="iB",
             unit_scale=True,
             unit_divisor=1024,
             desc=label,

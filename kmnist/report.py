@@ -27,7 +27,8 @@ def size(n: int | None) -> str:
 
 
 def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
-    """Every dataset, format, split and file with its size, then the mirrors."""
+    """The files of ``entries`` with sizes, the datasets and formats they are of, the mirrors."""
+    entries = list(entries)
     rows = [("dataset", "format", "split", "file", "size", "checked by")]
     for e in entries:
         f = e.file
@@ -36,11 +37,15 @@ def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
     lines = _table(rows)
     lines.append("")
     lines.append("datasets:")
+    shown = {e.dataset for e in entries}
     for d in DATASETS.values():
-        lines.append(f"  {d.name:<7} {d.title}: {d.description}")
+        if d.name in shown:
+            lines.append(f"  {d.name:<7} {d.title}: {d.description}")
     lines.append("formats:")
+    formats = {e.format for e in entries}
     for name, text in FORMATS.items():
-        lines.append(f"  {name:<7} {text}")
+        if name in formats:
+            lines.append(f"  {name:<7} {text}")
     lines.append("mirrors, in the order they are tried:")
     for m in mirrors:
         scope = "some files" if m.carries is not None else "all files"
@@ -85,16 +90,29 @@ def catalogue_json(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
     return json.dumps(doc, indent=2)
 
 
+# The widest action ("refetch") and a space: the file column starts at the
+# same place whatever the plan holds, so that plans can be compared by eye.
+ACTION_WIDTH = max(len(a.value) for a in Action) + 1
+
+
 def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
-    lines = []
+    """One row per file in aligned columns (action, file, size, what is on disk), then totals."""
+    rows = []
     for s in p:
-        what = s.action.value
-        detail = size(s.file.size)
+        detail = ""
         if s.action is Action.RESUME:
-            detail = f"{size(s.have)} of {size(s.file.size)} already there"
+            detail = f"{size(s.have)} already there"
         elif s.action is Action.REFETCH and s.note:
-            detail += f" (on disk: {s.note})"
-        lines.append(f"{what:<8} {s.target.relative_to(root).as_posix()}  {detail}")
+            detail = f"on disk: {s.note}"
+        rows.append(
+            (s.action.value, s.target.relative_to(root).as_posix(), size(s.file.size), detail)
+        )
+    paths = max((len(r[1]) for r in rows), default=0)
+    sizes = max((len(r[2]) for r in rows), default=0)
+    lines = [
+        f"{a:<{ACTION_WIDTH}} {path:<{paths}}  {n:>{sizes}}  {detail}".rstrip()
+        for a, path, n, detail in rows
+    ]
     todo = size(p.todo_bytes)
     if p.unknown_sizes:
         todo += f" plus {p.unknown_sizes} file(s) of unpublished size"

@@ -26,7 +26,7 @@ from .datasets import DatasetNotFound
 from .errors import NotDownloaded, VerificationError
 from .kanji import SIDE as KANJI_SIDE
 from .manifest import Mirror
-from .romaji import romanised
+from .romaji import romaji
 from .storage import data_root
 
 Transform = Optional[Callable[[Any], Any]]
@@ -200,7 +200,7 @@ class KMNIST(_Arrays):
 
     name = "kmnist"
     # A list on the class, as torchvision has it: KMNIST.classes needs no files.
-    classes = list(romanised("kmnist"))  # noqa: RUF012
+    classes = list(romaji("kmnist"))  # noqa: RUF012
 
 
 class K49(_Arrays):
@@ -211,7 +211,7 @@ class K49(_Arrays):
     """
 
     name = "k49"
-    classes = list(romanised("k49"))  # noqa: RUF012
+    classes = list(romaji("k49"))  # noqa: RUF012
 
 
 class KuzushijiKanji(_Vision):

@@ -283,7 +283,7 @@ def test_k49_on_crafted_files(tmp_path: Path) -> None:
     image, _ = ds[1]
     assert isinstance(image, Image.Image) and image.mode == "L"
     assert np.array_equal(np.asarray(image), train_images[1])
-    assert [ds[i][1] for i in range(5)] == ["a", "iteration mark", "wi", "we", "e"]
+    assert [ds[i][1] for i in range(5)] == ["a", "odoriji", "wi", "we", "e"]
     assert len(K49(tmp_path, train=False, verify=False)) == 2
     assert "Split: Train" in repr(ds)
     # With the published checksums on, crafted bytes are not the dataset.

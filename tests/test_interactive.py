@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kmnist import interactive, manifest
+from kmnist import interactive, manifest, report
 from kmnist.cli import build_parser, main
 from kmnist.interactive import (
     Request,
@@ -120,7 +122,8 @@ def test_dataset_options_come_from_the_manifest(tmp_path: Path) -> None:
         assert ds.title in o.title and o.description == ds.description
     kmnist_bytes = sum(e.file.size or 0 for e in select("kmnist", "npz"))
     assert size(kmnist_bytes) in options[0].title
-    assert "about 310 MB" in options[2].title  # Kuzushiji-Kanji's size is unpublished
+    # Kuzushiji-Kanji's size is unpublished: the publisher's "310MB", in MiB like the rest.
+    assert "about 296 MiB" in options[2].title
     assert [o.checked for o in options] == [True, False, False]
     assert "[" not in "".join(o.title for o in options)  # nothing is on disk
 
@@ -166,11 +169,44 @@ def test_format_and_split_options() -> None:
     assert "drop-in for MNIST tools" in titles and "np.load(f)['arr_0']" in titles
     assert all(FORMATS[o.value] in o.title for o in format_options("kmnist"))
     assert [o.value for o in format_options("k49")] == ["npz"]
-    splits = split_options(["kmnist", "kkanji"], {"kmnist": "npz", "kkanji": "tar"})
-    assert [o.value for o in splits] == ["all", "train", "test"]
-    assert all("about" in o.title for o in splits)  # Kanji comes with every split
     test_bytes = sum(e.file.size or 0 for e in select("kmnist", "npz", "test"))
     assert size(test_bytes) in split_options(["kmnist"], {"kmnist": "npz"})[2].title
+
+
+def test_kanji_is_named_beside_each_split_not_added_to_it() -> None:
+    # "test only" with Kanji ticked showed ~324 MB: the archive, not the split.
+    alone = split_options(["kmnist"], {"kmnist": "npz"})
+    splits = split_options(["kmnist", "kkanji"], {"kmnist": "npz", "kkanji": "tar"})
+    assert [o.value for o in splits] == ["all", "train", "test"]
+    assert [o.title for o in splits] == [o.title for o in alone]
+    assert "about" not in "".join(o.title for o in splits)
+    assert all(o.description is None for o in alone)
+    assert {o.description for o in splits} == {
+        "plus Kuzushiji-Kanji (about 296 MiB), whole whatever the split"
+    }
+    test_only = splits[2].title.split()
+    assert (
+        test_only[-2:]
+        == size(sum(e.file.size or 0 for e in select("kmnist", "npz", "test"))).split()
+    )
+
+
+def test_one_unit_on_every_screen(tmp_path: Path) -> None:
+    every_format = {n: DATASETS[n].formats[-1] for n in DATASETS}
+    texts = [
+        o.title
+        for o in (
+            *dataset_options(tmp_path),
+            *(o for n in DATASETS for o in format_options(n)),
+            *split_options(list(DATASETS), every_format),
+        )
+    ]
+    texts += [str(o.description) for o in split_options(list(DATASETS), every_format)]
+    plan = make_plan(files_of((*select("kmnist", "npz", "test"), *select("kkanji"))), tmp_path)
+    texts += [go_ahead_question(plan), report.plan(plan, tmp_path, [])]
+    joined = "\n".join(texts)
+    assert re.findall(r"\d (\w*B)\b", joined)  # sizes are there...
+    assert set(re.findall(r"\d (\w*B)\b", joined)) <= {"B", "KiB", "MiB", "GiB"}  # ...in one system
 
 
 def test_source_options() -> None:
@@ -237,7 +273,7 @@ def test_the_last_question_counts_files_and_bytes(tmp_path: Path) -> None:
     plan = make_plan(files_of(kmnist_test), tmp_path)
     assert go_ahead_question(plan) == f"Download 3 file(s), {size_text(kmnist_test)}?"
     with_kanji = make_plan(files_of((*kmnist_test, *select("kkanji"))), tmp_path)
-    assert go_ahead_question(with_kanji) == "Download 4 file(s), about 313 MB?"
+    assert go_ahead_question(with_kanji) == "Download 4 file(s), about 299 MiB?"
 
 
 def test_the_last_question_when_files_are_there(realdata: Path, tmp_path: Path) -> None:
@@ -347,6 +383,7 @@ def test_every_choice_away_from_the_defaults(
             DOWN + SPACE + DOWN + SPACE + ENTER,  # add K49 and Kuzushiji-Kanji to KMNIST
             DOWN + ENTER,  # KMNIST in MNIST format (K49 has only one: not asked)
             DOWN + DOWN + ENTER,  # test only
+            "n",  # do not unpack the Kanji archive (these bytes are random)
             CTRL_U + str(dest) + ENTER,
             DOWN + ENTER,  # another mirror (no KMNIST_MIRROR: built-in, then typed)
             server.url + ENTER,
@@ -370,6 +407,7 @@ def test_every_choice_away_from_the_defaults(
     out = capsys.readouterr().out
     assert f"--dataset k49 --dataset kkanji --split test --dir {dest} --mirror {server.url}" in out
     assert f"--dataset kmnist --format mnist --split test --dir {dest}" in out
+    assert "--extract" not in out
     # The hint loads the first dataset fetched, in the split chosen.
     assert out.splitlines()[-1].endswith(
         f"x, y = kmnist.load('kmnist', 'test', root='{dest.as_posix()}')"
@@ -408,7 +446,7 @@ def test_kanji_alone_asks_no_format_and_no_split(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("KMNIST_MIRROR", server.url)
-    assert drive(SPACE + DOWN + DOWN + SPACE + ENTER, ENTER, ENTER, "y") == 0
+    assert drive(SPACE + DOWN + DOWN + SPACE + ENTER, "n", ENTER, ENTER, "y") == 0
     assert fetched(at_terminal / "data") == {"kkanji/kkanji.tar"}
     out = capsys.readouterr().out
     assert "unpublished size" in out and "kmnist.extract_kanji(root='data')" in out
@@ -485,7 +523,7 @@ def test_the_plan_shows_what_is_skipped_and_resumed(
     assert drive(ENTER, ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, ENTER) == 0
     out = capsys.readouterr().out
     assert f"skip     {labels}" in out
-    assert f"resume   {images}  500 B of" in out
+    assert re.search(rf"(?m)^resume   {images}  +1\.2 KiB  500 B already there$", out)
     assert "1 to fetch, 1 to resume, 1 to skip" in out
     assert (data / images).read_bytes() == synthetic[images]
     assert server.gets("/" + labels) == []
@@ -542,7 +580,7 @@ def test_built_in_mirrors_can_be_chosen_over_kmnist_mirror(
     out = capsys.readouterr().out
     # Only the built-in mirrors that carry these (NumPy) files, in order.
     assert "mirrors: codh-https, codh-http, wayback\n" in out
-    assert "KMNIST_MIRROR= download_data.py --dataset kmnist" in out
+    assert f"KMNIST_MIRROR= {interactive.launcher(PROG)} --dataset kmnist" in out
     assert server.requests == []
 
 
@@ -555,6 +593,7 @@ TO_EACH_QUESTION = {
     "source": ENTER * 4,
     "typed mirror": ENTER * 4 + DOWN + ENTER,
     "go ahead": ENTER * 5,
+    "unpack": DOWN + DOWN + SPACE + ENTER + ENTER * 2,  # Kanji ticked: asked after the split
 }
 
 
@@ -585,7 +624,10 @@ def test_without_a_terminal_it_names_the_flags_instead(
     assert main([], prog="kmnist-download") == 2  # pytest's stdin is no terminal
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "kmnist-download --dataset kmnist --format npz --split all --dir data" in err[0]
+    # kmnist-download when PATH finds it, else the interpreter with -m kmnist.
+    again = interactive.launcher("kmnist-download")
+    assert f"{again} --dataset kmnist --format npz --split all --dir data" in err[0]
+    assert f"(every flag: {again} --help)" in err[0]
     assert files_under(tmp_path) == set()
 
 
@@ -650,3 +692,151 @@ def test_every_answer_line_fits_in_80_columns(
     assert any("Which split?" in line for line in asked)
     too_long = [line for line in asked if len(line) > 80]
     assert too_long == []
+
+
+# -- the "next time" line runs as printed -------------------------------------
+
+
+def test_launcher_names_what_the_shell_can_run() -> None:
+    venv = "/home/u/venv/bin/python"
+    on_path = {"python": venv, "kmnist-download": "/home/u/venv/bin/kmnist-download"}
+    nothing: dict[str, str] = {}
+
+    def launcher(prog: str, where: dict[str, str], argv0: str = "x") -> str:
+        return interactive.launcher(prog, argv0=argv0, python=venv, which=where.get)
+
+    assert launcher("kmnist-download", on_path) == "kmnist-download"
+    assert launcher("kmnist-download", nothing) == f"{venv} -m kmnist"
+    assert launcher("python -m kmnist", on_path) == "python -m kmnist"  # never one quoted word
+    assert launcher("python -m kmnist", nothing) == f"{venv} -m kmnist"
+    # download_data.py is not executable: the interpreter runs it, from where it was given.
+    assert launcher("download_data.py", on_path, "download_data.py") == "python download_data.py"
+    assert (
+        launcher("download_data.py", nothing, "../my kmnist/download_data.py")
+        == f"{venv} '../my kmnist/download_data.py'"
+    )
+    # A python on PATH that is another interpreter (no kmnist there) is not named.
+    other = {"python": "/usr/bin/python", "python3": venv}
+    assert launcher("python -m kmnist", other) == "python3 -m kmnist"
+
+
+def test_without_a_terminal_python_m_kmnist_is_not_quoted_as_one_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([], prog="python -m kmnist") == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "'python -m kmnist'" not in err
+    assert re.search(r"for example: \S*python3? -m kmnist --dataset kmnist ", err), err
+
+
+def printed_command(err: str) -> str:
+    """The command a no-terminal message suggests."""
+    found = re.search(r"for example: (.*?)  \(every flag", err)
+    assert found, err
+    return found.group(1)
+
+
+@pytest.mark.parametrize("entry", ["download_data.py", "python -m kmnist", "kmnist-download"])
+@pytest.mark.parametrize("path", ["venv first", "venv absent"])
+def test_the_suggested_command_runs_as_printed(entry: str, path: str, tmp_path: Path) -> None:
+    # As a user starts each entry point without a terminal; then the command it
+    # printed is pasted into a shell (with --dry-run: no network), from the same folder.
+    bindir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k not in ("KMNIST_MIRROR", "KMNIST_DATA")}
+    others = [p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != bindir]
+    env["PATH"] = os.pathsep.join([str(bindir), *others] if path == "venv first" else others)
+    if entry == "download_data.py":
+        start = [sys.executable, str(ROOT / "download_data.py")]
+    elif entry == "python -m kmnist":
+        start = [sys.executable, "-m", "kmnist"]
+    else:
+        exe = bindir / "kmnist-download"
+        if not exe.is_file():
+            pytest.skip(f"kmnist-download is not installed in {bindir}")
+        start = [str(exe)]
+    r = subprocess.run(
+        start,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert r.returncode == 2, r.stderr
+    command = printed_command(r.stderr)
+    words = shlex.split(command)
+    if entry == "kmnist-download" and path == "venv first":
+        assert words[0] == "kmnist-download"
+    elif path == "venv first":
+        assert words[0] in ("python", "python3")
+    else:
+        assert Path(words[0]).parent == bindir  # a venv not on PATH: named in full
+    again = subprocess.run(
+        ["sh", "-c", command + " --dry-run"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert again.returncode == 0, (command, again.stderr)
+    assert "5 to fetch" in again.stdout and "into data" in again.stdout
+    found = re.search(r"\(every flag: (.*)\)$", r.stderr.strip())
+    assert found, r.stderr
+    usage = subprocess.run(
+        ["sh", "-c", found.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert usage.returncode == 0 and "--dataset" in usage.stdout, (found.group(1), usage.stderr)
+    assert files_under(tmp_path) == set()
+
+
+# -- unpacking the Kanji archive ----------------------------------------------
+
+
+def test_kanji_chosen_is_offered_unpacking_and_gets_it(
+    at_terminal: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("PIL")
+    from .test_cli_load import kanji_mirror
+
+    mirror = kanji_mirror(at_terminal / "m", monkeypatch)
+    assert (
+        drive(
+            SPACE + DOWN + DOWN + SPACE + ENTER,  # Kuzushiji-Kanji alone
+            ENTER,  # unpack it: yes, the default
+            ENTER,  # ./data
+            DOWN + ENTER,  # a typed mirror
+            str(mirror) + ENTER,
+            "y",
+        )
+        == 0
+    )
+    data = at_terminal / "data"
+    assert (data / "kkanji/kkanji.tar").is_file()
+    assert (data / "kkanji/kkanji2/U+4E8C/c.png").is_file()  # what --extract unpacks
+    out = capsys.readouterr().out
+    assert "3 PNG files in 2 class folders (expected 3 in 2): ok" in out
+    assert (
+        f"--dataset kkanji --format tar --extract --split all --dir data --mirror {mirror}" in out
+    )
+    assert out.rstrip().splitlines()[-2:] == [
+        "load with:   import kmnist",
+        "             kanji = kmnist.load_kanji(root='data')  # paths and labels",
+    ]
+
+
+def test_a_request_to_unpack_is_the_commands_extract() -> None:
+    req = Request(("kmnist", "kkanji"), {"kmnist": "mnist", "kkanji": "tar"}, extract=True)
+    argvs = req.argvs()
+    assert [("--extract" in a, "kkanji" in a) for a in argvs] == [(True, True), (False, False)]
+    for argv in argvs:  # each is a command the parser and its checks accept
+        args = build_parser(PROG).parse_args(argv)
+        assert args.extract == ("kkanji" in args.dataset)

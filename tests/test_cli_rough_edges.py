@@ -1,0 +1,303 @@
+"""The rough edges of ``kmnist-download`` a new user meets, each by its output: -V, "did you
+mean", --no-progress, --list narrowed by -d/-f/-s, aligned --dry-run columns, one unit system,
+and a --preview target checked before anything is downloaded."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kmnist import __version__
+from kmnist.cli import main
+from kmnist.manifest import DATASETS, select
+
+from .conftest import ROOT
+from .server import FaultyServer
+
+SIZE = re.compile(r"\d (\w*B)\b")  # "2.9 MiB", "151 B": the unit of each size shown
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0] and "usage:" not in err[0]
+    return err[0]
+
+
+# -- -V, did you mean ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([flag])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"kmnist-download {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("kmnsit", "kmnist"),
+        ("KMNIST", "kmnist"),
+        ("k94", "k49"),
+        ("kanji", "kkanji"),
+        ("al", "all"),
+    ],
+)
+def test_a_mistyped_dataset_gets_did_you_mean(
+    typed: str, meant: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--dataset", typed, "--dir", str(tmp_path / "d")])
+    assert info.value.code == 2
+    line = one_error_line(capsys)
+    assert line.endswith(f"invalid choice: {typed!r}; did you mean {meant!r}?"), line
+    assert line.startswith("kmnist-download: error: argument --dataset/-d: ")
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_unrelated_word_gets_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["-d", "cifar10"])
+    assert info.value.code == 2
+    assert one_error_line(capsys).endswith(
+        "invalid choice: 'cifar10' (choose from kmnist, k49, kkanji, all)"
+    )
+
+
+def test_every_argparse_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--jobs", "0"], ["--split", "val"], ["--no-such-flag"], ["-d"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        assert one_error_line(capsys).startswith("kmnist-download: error: ")
+
+
+# -- --list honours -d/-f/-s -----------------------------------------------------
+
+
+def listed(capsys: pytest.CaptureFixture[str], *argv: str) -> set[str]:
+    assert main(["--list", "--json", *argv]) == 0
+    return {f["path"] for f in json.loads(capsys.readouterr().out)["files"]}
+
+
+def test_list_is_narrowed_by_dataset_format_and_split(capsys: pytest.CaptureFixture[str]) -> None:
+    every = {e.file.path for n, d in DATASETS.items() for f in d.formats for e in select(n, f)}
+    assert listed(capsys) == every
+    assert listed(capsys, "-d", "k49", "-s", "test") == {
+        "k49/k49-test-imgs.npz",
+        "k49/k49-test-labels.npz",
+        "k49/k49_classmap.csv",
+    }
+    # -f alone: the datasets that have the format, in it.
+    assert listed(capsys, "-f", "mnist", "-s", "train") == {
+        "kmnist/train-images-idx3-ubyte.gz",
+        "kmnist/train-labels-idx1-ubyte.gz",
+        "kmnist/kmnist_classmap.csv",
+    }
+    assert listed(capsys, "-d", "kmnist", "-s", "test") == {
+        e.file.path for f in ("npz", "mnist") for e in select("kmnist", f, "test")
+    }
+    assert listed(capsys, "-d", "kkanji", "-s", "test") == {"kkanji/kkanji.tar"}  # no splits
+
+
+def test_list_as_text_is_narrowed_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list", "-d", "k49", "-s", "train"]) == 0
+    table, rest = capsys.readouterr().out.split("\n\n", 1)
+    assert [row.split()[3] for row in table.splitlines()[1:]] == [
+        "k49/k49-train-imgs.npz",
+        "k49/k49-train-labels.npz",
+        "k49/k49_classmap.csv",
+    ]
+    # Only the datasets and formats listed are explained.
+    explained = rest.split("mirrors")[0]
+    assert "Kuzushiji-49" in explained and "Kuzushiji-MNIST" not in explained
+    assert "IDX" not in explained
+
+
+def test_list_with_a_format_the_dataset_lacks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list", "-d", "k49", "-f", "mnist"]) == 2
+    assert "k49 has no 'mnist' format" in one_error_line(capsys)
+
+
+# -- aligned --dry-run, one unit system ------------------------------------------
+
+
+def test_dry_run_columns_are_aligned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "kmnist").mkdir()
+    (tmp_path / "kmnist/kmnist-test-imgs.npz.part").write_bytes(b"x" * 1024)
+    (tmp_path / "kmnist/kmnist-test-labels.npz").write_bytes(b"corrupt")
+    argv = ["-d", "kmnist", "-d", "k49", "-s", "test", "--dir", str(tmp_path), "--dry-run"]
+    assert main(argv) == 0
+    rows = capsys.readouterr().out.splitlines()[:-2]  # the totals and mirrors follow
+    assert len(rows) == 6
+    # The file column starts, and the size column ends, at one place on every row.
+    starts = {re.search(r"(?:kmnist|k49)/", r).start() for r in rows}  # type: ignore[union-attr]
+    ends = {m.end() for r in rows for m in [re.search(r"\d (?:B|KiB|MiB)", r)] if m}
+    assert len(starts) == 1 and len(ends) == 1, rows
+    assert rows[0].split()[0] == "resume" and rows[0].endswith("1.0 KiB already there")
+    assert "on disk: wrong size" in rows[1]
+
+
+def test_one_unit_system_on_every_screen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--list"]) == 0
+    assert main(["-d", "all", "--dir", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    units = set(SIZE.findall(out))
+    assert units and units <= {"B", "KiB", "MiB", "GiB"}, units
+
+
+def test_the_progress_bars_count_in_the_same_unit() -> None:
+    from kmnist.progress import TqdmProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    env = os.environ.pop("TQDM_DISABLE", None)
+    try:
+        bars = TqdmProgress(3 * 2**20, file=screen)
+        bar = bars.start("kmnist-test-imgs.npz", 3 * 2**20, 0)
+        bar.update(2**20)
+        bar.close()
+        bars.close()
+    finally:
+        if env is not None:
+            os.environ["TQDM_DISABLE"] = env
+    text = screen.getvalue()
+    assert "iB/s" in text and "MB/s" not in text and "kB/s" not in text, text
+
+
+# -- --no-progress: bars off, summary kept ---------------------------------------
+
+
+def run_on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """The command with stderr on a pseudo-terminal (so that tqdm draws), stdout piped."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    leader, follower = pty.openpty()
+    # 24 x 100: a new pseudo-terminal is 0 columns wide, where tqdm draws nothing.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kmnist", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        cwd=cwd,
+        env=env,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    stdout = proc.stdout.read() if proc.stdout else b""
+    return proc.wait(timeout=60), stdout.decode(), screen.decode(errors="replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_no_progress_hides_the_bars_and_keeps_the_summary(realdata: Path, tmp_path: Path) -> None:
+    base = ["-d", "kmnist", "-s", "test", "-m", str(realdata)]
+    status, out, screen = run_on_a_terminal([*base, "--dir", "with"], tmp_path)
+    assert status == 0, screen
+    assert "total" in screen and "iB" in screen  # the bars are drawn on a terminal...
+    assert "3 file(s) ready in with" in out
+    status, out, screen = run_on_a_terminal([*base, "--dir", "without", "--no-progress"], tmp_path)
+    assert status == 0, screen
+    assert screen.strip() == ""  # ...and not with --no-progress
+    assert "3 file(s) ready in without" in out  # the summary stays (--quiet drops it)
+    assert (tmp_path / "without/kmnist/kmnist-test-imgs.npz").read_bytes() == (
+        realdata / "kmnist/kmnist-test-imgs.npz"
+    ).read_bytes()
+
+
+# -- --preview: the target checked before anything is downloaded -----------------
+
+
+@pytest.mark.parametrize(
+    ("target", "needle"),
+    [
+        ("/nonexist/k.png", "no folder /nonexist"),
+        ("grid.xyz", "unknown picture extension '.xyz'"),
+        ("grid", "no extension"),
+        ("is-a-file/k.png", "is-a-file is not a folder"),
+    ],
+)
+def test_a_bad_preview_target_fails_before_the_download(
+    target: str,
+    needle: str,
+    server: FaultyServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("PIL")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "is-a-file").write_text("mine")
+    argv = ["-d", "kmnist", "-s", "test", "--dir", "data", "-m", server.url, "--preview", target]
+    assert main(argv) == 2
+    assert needle in one_error_line(capsys)
+    assert server.requests == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["is-a-file"]
+
+
+def test_a_font_without_kana_fails_before_the_download(
+    server: FaultyServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("PIL")
+    not_a_font = tmp_path / "x.ttf"
+    not_a_font.write_bytes(b"no font")
+    argv = ["-d", "kmnist", "--dir", str(tmp_path / "d"), "-m", server.url]
+    assert main([*argv, "--preview", str(tmp_path / "g.png"), "--font", str(not_a_font)]) == 2
+    assert "not a font file" in one_error_line(capsys)
+    assert main([*argv, "--font", str(not_a_font)]) == 2
+    assert "--font goes with --preview" in one_error_line(capsys)
+    assert server.requests == [] and not (tmp_path / "d").exists()
+
+
+def test_preview_jpg_gets_jpeg_bytes(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image = pytest.importorskip("PIL.Image")
+    grid = tmp_path / "grid.jpg"
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(tmp_path / "data"), "-m", str(realdata)]
+    assert main([*argv, "--preview", str(grid)]) == 0
+    assert f"wrote {grid}" in capsys.readouterr().out
+    assert grid.read_bytes()[:3] == b"\xff\xd8\xff"
+    with Image.open(grid) as im:
+        assert im.format == "JPEG" and im.size[1] == 2 + 10 * (56 + 2)
+    assert not (tmp_path / "grid.jpg.part").exists()
+
+
+def test_help_mentions_the_new_flags() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "kmnist", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert r.returncode == 0
+    for flag in ("-V, --version", "--no-progress", "--font PATH", "-d/-f/-s"):
+        assert flag in r.stdout, flag
