@@ -140,7 +140,7 @@ def _scan(folder: Path) -> list[os.DirEntry[str]]:
         return sorted(it, key=lambda e: e.name)
 
 
-def png_size(path: Path) -> tuple[int, int] | None:
+def png_size(path: str | Path) -> tuple[int, int] | None:
     """(width, height) from a PNG's IHDR chunk, or None if it is not a PNG. No Pillow needed."""
     with open(path, "rb") as f:
         head = f.read(24)
@@ -175,6 +175,7 @@ def _structure(folder: Path, found: Found, side: int) -> _Structure:
     not_png: list[str] = []
     wrong_size: list[str] = []
     pngs: dict[str, int] = {}
+    base = str(folder)
     for name in sorted(found.folders | found.files.keys() | found.others.keys()):
         parts = name.split("/")
         if len(parts) == 1:
@@ -189,7 +190,7 @@ def _structure(folder: Path, found: Found, side: int) -> _Structure:
                 stray.append(name)
                 continue
             pngs[parts[0]] += 1
-            size = png_size(folder / name)
+            size = png_size(os.path.join(base, name))  # str: Path / costs 0.7 s at 140,000
             if size is None:
                 not_png.append(name)
             elif size != (side, side):
