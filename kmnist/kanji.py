@@ -135,7 +135,7 @@ class KanjiCheck:
 def _scan(folder: Path) -> list[os.DirEntry[str]]:
     """A folder's entries, sorted by name."""
     # os.scandir tells files from folders without a stat per entry, which
-    # matters at 140,424 files.
+    # matters at about 140,000 files.
     with os.scandir(folder) as it:
         return sorted(it, key=lambda e: e.name)
 
@@ -476,7 +476,7 @@ class KanjiIndex:
 def load_kanji(*, root: str | Path | None = None, folder: str | Path | None = None) -> KanjiIndex:
     """List the unpacked Kuzushiji-Kanji folder: paths, labels and classes by code point.
 
-    Paths, not pixels: all 140,424 images decoded are 575 MB of memory and
+    Paths, not pixels: all 140,000-odd images decoded are 575 MB of memory and
     need Pillow, while most pipelines (``torchvision.datasets.ImageFolder``,
     ``tf.data``, a ``Dataset`` that opens one file per item) want paths and
     decode per batch. :func:`kmnist.kanji_arrays` decodes when wanted.

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import re
-from collections.abc import Callable
+import tarfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import kmnist
 import kmnist.kanji
@@ -367,3 +371,48 @@ def test_command_extract_of_a_changed_folder_without_the_archive(
     assert main(argv) == 0
     assert not extra.exists()
     assert len(server.gets("/kkanji/kkanji.tar")) == 2
+
+
+# --- the index itself, on any names a tar may hold ------------------------------
+
+NAME = st.text(
+    alphabet=st.characters(
+        codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters='/\\:*?"<>|'
+    ),
+    min_size=1,
+    max_size=12,
+).filter(lambda s: s not in (".", "..") and s.strip() == s)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    layout=st.dictionaries(st.tuples(NAME, NAME), st.binary(max_size=40), min_size=1, max_size=6),
+    pick=st.integers(min_value=0),
+)
+def test_index_matches_what_is_unpacked_and_names_what_goes(
+    tmp_path_factory: pytest.TempPathFactory, layout: dict[tuple[str, str], bytes], pick: int
+) -> None:
+    """Whatever the names (any script, spaces, dots): unpacked equals indexed; a deletion is named."""
+    from kmnist.tarindex import compare, from_members, scan, write_index
+
+    base = tmp_path_factory.mktemp("prop")
+    archive = base / "a.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        for (folder, name), data in layout.items():
+            info = tarfile.TarInfo(f"./top//{folder}/{name}")  # as sloppy as tars come
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    index_file = base / "top.members.json"
+
+    def record(members: Sequence[tarfile.TarInfo]) -> None:
+        write_index(index_file, from_members(members, top="top", archive="a.tar"))
+
+    safe_extract(archive, dest=base, top="top", record=record)
+    index = read_index(index_file)
+    assert index.files == {f"{d}/{n}": len(v) for (d, n), v in layout.items()}
+    assert compare(index, scan(base / "top")).none
+    gone = sorted(index.files)[pick % len(index.files)]
+    (base / "top" / gone).unlink()
+    assert compare(index, scan(base / "top")).missing == (gone,)
