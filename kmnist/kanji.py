@@ -429,9 +429,12 @@ def extract_kanji(
         before = None
         if not force and folder.is_dir():
             before = check()
-            if before.ok and before.basis is not Basis.ARCHIVE:
+            # A folder from another archive than the published one (a catalogue
+            # that changed its checksum since) is replaced, however intact.
+            stale = verify and before.sha256 not in (None, file.sha256)
+            if before.ok and before.basis is not Basis.ARCHIVE and not stale:
                 return before
-            if before.ok:
+            if before.ok and not stale:
                 # Unpacked by an older kmnist and the same as the archive: record
                 # the archive's index rather than unpack 310 MB again.
                 index = read_archive(tar, top=TOP)

@@ -416,3 +416,11 @@ def test_index_matches_what_is_unpacked_and_names_what_goes(
     gone = sorted(index.files)[pick % len(index.files)]
     (base / "top" / gone).unlink()
     assert compare(index, scan(base / "top")).missing == (gone,)
+
+
+def test_a_folder_from_another_archive_than_the_published_one_is_replaced(tmp_path: Path) -> None:
+    folder, _ = unpacked(tmp_path)
+    newer = make_archive(tmp_path / "kkanji" / "kkanji.tar", layout={"U+5B57": 2})
+    check = extract_kanji(root=tmp_path, published=published(newer))
+    assert check.ok and (check.images, check.classes) == (2, 1), check.summary()
+    assert sorted(p.name for p in folder.iterdir()) == ["U+5B57"]
