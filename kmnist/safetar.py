@@ -20,7 +20,7 @@ from .errors import NotEnoughSpace, UnsafeArchive, VerificationError
 
 if TYPE_CHECKING:
     import tarfile
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
 
 def member_problem(member: tarfile.TarInfo) -> str | None:
@@ -78,7 +78,13 @@ def _not_under(top: str, members: Iterable[tarfile.TarInfo]) -> list[str]:
     return problems
 
 
-def safe_extract(archive: str | Path, *, dest: str | Path, top: str | None = None) -> int:
+def safe_extract(
+    archive: str | Path,
+    *,
+    dest: str | Path,
+    top: str | None = None,
+    record: Callable[[Sequence[tarfile.TarInfo]], None] | None = None,
+) -> int:
     """Unpack ``archive`` into ``dest`` after checking every member; return how many.
 
     Raises :class:`UnsafeArchive` listing the refused members, before anything
@@ -89,6 +95,11 @@ def safe_extract(archive: str | Path, *, dest: str | Path, top: str | None = Non
     never leaves half a folder under the final name; an entry that was
     already there is replaced, which is why ``top`` matters: without it an
     archive could replace any folder beside it.
+
+    ``record``, when given, is called with the members once all are out and
+    before the first moves into place: what it writes (an index of the
+    members) exists before the folder it describes, so no run, however
+    interrupted, leaves that folder without it.
     """
     import shutil
     import tarfile
@@ -110,6 +121,8 @@ def safe_extract(archive: str | Path, *, dest: str | Path, top: str | None = Non
                     tf.extractall(staging, members=members, filter="data")
                 else:  # the checks above are the equivalent: plain files and folders, inside
                     tf.extractall(staging, members=[_plain(m) for m in members])
+                if record is not None:
+                    record(members)
                 for entry in sorted(staging.iterdir()):
                     _move_into_place(entry, dest / entry.name)
             finally:
