@@ -40,13 +40,14 @@ ATTRIBUTION = (
 # The authors' README: Kuzushiji-MNIST 60,000 / 10,000 (6k / 1k per class),
 # Kuzushiji-49 232,365 / 38,547; the files of the 2019 release hold exactly
 # these (tests/test_info.py counts the label files). Kuzushiji-Kanji has no
-# published split: 140,424 images is what kmnist.kanji checks an unpacked
-# archive against (the authors' README says 140,426).
+# published split, and its count is the authors' README's 140,426 (another
+# source says 140,424; neither was checked against the archive here). The
+# unpacked folder is checked against the archive's own index, not this figure.
 _FIGURES: dict[str, tuple[int | None, int | None, int, int, int]] = {
     # dataset: (train, test, total, classes, side)
     "kmnist": (60_000, 10_000, 70_000, 10, 28),
     "k49": (232_365, 38_547, 270_912, 49, 28),
-    "kkanji": (None, None, 140_424, 3_832, 64),
+    "kkanji": (None, None, 140_426, 3_832, 64),
 }
 
 

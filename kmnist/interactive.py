@@ -60,7 +60,7 @@ SPLIT_TITLES = {"all": "both (train and test)", "train": "train only", "test": "
 
 # Asked when Kuzushiji-Kanji is chosen; yes is --extract. The figures are the
 # published ones that kmnist.extract_kanji checks the result against.
-UNPACK_QUESTION = "Unpack the Kanji archive after it? (140,424 PNGs, checked)"
+UNPACK_QUESTION = "Unpack the Kanji archive after it? (~140,400 PNGs, checked)"
 
 # Values of the source choices.
 FROM_ENV, FROM_BUILTIN, FROM_TYPED = "env", "builtin", "typed"

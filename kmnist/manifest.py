@@ -111,7 +111,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset(
             "kkanji",
             "Kuzushiji-Kanji",
-            "140,424 64x64 PNG images of 3,832 kanji classes, one tar",
+            "about 140,400 64x64 PNG images of 3,832 kanji classes, one tar",
             ("tar",),
             has_splits=False,
             approx_bytes=310_000_000,  # the original README: "available for download (310MB)"
