@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +193,22 @@ def test_holdout_must_leave_images_to_learn_from(
     )
     assert main([*argv, "--holdout", "48"]) == 2  # 2 left, k=4 needs 4
     assert "k=4 needs at least 4 training images, got 2" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_cli_threads_limit_the_knns_blas(realdata: Path) -> None:
+    """--threads reaches NumPy's BLAS: the command sets it before NumPy loads."""
+    pytest.importorskip("threadpoolctl", reason="threadpoolctl (scikit-learn's) is not installed")
+    code = (
+        "import sys, threadpoolctl\n"
+        "from kmnist.baseline_cli import main\n"
+        "assert 'numpy' not in sys.modules\n"
+        f"argv = ['knn', '-d', 'kmnist', '--dir', {str(realdata)!r}, '--test-split-only',\n"
+        "        '--limit', '300', '--holdout', '100', '--threads', '1']\n"
+        "rc = main(argv)\n"
+        "blas = [p for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+        "print(rc, sorted({p['num_threads'] for p in blas}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "0 [1]"
