@@ -625,3 +625,12 @@ def test_help_imports_neither_numpy_nor_torch() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    # Written out in the command so that --help does not import NumPy.
+    from kmnist import baseline_cli
+
+    assert baseline_cli.HOLDOUT == baselines.HOLDOUT
+    assert baselines.PUBLISHED_SETTINGS["knn"]["k"] == baseline_cli.K
+    assert baselines.PUBLISHED_SETTINGS["cnn"]["epochs"] == baseline_cli.EPOCHS
