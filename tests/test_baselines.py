@@ -16,7 +16,7 @@ import pytest
 
 import kmnist
 import kmnist.manifest
-from kmnist import baselines
+from kmnist import baselines, published
 from kmnist import knn as knnmod
 from kmnist.baseline_cli import main
 from kmnist.preview import MissingDependency
@@ -225,33 +225,63 @@ def test_accuracy_and_balanced_accuracy_on_an_imbalanced_set() -> None:
         baselines.accuracy(np.array([0, 1, 2]), np.array([0, 1]))
 
 
-def test_the_published_table() -> None:
-    assert len(baselines.REPORTED) == 10  # 5 models x (KMNIST, K49)
-    knn_k49 = baselines.reported("knn", "k49")
-    assert knn_k49 is not None and knn_k49.value == 0.8601
-    assert knn_k49.metric == "balanced_accuracy" and "1812.01718" in knn_k49.source
-    cnn_kmnist = baselines.reported("cnn", "kmnist")
-    assert cnn_kmnist is not None and (cnn_kmnist.value, cnn_kmnist.metric) == (0.9512, "accuracy")
+# The figures the issue checked against the authors' README history, by release.
+CURRENT_FIGURES = {("knn", "kmnist"): 0.9210, ("knn", "k49"): 0.8365,
+                   ("cnn", "kmnist"): 0.9463, ("cnn", "k49"): 0.8936}  # fmt: skip
+DECEMBER_2018 = {("knn", "kmnist"): 0.9156, ("knn", "k49"): 0.8601,
+                 ("cnn", "kmnist"): 0.9512, ("cnn", "k49"): 0.8925}  # fmt: skip
+OCTOBER_2018 = {("knn", "kmnist"): 0.974, ("cnn", "kmnist"): 0.9824}
+
+
+def test_the_published_table_by_release() -> None:
+    Release = published.Release
+    for figures, release in [
+        (CURRENT_FIGURES, Release.FEB_2019),
+        (DECEMBER_2018, Release.DEC_2018),
+        (OCTOBER_2018, Release.OCT_2018),
+    ]:
+        got = {(r.model, r.dataset): r.value for r in published.REPORTED if r.release is release}
+        if release is Release.DEC_2018:  # plus the PreActResNet rows, all on the old data
+            got = {key: v for key, v in got.items() if key[0] in ("knn", "cnn")}
+        assert got == figures, release
+    # What the command compares with by default is the release it downloads.
+    assert published.CURRENT is Release.FEB_2019
+    assert published.MANIFEST_RELEASE[kmnist.manifest.CURRENT_RELEASE] is Release.FEB_2019
+    for (model, dataset), value in CURRENT_FIGURES.items():
+        r = baselines.reported(model, dataset)
+        assert r is not None and r.value == value and r.release is Release.FEB_2019
+        assert r.metric == ("balanced_accuracy" if dataset == "k49" else "accuracy")
+        assert "rois-codh/kmnist README" in r.source and "2019" in r.source
+    old = baselines.reported("knn", "k49", Release.DEC_2018)
+    assert old is not None and old.value == 0.8601 and "1812.01718" in old.source
+    resnets = [r for r in published.REPORTED if r.model.startswith("preact-resnet18")]
+    assert len(resnets) == 6 and {r.release for r in resnets} == {Release.DEC_2018}
+    assert baselines.reported("knn", "k49", Release.OCT_2018) is None  # no K49 figure then
     assert baselines.reported("knn", "mnist") is None
+    assert len(published.REPORTED) == 4 + 4 + 6 + 2
     with pytest.raises(dataclasses.FrozenInstanceError):
-        knn_k49.value = 0.99  # type: ignore[misc]
-    assert isinstance(baselines.REPORTED, tuple)
+        old.value = 0.99  # type: ignore[misc]
+    assert isinstance(published.REPORTED, tuple)
 
 
 def test_readme_table_is_the_published_one() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("\n## Baselines\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
-    for name, kmnist_fig, k49_fig in re.findall(
-        r"^\| ([^|]+?) \| ([\d.]+)% \| ([\d.]+)% \|", section, re.M
+    for name, release, kmnist_fig, k49_fig in re.findall(
+        r"^\| ([^|]+?) \| (\d{4}-\d\d)[^|]* \| ([\d.]+)% \| ([\d.]+%|—) \|", section, re.M
     ):
-        rows[name] = (float(kmnist_fig) / 100, float(k49_fig) / 100)
-    want = {
-        r.name: (r.value, baselines.reported(r.model, "k49").value)  # type: ignore[union-attr]
-        for r in baselines.REPORTED
-        if r.dataset == "kmnist"
+        k49 = None if k49_fig == "—" else float(k49_fig.rstrip("%")) / 100
+        rows[name, release] = (float(kmnist_fig) / 100, k49)
+    want = {}
+    for r in published.REPORTED:
+        if r.dataset == "kmnist":
+            k49 = baselines.reported(r.model, "k49", r.release)
+            want[r.name, r.release.value] = (r.value, None if k49 is None else k49.value)
+    assert rows == {
+        key: (pytest.approx(a), b if b is None else pytest.approx(b))
+        for key, (a, b) in want.items()
     }
-    assert {n: pytest.approx(v) for n, v in rows.items()} == want
 
 
 @pytest.mark.realdata
@@ -274,23 +304,71 @@ def test_readme_snippet_runs(
         assert comment in out
 
 
-def test_score_line_holds_the_papers_figure_in_its_metric() -> None:
-    score = baselines.Score(
+def k49_score(balanced: float, protocol: baselines.Protocol) -> baselines.Score:
+    settings = {"k": 4, "weights": "distance"}
+    n_train, n_test = (232365, 38547) if protocol is baselines.Protocol.PUBLISHED else (300, 300)
+    return baselines.Score(
         dataset="k49",
         model="knn",
-        n_train=232365,
-        n_test=38547,
+        n_train=n_train,
+        n_test=n_test,
         accuracy=0.9,
-        balanced_accuracy=0.8625,
+        balanced_accuracy=balanced,
         seconds=130.0,
-        reported=baselines.reported("knn", "k49"),
         metric="balanced_accuracy",
+        comparison=baselines.compare(
+            "knn",
+            "k49",
+            balanced,
+            protocol=protocol,
+            n_train=n_train,
+            n_test=n_test,
+            hyperparameters=settings,
+        ),
+        protocol=protocol,
+        hyperparameters=settings,
     )
-    assert score.measured == 0.8625
+
+
+def test_score_lines_hold_the_figure_of_the_same_release_in_its_metric() -> None:
+    score = k49_score(0.8400, baselines.Protocol.PUBLISHED)
+    assert score.measured == 0.84
+    assert score.comparison.verdict is baselines.Verdict.COMPARABLE
+    assert score.comparison.difference == pytest.approx(0.84 - 0.8365)
     assert score.summary() == (
-        "knn k49: accuracy 90.00%, balanced accuracy 86.25% "
-        "(232,365 train, 38,547 test, 130.0 s); paper: 86.01% balanced accuracy"
+        "knn k49: accuracy 90.00%, balanced accuracy 84.00% "
+        "(232,365 train, 38,547 test; 130.0 s; k=4, cpu)\n"
+        "published: 83.65% balanced accuracy on the February 2019 data (the current release) "
+        "(rois-codh/kmnist README, Benchmarks & Results (after the 5 February 2019 fix)); "
+        "difference +0.35 points"
     )
+    subset = k49_score(0.8400, baselines.Protocol.SUBSET)
+    assert subset.comparison.verdict is baselines.Verdict.NOT_COMPARABLE
+    assert subset.comparison.difference is None and subset.reported is not None
+    assert subset.summary().splitlines()[1] == (
+        "not comparable with the published 83.65% balanced accuracy on the February 2019 "
+        "data (the current release): a subset (300 training and 300 test images), "
+        "not the whole splits the paper used"
+    )
+
+
+def test_other_settings_or_releases_are_not_compared() -> None:
+    P = baselines.Protocol
+    k3 = baselines.compare("knn", "kmnist", 0.93, protocol=P.PUBLISHED, n_train=60000,
+                           n_test=10000, hyperparameters={"k": 3})  # fmt: skip
+    assert k3.verdict is baselines.Verdict.NOT_COMPARABLE
+    assert k3.reasons == ("k=3, where the published figure has k=4",)
+    short = baselines.compare("cnn", "kmnist", 0.93, protocol=P.TEST_SPLIT_ONLY, n_train=8000,
+                              n_test=2000, hyperparameters={"epochs": 2, "batch_size": 128})  # fmt: skip
+    assert short.verdict is baselines.Verdict.NOT_COMPARABLE and len(short.reasons) == 2
+    assert short.reasons[0].startswith("not the paper's figure (learnt from 8,000 images")
+    none = baselines.compare("cnn", "k49", 0.9, protocol=P.PUBLISHED, n_train=1, n_test=1,
+                             hyperparameters={}, release=published.Release.OCT_2018)  # fmt: skip
+    assert none.verdict is baselines.Verdict.NONE_PUBLISHED and none.published is None
+    same = baselines.compare("cnn", "k49", 0.9, protocol=P.PUBLISHED, n_train=1, n_test=1,
+                             hyperparameters={"epochs": 12}, release=published.Release.DEC_2018)  # fmt: skip
+    assert same.verdict is baselines.Verdict.COMPARABLE
+    assert same.difference == pytest.approx(0.9 - 0.8925)
 
 
 # --- on the real KMNIST test images -----------------------------------------------------
@@ -390,7 +468,9 @@ def test_cli_knn_run(
     # from no other image: the zero-distance rule makes every answer right.
     assert re.fullmatch(
         r"knn kmnist: accuracy 100\.00%, balanced accuracy 100\.00% "
-        r"\(10,000 train, 10,000 test, [\d.]+ s\); paper: 91\.56% accuracy\n",
+        r"\(10,000 train, 10,000 test; [\d.]+ s; k=4, cpu\)\n"
+        r"published: 92\.10% accuracy on the February 2019 data \(the current release\) "
+        r"\(rois-codh/kmnist README, [^)]+\)\); difference \+7\.90 points\n",
         out,
     )
 
@@ -401,6 +481,8 @@ def test_library_knn_with_limit(test_set_as_train: dict[str, Path], tmp_path: Pa
     score = baselines.knn("kmnist", root=tmp_path, limit=300)
     assert (score.n_train, score.n_test, score.accuracy) == (300, 300, 1.0)
     assert score.reported == baselines.reported("knn", "kmnist") and score.metric == "accuracy"
+    assert score.protocol is baselines.Protocol.SUBSET
+    assert score.comparison.verdict is baselines.Verdict.NOT_COMPARABLE
     with pytest.raises(kmnist.UsageError, match="at least 4 training images"):
         baselines.knn("kmnist", root=tmp_path, limit=3)
 
@@ -421,7 +503,7 @@ def test_cli_download_fetches_what_is_missing(
     data = tmp_path / "data"
     argv = ["knn", "--dataset", "kmnist", "--dir", str(data), "--limit", "100", "--download"]
     assert main(argv) == 0
-    assert "knn kmnist: accuracy 100.00%" in capsys.readouterr().out
+    assert "knn kmnist (subset): accuracy 100.00%" in capsys.readouterr().out
     assert (data / "kmnist/kmnist-train-imgs.npz").is_file()
 
 
@@ -431,9 +513,29 @@ def test_cli_missing_files_is_one_line_and_exit_1(
     assert main(["knn", "--dataset", "k49", "--dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("kmnist-baseline: error: k49 train: missing ")
-    assert f"kmnist-download --dataset k49 --dir {tmp_path}" in err
+    assert err.startswith(f"kmnist-baseline: error: k49 test: missing {tmp_path / 'k49'}")
+    # Speaks to the command line: a command to run and a flag, no Python.
+    assert f"get them with: kmnist-download --dataset k49 --dir {tmp_path}, " in err
     assert err.rstrip().endswith("or add --download to this command")
+    assert "download=True" not in err and "--test-split-only" not in err
+    # The Python API's message keeps speaking Python.
+    with pytest.raises(baselines.MissingInputs, match="pass download=True") as exc:
+        baselines.knn("k49", root=tmp_path)
+    assert exc.value.split == "test" and len(exc.value.missing) == 2
+
+
+@pytest.mark.realdata
+def test_cli_only_the_test_split_here_says_how_to_use_it(
+    realdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ../shared/realdata/kmnist has the test split and the training labels only.
+    assert main(["knn", "--dataset", "kmnist", "--dir", str(realdata)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"kmnist-baseline: error: kmnist train: missing {realdata / 'kmnist/kmnist-train-imgs.npz'}; "
+    )
+    assert "or --test-split-only to score part of the test split (not the paper's figure)" in err
 
 
 def test_cli_data_folder_from_environment(
@@ -451,6 +553,11 @@ def test_cli_data_folder_from_environment(
         (["knn"], "the following arguments are required: --dataset"),
         (["svm", "--dataset", "kmnist"], "invalid choice: 'svm'"),
         (["knn", "--dataset", "kmnist", "--limit", "0"], "must be at least 1"),
+        (["cnn", "--dataset", "kmnist", "--device", "gpu"], "choose cpu, cuda or cuda:N"),
+        (["cnn", "--dataset", "kmnist", "--seed", "-1"], "must be between 0 and 2**63 - 1"),
+        (["cnn", "--dataset", "kmnist", "--threads", "0"], "must be at least 1"),
+        (["knn", "--dataset", "kmnist", "--k", "0"], "must be at least 1"),
+        (["knn", "-d", "kmnist", "--test-split-only", "--holdout", "0"], "must be at least 1"),
     ],
 )
 def test_cli_bad_usage_exits_2(
@@ -462,9 +569,23 @@ def test_cli_bad_usage_exits_2(
     assert message in capsys.readouterr().err
 
 
-def test_cli_epochs_go_with_cnn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["knn", "-d", "kmnist", "--dir", str(tmp_path), "--epochs", "3"]) == 2
-    assert "--epochs goes with cnn" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["knn", "--epochs", "3"], "--epochs goes with cnn"),
+        (["knn", "--seed", "3"], "--seed goes with cnn; knn neither trains nor draws at random"),
+        (["knn", "--device", "cuda"], "--device goes with cnn; knn runs on the CPU"),
+        (["cnn", "--k", "3"], "--k goes with knn"),
+        (["knn", "--holdout", "100"], "--holdout goes with --test-split-only"),
+    ],
+)
+def test_cli_flags_that_go_with_the_other_model(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Said before any file is looked for: this folder is empty.
+    assert main([*flags, "-d", "kmnist", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
 
 
 def test_library_refuses_datasets_without_baselines(tmp_path: Path) -> None:
@@ -504,3 +625,12 @@ def test_help_imports_neither_numpy_nor_torch() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    # Written out in the command so that --help does not import NumPy.
+    from kmnist import baseline_cli
+
+    assert baseline_cli.HOLDOUT == baselines.HOLDOUT
+    assert baselines.PUBLISHED_SETTINGS["knn"]["k"] == baseline_cli.K
+    assert baselines.PUBLISHED_SETTINGS["cnn"]["epochs"] == baseline_cli.EPOCHS
