@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -142,7 +141,7 @@ class FileJob:
         # Never a byte past the published size (nor past a 206's range): a
         # body that goes on (no Content-Length, chunked, a 206 without one) is
         # cut there, and the hash decides. One comparison per chunk.
-        limit = _room(self.file.size, body)
+        limit = _room(self.file, body)
         self.pf.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.pf.path, "ab" if body.start else "wb") as fh:
             try:
@@ -427,11 +426,13 @@ class FileJob:
 GZIP_SLACK = 1024
 
 
-def _room(size: int | None, body: Body) -> int:
-    """How many bytes ``body`` may write: up to the published size, and a range's end."""
-    room = sys.maxsize if size is None else size - body.start
-    if body.encoding and size is not None:
-        room += size // 1000 + GZIP_SLACK
+def _room(file: RemoteFile, body: Body) -> int:
+    """How many bytes ``body`` may write: up to the published size (or the
+    ceiling of a file whose size was never published), and a range's end."""
+    most = file.most_bytes
+    room = most - body.start
+    if body.encoding:
+        room += most // 1000 + GZIP_SLACK
     if body.ranged and body.length is not None:
         room = min(room, body.length)
     return room

@@ -32,6 +32,13 @@ class Structure:
     shape: tuple[int, ...]
 
 
+# A file of unpublished size may bring at most this many bytes. The largest
+# file of the family is the Kanji archive, about 310 MB (it has its own
+# ceiling below); 1 GiB leaves room for any other and still stops a body that
+# never ends long before it fills a disk.
+UNKNOWN_SIZE_CEILING = 1 << 30
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One published file.
@@ -47,6 +54,16 @@ class RemoteFile:
     sha256: str | None = None
     md5: str | None = None
     structure: Structure | None = None
+    # Where no size was published (the Kanji archive): the most bytes a body may
+    # bring before it is cut, so a server that never stops cannot fill the disk.
+    ceiling: int | None = None
+
+    @property
+    def most_bytes(self) -> int:
+        """The published size, else the ceiling, else UNKNOWN_SIZE_CEILING."""
+        if self.size is not None:
+            return self.size
+        return self.ceiling if self.ceiling is not None else UNKNOWN_SIZE_CEILING
 
     def __post_init__(self) -> None:
         p = PurePosixPath(self.path)
@@ -140,9 +157,10 @@ def _e(
     md5: str | None = None,
     release: str = CURRENT_RELEASE,
     structure: Structure | None = None,
+    ceiling: int | None = None,
 ) -> Entry:
     return Entry(
-        RemoteFile(path, size, sha256=sha256, md5=md5, structure=structure),
+        RemoteFile(path, size, sha256=sha256, md5=md5, structure=structure, ceiling=ceiling),
         dataset=dataset,
         release=release,
         format=format,
@@ -295,7 +313,9 @@ _CURRENT: tuple[Entry, ...] = (
         md5="f7d0d0391f68bdf0fe4cf160ceb85753",
         sha256="95f5a2cfbfba1721f566059cf77c22808898b63044a5f9a08de9d8a2950eed84",
     ),
-    # Kuzushiji-Kanji: no size was published, so the hash alone checks it.
+    # Kuzushiji-Kanji: no size was published, so the hash alone checks it. The
+    # ceiling is the published "310MB" with a third more: a body that goes on
+    # past it is not the archive.
     _e(
         "kkanji/kkanji.tar",
         None,
@@ -304,6 +324,7 @@ _CURRENT: tuple[Entry, ...] = (
         split=None,
         kind="archive",
         sha256="6c65024b7b79de6661a049c89decfddae8bb908f71fcd7fdf1bd9a7f220a1cda",
+        ceiling=400_000_000,
     ),
 )
 

@@ -46,12 +46,14 @@ class Notes:
         pass
 
 
-def run(mirrors: list[str], root: Path, **kw: object) -> tuple[list[object], Notes]:
+def run(
+    mirrors: list[str], root: Path, files: list[RemoteFile] | None = None, **kw: object
+) -> tuple[list[object], Notes]:
     notes = Notes()
     kw.setdefault("retry", RetryPolicy(attempts=2, sleep=lambda s: None))
     kw.setdefault("timeout", SHORT)
     d = Downloader(mirrors=mirrors, progress=notes, **kw)  # type: ignore[arg-type]
-    return list(d.fetch([FILE], root)), notes
+    return list(d.fetch(files or [FILE], root)), notes
 
 
 @pytest.fixture
@@ -201,3 +203,23 @@ def test_a_gz_file_labelled_gzip_arrives_as_it_is(server: FaultyServer, tmp_path
     d = Downloader(mirrors=[server.url], progress=False, timeout=SHORT)
     d.fetch([f], tmp_path)
     assert (tmp_path / f.path).read_bytes() == packed
+
+
+def test_a_file_of_unpublished_size_is_cut_at_its_ceiling(
+    server: FaultyServer, cdn: FaultyServer, tmp_path: Path
+) -> None:
+    """The Kanji archive has no published size: a body that never ends stops at its ceiling."""
+    ceiling = len(DATA) + 50_000
+    unknown = RemoteFile("kkanji/blob.tar", None, sha256=FILE.sha256, ceiling=ceiling)
+    server.add(unknown.path, DATA)
+    server.always(unknown.path, "endless:chunked")  # the file, then 0xA5 bytes without end
+    cdn.add(unknown.path, DATA)
+    rs, notes = run([server.url, cdn.url], tmp_path, files=[unknown], connections=1)
+    # Exactly `ceiling` bytes were kept and hashed: the file and the first
+    # 50,000 bytes of what followed. The hash refused them; the next mirror
+    # gave the file.
+    kept = hashlib.sha256(DATA + b"\xa5" * 50_000).hexdigest()
+    assert any(f"got {kept}" in line for line in notes.lines), notes.lines
+    assert (tmp_path / unknown.path).read_bytes() == DATA
+    assert [r.mirror for r in rs] == [cdn.url]  # type: ignore[attr-defined]
+    assert server.body_bytes < server.ENDLESS_CAP
