@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from . import storage
 from .errors import VerificationError
 from .partfile import PartFile
 from .progress import NullFileProgress
@@ -130,8 +131,7 @@ class FileJob:
             hasher.reset()
             self.bar.reset(0)
         got = 0
-        self.pf.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.pf.path, "ab" if body.start else "wb") as fh:
+        with storage.open_part(self.pf.path, "ab" if body.start else "wb") as fh:
             try:
                 for chunk in body.chunks():
                     self._check_cancel()
@@ -263,7 +263,7 @@ class FileJob:
         pos = start
         attempts = Attempts(self.dl.retry)
         try:
-            with open(self.pf.path, "r+b", buffering=0) as fh:
+            with storage.open_part(self.pf.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
                     self._check_cancel()
                     before = pos
@@ -330,7 +330,7 @@ class FileJob:
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
         buf = bytearray(HASH_STEP)
-        with open(pf.path, "rb", buffering=0) as fh:
+        with storage.open_part(pf.path, "rb", buffering=0) as fh:
             while hasher.size < pf.size:
                 end = pf.wait_contiguous(hasher.size, stop, step=HASH_STEP)
                 if end <= hasher.size:
@@ -377,8 +377,8 @@ class FileJob:
         """Hash the .part (its first ``limit`` bytes), after what ``into`` has seen of it."""
         h = into if into is not None else Hasher(self.file)
         want = None if limit is None else limit - h.size
-        if self.pf.path.exists() and want != 0:
-            with open(self.pf.path, "rb") as fh:
+        if storage.size_or_none(self.pf.path) is not None and want != 0:
+            with storage.open_part(self.pf.path, "rb") as fh:
                 fh.seek(h.size)
                 h.feed(fh, want)
         return h
