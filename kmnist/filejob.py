@@ -68,6 +68,7 @@ class FileJob:
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
         file, pf = self.file, self.pf
+        storage.check_part(pf.path)  # a link planted in its place: refused before any request
         if pf.complete():
             return self._hash_existing()
         one_stream = (

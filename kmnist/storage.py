@@ -93,6 +93,12 @@ def size_or_none(path: Path) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+def check_part(path: Path) -> None:
+    """Refuse a .part that is there but is not a regular file (a link, a FIFO): UnsafePath."""
+    if os.path.lexists(path) and not safeopen.is_regular(path):
+        raise safeopen.refuse_link(path, ".part file")
+
+
 def open_part(path: Path, mode: str, *, buffering: int = -1) -> BinaryIO:
     """Open a .part (mode rb, r+b, wb or ab) without following a link planted in its place."""
     if mode != "rb":
