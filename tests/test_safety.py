@@ -28,7 +28,7 @@ from kmnist.folders import explain
 from kmnist.manifest import RemoteFile
 from kmnist.partfile import state_path
 
-from .conftest import ROOT, no_part_files
+from .conftest import no_part_files
 from .server import FaultyServer
 
 PIECE = 256 << 10
