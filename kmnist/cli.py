@@ -187,6 +187,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
 
 def _main(argv: Sequence[str] | None, prog: str) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _tolerant(sys.stderr)  # argparse names a bad value there, whatever its bytes
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     args.dir = data_root(args.dir)
@@ -201,9 +202,9 @@ def _main(argv: Sequence[str] | None, prog: str) -> int:
 def _tolerant(stream: TextIO) -> TextIO:
     """``stream``, made to print any file name: one with bytes that are not UTF-8 too.
 
-    Such a name reaches Python as lone surrogates, which a strict stdout
-    refuses with a UnicodeEncodeError in the middle of a report; stderr
-    already escapes them (backslashreplace), and so does this.
+    Such a name reaches Python as lone surrogates, which a strict stream
+    refuses with a UnicodeEncodeError in the middle of a report. A process's
+    own stderr already escapes them (backslashreplace), and so does this.
     """
     reconfigure = getattr(stream, "reconfigure", None)
     if reconfigure is not None and getattr(stream, "errors", None) == "strict":

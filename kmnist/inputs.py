@@ -94,8 +94,11 @@ def _argerror(message: str) -> Exception:
     return argparse.ArgumentTypeError(message)
 
 
-def check_template(template: str, source: str) -> None:
-    """A mirror template may name only {path} and {name}; other braces are an error."""
+def check_template(template: str, source: str) -> bool:
+    """A mirror template may name only {path} and {name}; other braces are an error.
+
+    Returns whether it names either (``{{path}}`` is a literal, not a field).
+    """
     try:
         fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)]
     except ValueError as exc:
@@ -112,6 +115,7 @@ def check_template(template: str, source: str) -> None:
                 f"{source} {shown(template)}: unknown field {shown(field)} "
                 "(a template may name only {path} and {name})"
             )
+    return any(name for name, _, _ in fields)
 
 
 def check_url(url: str, source: str, *, given: str | None = None) -> None:

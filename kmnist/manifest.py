@@ -444,14 +444,14 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     spec = given = spec.strip()
     if not spec:
         raise UsageError(f"{source}: empty mirror")
-    check_template(spec, source)
+    is_template = check_template(spec, source)
     if spec.startswith("file://"):
         spec = spec[len("file://") :]
     elif "://" in spec and not spec.startswith(("http://", "https://")):
         raise UsageError(
             f"{source}: unsupported mirror {spec!r}: use http://, https://, file:// or a folder"
         )
-    template = spec if "{path}" in spec or "{name}" in spec else spec.rstrip("/") + "/{path}"
+    template = spec if is_template else spec.rstrip("/") + "/{path}"
     sample = template.format(path="kmnist/x.npz", name="x.npz")
     if template.startswith(("http://", "https://")):
         check_url(sample, source, given=given)
