@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import manifest
 from .errors import UsageError, VerificationError
 from .load import local_path
-from .manifest import CURRENT_RELEASE, DATASETS, ENTRIES, KNOWN_STALE, Entry, RemoteFile, select
+from .manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
 from .partfile import PartFile
 from .storage import data_root, part_path
 from .verify import hash_path, structure_of, verify_path
@@ -78,7 +79,7 @@ def expected_entries(
     if not named:
         return tuple(
             e
-            for e in ENTRIES
+            for e in manifest.ENTRIES  # looked up now: the catalogue can be replaced
             if e.release == release
             and (format is None or e.format in (None, format))
             and (split == "all" or e.split in (None, split))
