@@ -186,6 +186,8 @@ def write_stamp(target: Path, expect: str) -> bool:
 
 
 def has_stamp(target: Path, expect: str) -> bool:
+    if os.path.islink(target.parent / META_DIR):
+        return False  # a stamp read through a planted folder vouches for nothing
     try:
         stamp = json.loads(safeopen.read_text(meta_path(target, STAMP_SUFFIX)))
         st = target.stat()
