@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from .errors import UnsafePath
+from .signals import deferred
 
 # O_NOFOLLOW is POSIX; Windows has no symlinks an unprivileged user can
 # plant in a folder, and no flag for it.
@@ -106,15 +107,22 @@ def replace_text(path: Path, text: str) -> None:
     a full disk leaves nothing behind. The rename replaces a link at ``path``
     by a regular file; the link's target is not touched.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.{os.getpid()}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    # A signal must not land between creating the temporary file and owning
+    # its removal (see kmnist.signals.deferred).
+    with deferred():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.{os.getpid()}.")
+        try:
+            if hasattr(os, "fchmod"):
+                # mkstemp makes 0600; others sharing the folder may read it, as
+                # they could the files written before (the rename needs no more).
+                os.fchmod(fd, 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def safe_dir(path: Path, *, what: str = "folder") -> Path:

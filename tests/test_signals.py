@@ -172,3 +172,17 @@ def test_a_signal_while_waiting_for_another_process_lock(
         holder.communicate("", timeout=30)
     with FileLock(lock):  # the lock file is still a lock: nothing broke it
         pass
+
+
+def test_a_signal_inside_a_deferred_section_waits_for_its_end() -> None:
+    # Creating a temporary file and owning its removal must not be cut in two.
+    from kmnist.signals import deferred, orderly_stop
+
+    done = []
+    with orderly_stop(), pytest.raises(KeyboardInterrupt):
+        with deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler runs here, and must not raise
+            done.append("the section finished")
+        done.append("not reached")
+    assert done == ["the section finished"]
