@@ -156,12 +156,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     way a run can end is one line and an exit status: a signal too (see
     ``kmnist.signals``); argparse's own errors exit 2 through SystemExit.
     """
-    from .signals import let_through, orderly_stop
+    from .signals import disarm, let_through, orderly_stop
 
     with orderly_stop():
         try:
-            let_through()
-            return _main(argv, prog)
+            try:
+                let_through()
+                return _main(argv, prog)
+            finally:
+                disarm()  # a signal while the outcome is reported is only noted
         except KeyboardInterrupt as exc:
             if isinstance(exc, StoppedAtQuestion):
                 return fail(prog, exc, interrupted="interrupted; nothing was downloaded")

@@ -31,7 +31,12 @@ HANDLED: tuple[signal.Signals, ...] = tuple(
 
 _received: list[int] = []  # signals seen during the current orderly_stop
 _deferred = 0  # depth of deferred() sections entered by the main thread
-_pending: int | None = None  # a signal that arrived inside one
+_pending: int | None = None  # a signal that arrived inside one, or while disarmed
+# True while the code that reports an interrupted run in one line is ready to
+# catch what the handler raises (between let_through() and disarm()). Outside
+# that, a signal is only noted: in a process with other threads, a signal that
+# one of them received runs the handler in the main thread whatever its mask.
+_armed = False
 
 
 def block_early() -> None:
@@ -54,8 +59,8 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         os.write(2, f"kmnist: {name} again: stopping at once\n".encode())
         os._exit(128 + signum)
-    if _deferred:
-        _pending = signum  # raised when the section that must not be cut ends
+    if _deferred or not _armed:
+        _pending = signum  # raised when the section ends, or at let_through()
         return
     _raise_for(signum)
 
@@ -76,19 +81,32 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         _deferred -= 1
-        if not _deferred and _pending is not None:
+        if not _deferred and _armed and _pending is not None:
             signum, _pending = _pending, None
             _raise_for(signum)
 
 
 def let_through() -> None:
-    """Unblock the signals: one held back since :func:`block_early` is handled now.
+    """Arm the handler and unblock the signals: one held back since start-up is raised now.
 
-    Called inside the ``try`` that reports an interrupted run, so that a
-    signal from start-up ends in the same one line as any other.
+    Called first inside the ``try`` that reports an interrupted run, so that
+    a signal from start-up ends in the same one line as any other.
     """
+    global _armed, _pending
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _armed = True
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    if _pending is not None and not _deferred:
+        signum, _pending = _pending, None
+        _raise_for(signum)
+
+
+def disarm() -> None:
+    """From here on a signal is only noted: the run is over and is being reported."""
+    global _armed
+    _armed = False
 
 
 @contextlib.contextmanager
@@ -98,10 +116,11 @@ def orderly_stop() -> Iterator[None]:
     Does nothing outside the main thread (where Python cannot install
     handlers). The signals stay blocked if they were (see :func:`let_through`).
     """
-    global _pending
+    global _pending, _armed
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _armed = False
     masking = hasattr(signal, "pthread_sigmask")
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, []) if masking else None
     previous = {s: signal.getsignal(s) for s in HANDLED}
@@ -112,6 +131,7 @@ def orderly_stop() -> Iterator[None]:
     try:
         yield
     finally:
+        _armed = False
         # Held while the old handlers go back: a signal in between would
         # otherwise meet Python's default handler and print a traceback.
         if masking:
