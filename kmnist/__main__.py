@@ -2,6 +2,11 @@
 
 import sys
 
-from .cli import main
+from .signals import block_early
+
+# Held until main() can answer a signal with one line; see kmnist.signals.
+block_early()
+
+from .cli import main  # noqa: E402 - imported once the signals are held
 
 sys.exit(main(prog="python -m kmnist"))

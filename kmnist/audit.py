@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import manifest
 from .derive import check_derived, is_derived
 from .errors import UsageError, VerificationError
 from .load import local_path
@@ -58,14 +59,16 @@ class FileReport:
 def expected_entries(
     root: Path, datasets: Sequence[str] | None, format: str | None, split: str, release: str
 ) -> tuple[Entry, ...]:
-    """The files to audit: for each dataset, the formats the folder has begun.
+    """The files to audit.
 
-    A group is a dataset in one format; it counts as begun when any of its
-    own files (final or ``.part``) is there, or for Kuzushiji-Kanji its
-    unpacked folder; class maps, shared by every format, do not count. A
-    dataset that is named (or ``"all"``) but not begun is audited in its
-    default format. With no dataset named, only begun ones are audited; an
-    empty folder is audited against every dataset, so that it fails.
+    With no dataset named: every file of ``release`` that is in the folder
+    (final or ``.part``, nested or flat), and the Kanji archive's entry when
+    its unpacked folder is there; nothing is "missing" then, since nothing
+    was asked for. With datasets named (or ``"all"``): also the files of that
+    selection that are not there, for each dataset in the formats the folder
+    has begun (a group, a dataset in one format, is begun when any of its own
+    files is there, or for Kuzushiji-Kanji its unpacked folder; class maps,
+    shared by every format, do not count), in its default format if none.
     """
     from .kanji import kanji_paths
 
@@ -73,23 +76,32 @@ def expected_entries(
     for name in named:
         if name != "all":
             select(name, format, split, release)  # a UsageError naming the valid choices
-    everything = not named or "all" in named
+    unpacked = kanji_paths(root)[1].is_dir()
+    if not named:
+        return tuple(
+            e
+            for e in manifest.ENTRIES  # looked up now: the catalogue can be replaced
+            if e.release == release
+            and (format is None or e.format in (None, format))
+            and (split == "all" or e.split in (None, split))
+            and (_present(root, e.file) or (e.dataset == "kkanji" and unpacked))
+        )
     chosen: dict[str, Entry] = {}
-    for name in DATASETS if everything else named:
+    for name in DATASETS if "all" in named else named:
         begun = False
         for fmt in [format] if format else DATASETS[name].formats:
             try:
                 group = select(name, fmt, split, release)
             except UsageError:  # a dataset or format this release does not have
                 continue
-            unpacked = name == "kkanji" and kanji_paths(root)[1].is_dir()
-            if unpacked or any(e.format is not None and _present(root, e.file) for e in group):
+            kanji = name == "kkanji" and unpacked
+            if kanji or any(e.format is not None and _present(root, e.file) for e in group):
                 chosen.update((e.file.path, e) for e in group)
                 begun = True
-        if named and not begun:
+        if not begun:
             with contextlib.suppress(UsageError):  # "all": skip what the release lacks
                 chosen.update((e.file.path, e) for e in select(name, format, split, release))
-    return tuple(chosen.values()) or select("all", None, split, release)
+    return tuple(chosen.values())
 
 
 def _present(root: Path, file: RemoteFile) -> bool:
@@ -217,6 +229,12 @@ def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> 
     width = max((len(r.path) for r in reports), default=0)
     lines = [f"{r.path:<{width}}  {r.status.value:<7}  {r.detail}" for r in reports]
     tally = ", ".join(f"{n} {s}" for s, n in counts(reports).items())
+    if not reports:
+        lines.append(
+            f"{root}: no file of the datasets here: nothing to verify "
+            "(download with --dataset, or name the folder with --dir)"
+        )
+        return "\n".join(lines)
     verdict = "all ok" if all_ok(reports) else "NOT all ok"
     lines.append(f"{root}: {len(reports)} files: {tally}: {verdict}")
     return "\n".join(lines)

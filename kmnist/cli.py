@@ -15,10 +15,12 @@ from .errors import (
     DownloadsFailed,
     ExitStatus,
     KmnistError,
+    Stopped,
     StoppedAtQuestion,
     UsageError,
 )
 from .fetch import CONNECTIONS, JOBS
+from .inputs import timeout
 from .manifest import (
     DATASETS,
     ENTRIES,
@@ -54,7 +56,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             f"Mirrors: --mirror (repeatable) or {MIRROR_ENV} (whitespace-separated) replace "
             "the built-in list; a mirror is a base URL or folder in the official layout "
             "(<base>/<dataset>/<file>) or a template with {path} or {name}. "
-            "Exit status: 0 ok, 1 failure, 2 bad usage, 130 interrupted."
+            "Exit status: 0 ok, 1 failure, 2 bad usage, 130 interrupted (Ctrl-C), "
+            "143 terminated (SIGTERM), 129 hung up (SIGHUP); .part files are kept for resume."
         ),
     )
     formats = sorted({f for d in DATASETS.values() for f in d.formats})
@@ -113,9 +116,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--verify",
         action="store_true",
-        help="touch no network: say of each expected file in --dir whether it is ok, "
-        "missing, partial, stale (2018 release) or corrupt; exit 0 only if all are ok "
-        "(without --dataset: the datasets the folder has begun)",
+        help="touch no network: hash every known file in --dir and say whether it is ok, "
+        "partial, stale (2018 release) or corrupt; exit 0 only if all are ok. Without "
+        "--dataset: every file that is there; with --dataset/--split: also what that "
+        "selection lacks (missing)",
     )
     p.add_argument(
         "--json",
@@ -176,9 +180,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=timeout,
         default=30.0,
-        help="seconds a read may stall before the try is retried (default: 30)",
+        help="seconds a read may stall before the try is retried: a number above 0 (default: 30)",
     )
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -188,32 +192,66 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     """Entry point of ``kmnist-download`` and ``download_data.py``.
 
     With no arguments at all it asks on a terminal (``kmnist.interactive``),
-    and says which flags to pass when there is no terminal to ask on.
+    and says which flags to pass when there is no terminal to ask on. Every
+    way a run can end is one line and an exit status: a signal too (see
+    ``kmnist.signals``); argparse's own errors exit 2 through SystemExit.
     """
+    from .signals import disarm, let_through, orderly_stop
+
+    with orderly_stop():
+        try:
+            try:
+                let_through()
+                return _main(argv, prog)
+            finally:
+                disarm()  # a signal while the outcome is reported is only noted
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, StoppedAtQuestion):
+                return fail(prog, exc, interrupted="interrupted; nothing was downloaded")
+            if isinstance(exc, Stopped):
+                return fail(
+                    prog,
+                    exc,
+                    interrupted=f"stopped by {exc.name}; the .part files are kept: "
+                    "run the same command again to resume",
+                )
+            return fail(prog, exc, interrupted="interrupted; run the same command again to resume")
+        except (KmnistError, OSError) as exc:
+            status = fail(prog, exc)
+            failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
+            from .report import failure_hint
+
+            hint = failure_hint(failures)
+            if hint:
+                print(f"{prog}: hint: {hint}", file=sys.stderr)
+            return status
+
+
+def _main(argv: Sequence[str] | None, prog: str) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _tolerant(sys.stderr)  # argparse names a bad value there, whatever its bytes
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     args.dir = data_root(args.dir)
-    out: TextIO = sys.stdout
-    try:
-        if not argv:
-            from .interactive import interact
+    out: TextIO = _tolerant(sys.stdout)
+    if not argv:
+        from .interactive import interact
 
-            return interact(prog=prog, out=out)
-        return run(args, out=out)
-    except KeyboardInterrupt as exc:
-        if isinstance(exc, StoppedAtQuestion):
-            return fail(prog, exc, interrupted="interrupted; nothing was downloaded")
-        return fail(prog, exc, interrupted="interrupted; run the same command again to resume")
-    except (KmnistError, OSError) as exc:
-        status = fail(prog, exc)
-        failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
-        from .report import failure_hint
+        return interact(prog=prog, out=out)
+    return run(args, out=out)
 
-        hint = failure_hint(failures)
-        if hint:
-            print(f"{prog}: hint: {hint}", file=sys.stderr)
-        return status
+
+def _tolerant(stream: TextIO) -> TextIO:
+    """``stream``, made to print any file name: one with bytes that are not UTF-8 too.
+
+    Such a name reaches Python as lone surrogates, which a strict stream
+    refuses with a UnicodeEncodeError in the middle of a report. A process's
+    own stderr already escapes them (backslashreplace), and so does this.
+    """
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+        reconfigure(errors="backslashreplace")
+    return stream
 
 
 def run(args: argparse.Namespace, *, out: TextIO) -> int:
@@ -269,6 +307,7 @@ def download(
     """
     from . import report
     from .fetch import Downloader, Result
+    from .plan import Action
 
     root: Path = args.dir
     if root.exists() and not root.is_dir():
@@ -291,6 +330,10 @@ def download(
         return None
     if confirm is not None and not confirm(plan, useful):
         return None
+    if any(s.action is not Action.SKIP for s in plan):
+        from .folders import check_writable
+
+        check_writable(root)  # before any mirror is asked for bytes it could not keep
     started = time.monotonic()
     try:
         results = downloader.run(plan)
@@ -346,9 +389,11 @@ def _check_mirrors(
 
 def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
     from .audit import all_ok, audit, render_json, render_text
+    from .folders import check_readable
 
     if args.extract or args.preview:
         raise UsageError("--verify only reads: run --extract or --preview without it")
+    check_readable(args.dir)
     reports = audit(
         root=args.dir,
         datasets=args.dataset,

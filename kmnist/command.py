@@ -37,14 +37,17 @@ def add_dir(p: argparse.ArgumentParser, what: str) -> None:
 def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
     """Say what ended the run, one line per failure; return the exit status.
 
-    ``interrupted`` is what Ctrl-C gets (a command may say how to go on).
-    An OSError is a folder that cannot be created, read or written: the
-    user's to fix, so its message is enough.
+    ``interrupted`` is what Ctrl-C (or SIGTERM, SIGHUP) gets (a command may
+    say how to go on). An OSError is a folder that cannot be created, read or
+    written: the user's to fix, said in words by :func:`kmnist.folders.explain`.
     """
     if isinstance(exc, KeyboardInterrupt):
         print(f"{prog}: {interrupted}", file=sys.stderr)
     else:
+        from .folders import explain
+
         failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
         for f in failures:
-            print(f"{prog}: error: {f}", file=sys.stderr)
+            line = explain(f) if isinstance(f, OSError) else str(f)
+            print(f"{prog}: error: {line}", file=sys.stderr)
     return exit_status(exc)

@@ -12,6 +12,8 @@ class ExitStatus(enum.IntEnum):
     FAILURE = 1
     USAGE = 2  # argparse uses 2 for its own errors; ours match it
     INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+    HANGUP = 129  # 128 + SIGHUP: the terminal went away
+    TERMINATED = 143  # 128 + SIGTERM: kill, a batch scheduler's time limit
 
 
 class KmnistError(Exception):
@@ -65,6 +67,14 @@ class NotEnoughSpace(KmnistError):
     """The destination cannot hold what is about to be written."""
 
 
+class UnsafePath(KmnistError):
+    """A link (or other non-file) where kmnist keeps its own files: never written through."""
+
+
+class FolderError(KmnistError):
+    """A data folder that cannot be used (read-only, not a folder, no storage behind it)."""
+
+
 class DownloadsFailed(KmnistError):
     """Some files of a run failed; the others were fetched and verified."""
 
@@ -101,8 +111,19 @@ class UnsafeArchive(KmnistError):
         super().__init__(f"{archive}: refused to unpack, nothing written: {shown}{more}")
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, turned into the same orderly stop as Ctrl-C (see kmnist.signals)."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+
+
 def exit_status(exc: BaseException) -> ExitStatus:
     """The exit code for an exception that ended a run."""
+    if isinstance(exc, Stopped):
+        return ExitStatus(128 + exc.signum)
     if isinstance(exc, KeyboardInterrupt):
         return ExitStatus.INTERRUPTED
     if isinstance(exc, KmnistError):

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from . import storage
 from .errors import VerificationError
 from .partfile import PartFile
 from .progress import NullFileProgress
@@ -75,6 +76,7 @@ class FileJob:
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
         file, pf = self.file, self.pf
+        storage.check_part(pf.path)  # a link planted in its place: refused before any request
         if pf.complete():
             return self._hash_existing()
         one_stream = (
@@ -142,8 +144,7 @@ class FileJob:
         # body that goes on (no Content-Length, chunked, a 206 without one) is
         # cut there, and the hash decides. One comparison per chunk.
         limit = _room(self.file, body)
-        self.pf.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.pf.path, "ab" if body.start else "wb") as fh:
+        with storage.open_part(self.pf.path, "ab" if body.start else "wb") as fh:
             try:
                 for chunk in body.chunks():
                     self._check_cancel()
@@ -282,7 +283,7 @@ class FileJob:
         pos = start
         attempts = Attempts(self.dl.retry, self._say)
         try:
-            with open(self.pf.path, "r+b", buffering=0) as fh:
+            with storage.open_part(self.pf.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
                     self._check_cancel()
                     before = pos
@@ -349,7 +350,7 @@ class FileJob:
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
         buf = bytearray(HASH_STEP)
-        with open(pf.path, "rb", buffering=0) as fh:
+        with storage.open_part(pf.path, "rb", buffering=0) as fh:
             while hasher.size < pf.size:
                 end = pf.wait_contiguous(hasher.size, stop, step=HASH_STEP)
                 if end <= hasher.size:
@@ -413,8 +414,8 @@ class FileJob:
         """Hash the .part (its first ``limit`` bytes), after what ``into`` has seen of it."""
         h = into if into is not None else Hasher(self.file)
         want = None if limit is None else limit - h.size
-        if self.pf.path.exists() and want != 0:
-            with open(self.pf.path, "rb") as fh:
+        if storage.size_or_none(self.pf.path) is not None and want != 0:
+            with storage.open_part(self.pf.path, "rb") as fh:
                 fh.seek(h.size)
                 h.feed(fh, want)
         return h

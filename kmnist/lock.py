@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Callable
 
+from .safeopen import open_fd
+
 # How often a waiting process looks again. A waiter polls rather than blocks
 # in the kernel so that Ctrl-C (and a cancelled run) can stop it.
 POLL = 0.05
@@ -59,7 +61,9 @@ class FileLock:
     def acquire(self) -> None:
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already locked by this FileLock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Not through a link: a lock planted as a link to a file elsewhere
+        # would otherwise be created (or locked) there. Refused: UnsafePath.
+        fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, what="lock file")
         try:
             began = time.monotonic()
             told = self.waiting is None

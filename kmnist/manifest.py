@@ -66,6 +66,8 @@ class RemoteFile:
         return self.ceiling if self.ceiling is not None else UNKNOWN_SIZE_CEILING
 
     def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path or "\0" in self.path:
+            raise UsageError(f"file path must be non-empty text without NUL: {self.path!r}")
         p = PurePosixPath(self.path)
         if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in self.path:
             raise UsageError(f"file path must be relative and inside the folder: {self.path!r}")
@@ -448,22 +450,35 @@ BUILTIN_MIRRORS: tuple[Mirror, ...] = (
 MIRROR_ENV = "KMNIST_MIRROR"
 
 
-def user_mirror(spec: str) -> Mirror:
+def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     """A mirror from what a user typed: a base URL, a URL template, or a folder.
 
     A base (``https://host/kmnist``, ``file:///srv/kmnist``, ``/srv/kmnist``)
     serves the official layout ``<base>/<dataset>/<file>``. A template with
-    ``{path}`` or ``{name}`` says where each file is, for flat mirrors.
+    ``{path}`` or ``{name}`` says where each file is, for flat mirrors; no
+    other field is allowed. ``source`` (the flag or variable it came from)
+    is named in the UsageError for a bad one.
     """
-    spec = spec.strip()
+    from .inputs import check_folder, check_template, check_url
+
+    if not isinstance(spec, str):
+        raise UsageError(f"{source}: a mirror is text, not {type(spec).__name__}")
+    spec = given = spec.strip()
     if not spec:
-        raise UsageError("empty mirror")
+        raise UsageError(f"{source}: empty mirror")
+    is_template = check_template(spec, source)
     if spec.startswith("file://"):
         spec = spec[len("file://") :]
     elif "://" in spec and not spec.startswith(("http://", "https://")):
-        raise UsageError(f"unsupported mirror {spec!r}: use http://, https://, file:// or a folder")
-    template = spec if "{path}" in spec or "{name}" in spec else spec.rstrip("/") + "/{path}"
-    if not template.startswith(("http://", "https://")):
+        raise UsageError(
+            f"{source}: unsupported mirror {spec!r}: use http://, https://, file:// or a folder"
+        )
+    template = spec if is_template else spec.rstrip("/") + "/{path}"
+    sample = template.format(path="kmnist/x.npz", name="x.npz")
+    if template.startswith(("http://", "https://")):
+        check_url(sample, source, given=given)
+    else:
+        check_folder(os.path.expanduser(sample), source, given=given)
         template = os.path.abspath(os.path.expanduser(template))
     # The name is what is printed (errors, summaries, plans): never a password.
     return Mirror(redact(spec), template, releases=frozenset(RELEASES))
@@ -479,7 +494,7 @@ def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> 
         return tuple(user_mirror(s) for s in specs)
     env_value = (os.environ if env is None else env).get(MIRROR_ENV, "")
     if env_value.split():
-        return tuple(user_mirror(s) for s in env_value.split())
+        return tuple(user_mirror(s, f"${MIRROR_ENV}") for s in env_value.split())
     return BUILTIN_MIRRORS
 
 

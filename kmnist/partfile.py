@@ -16,7 +16,8 @@ import os
 import threading
 from pathlib import Path
 
-from . import storage
+from . import safeopen, storage
+from .errors import UnsafePath
 
 STATE_SUFFIX = ".json"
 
@@ -46,7 +47,7 @@ class PartFile:
         if part_size is None:
             storage.discard(state_path(target))
             return cls(target, size, [])
-        if state_path(target).exists():
+        if os.path.lexists(state_path(target)):
             recorded = _read_state(state_path(target))
             if recorded is not None:
                 rsize, ranges = recorded
@@ -128,27 +129,29 @@ class PartFile:
     def allocate(self, size: int) -> None:
         """Give the .part its full size, so ranges can be written anywhere in it."""
         self.size = size
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as fh:
+        with storage.open_part(self.path, "ab") as fh:
             if os.fstat(fh.fileno()).st_size != size:
                 fh.truncate(size)
         self.save()
 
     def save(self) -> None:
-        """Write the record atomically (a crash leaves the old one or the new one)."""
+        """Write the record atomically (a crash leaves the old one or the new one).
+
+        Through a temporary ``<name>.json.<pid>.<random>`` that is removed
+        whatever happens (a full disk, a signal): none is left behind. A link
+        at the record's name is replaced, its target untouched.
+        """
         if self.size is None:
             return
         with self._cond:
             data = {"size": self.size, "done": [list(r) for r in self._done]}
-        tmp = self.state.with_name(self.state.name + f".{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.state)
+        safeopen.replace_text(self.state, json.dumps(data))
 
     def as_prefix(self) -> int:
         """Turn into a plain prefix .part (for a sequential fetch): keep the contiguous bytes."""
         keep = self.contiguous()
-        if self.path.exists():
-            with open(self.path, "r+b") as fh:
+        if os.path.lexists(self.path):
+            with storage.open_part(self.path, "r+b") as fh:
                 fh.truncate(keep)
         storage.discard(self.state)
         with self._cond:
@@ -179,11 +182,11 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _read_state(path: Path) -> tuple[int, list[tuple[int, int]]] | None:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(safeopen.read_text(path))
         size = int(data["size"])
         ranges = [(int(s), int(e)) for s, e in data["done"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, UnsafePath):
+        return None  # a link in its place is not a record of ours
     if any(not 0 <= s < e <= size for s, e in ranges):
         return None
     return size, ranges

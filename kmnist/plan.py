@@ -121,6 +121,9 @@ def make_plan(
     Flat is the original download_data.py's layout, and with ``root`` at
     ``<somewhere>/KMNIST/raw`` the one torchvision's ``KMNIST`` reads.
     """
+    from .inputs import check_folder
+
+    check_folder(root, "the data folder")  # a library caller's root, checked as --dir is
     steps = []
     seen: dict[Path, RemoteFile] = {}
     for f in files:

@@ -6,10 +6,12 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
-from .errors import NotEnoughSpace
+from . import safeopen
+from .errors import NotEnoughSpace, UnsafePath
 from .lock import FileLock
 
 PART_SUFFIX = ".part"
@@ -24,11 +26,19 @@ DEFAULT_DATA = "data"
 
 
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root`` when given, else ``$KMNIST_DATA``, else ``data`` in the working folder."""
+    """``root`` when given, else ``$KMNIST_DATA``, else ``data`` in the working folder.
+
+    A folder no filesystem could hold (a NUL byte, thousands of levels) is a
+    UsageError naming it and where it came from.
+    """
+    from .inputs import check_folder
+
     if root is not None:
-        return Path(root)
+        return check_folder(root, "--dir")
     env = os.environ.get(DATA_ENV, "").strip()
-    return Path(env).expanduser() if env else Path(DEFAULT_DATA)
+    if not env:
+        return Path(DEFAULT_DATA)
+    return check_folder(os.path.expanduser(env), f"${DATA_ENV}")
 
 
 def part_path(target: Path) -> Path:
@@ -37,6 +47,12 @@ def part_path(target: Path) -> Path:
 
 
 META_DIR = ".kmnist"
+
+
+def meta_dir(target: Path) -> Path:
+    """The bookkeeping folder beside ``target``, created; a link in its place is refused."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return safeopen.safe_dir(target.parent / META_DIR, what="bookkeeping folder")
 
 
 def meta_path(target: Path, suffix: str) -> Path:
@@ -60,20 +76,44 @@ def file_lock(target: Path, cancelled: Callable[[], bool] | None = None) -> File
 
     A wait for it ends (``InterruptedError``) once ``cancelled()`` is true.
     """
-    lock = lock_path(target)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(lock, cancelled)
+    meta_dir(target)
+    return FileLock(lock_path(target), cancelled)
 
 
 def size_or_none(path: Path) -> int | None:
+    """The size of a regular file at ``path``; None when there is none.
+
+    A link (or a FIFO, a device) where a .part belongs holds no bytes of ours:
+    it counts as absent, and writing the .part later refuses it.
+    """
     try:
-        return path.stat().st_size
-    except FileNotFoundError:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def check_part(path: Path) -> None:
+    """Refuse a .part that is there but is not a regular file (a link, a FIFO): UnsafePath."""
+    if os.path.lexists(path) and not safeopen.is_regular(path):
+        raise safeopen.refuse_link(path, ".part file")
+
+
+def open_part(path: Path, mode: str, *, buffering: int = -1) -> BinaryIO:
+    """Open a .part (mode rb, r+b, wb or ab) without following a link planted in its place."""
+    if mode != "rb":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return safeopen.open_file(path, mode, buffering=buffering, what=".part file")
 
 
 def promote(part: Path, target: Path) -> None:
-    """Give verified bytes their final name, atomically."""
+    """Give verified bytes their final name, atomically.
+
+    A link at the final name is replaced by the file (the link's target is
+    not touched); a .part that is not a regular file is never promoted.
+    """
+    if not safeopen.is_regular(part):
+        raise safeopen.refuse_link(part, ".part file")
     # os.replace is atomic on POSIX and Windows when both names are in one
     # folder, which is why the .part lives beside its target.
     os.replace(part, target)
@@ -85,10 +125,12 @@ def discard(path: Path) -> None:
 
 
 def ensure_space(folder: Path, needed: int) -> None:
-    """Refuse to start what cannot finish for lack of disk space."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    """Refuse to start what cannot finish for lack of disk space (or of a writable folder)."""
+    from .folders import check_writable
+
+    if needed <= 0:
+        return
+    probe = check_writable(folder)
     free = shutil.disk_usage(probe).free
     if needed > free:
         raise NotEnoughSpace(
@@ -103,36 +145,56 @@ def _mib(n: int) -> str:
 
 # -- verification stamps ------------------------------------------------------
 # Hashing the full set again takes longer than the rest of a re-run together.
-# After a file is verified, its size, mtime and inode are recorded with what it
-# was checked against; while all of these still match, it is not hashed again
-# (as make trusts mtimes). Anything that rewrites the file changes its mtime.
-# ``kmnist-download --verify`` always hashes.
+# After a file is verified, what the filesystem says of it is recorded with
+# what it was checked against; while all of it still matches, it is not hashed
+# again (as make trusts mtimes, but stricter). The record holds size and mtime,
+# which an in-place edit can restore (``touch -r``, ``os.utime``), and also
+# st_ctime_ns, st_dev and st_ino, which it cannot: any write, chmod or utime
+# sets ctime to "now", and a file put in its place has another inode.
+# What a stamp cannot vouch for: bytes changed beneath the filesystem (bit rot,
+# a raw write to the device, a restored disk image or a clock set back by root
+# so that ctime comes out equal), and filesystems that do not keep ctime (some
+# FUSE and SMB mounts report 0 or the mtime). ``kmnist-download --verify`` and
+# ``kmnist.load`` always hash.
 
 STAMP_SUFFIX = ".verified"
 
 
-def write_stamp(target: Path, expect: str) -> None:
-    st = target.stat()
-    path = meta_path(target, STAMP_SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(
-        json.dumps(
-            {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "expect": expect}
-        )
-    )
-    os.replace(tmp, path)
+def _figures(st: os.stat_result) -> dict[str, int]:
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "dev": st.st_dev,
+        "ino": st.st_ino,
+    }
+
+
+def write_stamp(target: Path, expect: str) -> bool:
+    """Record that ``target`` was verified against ``expect``. False when it could not be.
+
+    A stamp only spares a later hash: in a folder kmnist may read but not
+    write (a read-only copy of the data), verification still holds without it.
+    """
+    try:
+        st = target.stat()
+        path = meta_dir(target) / (target.name + STAMP_SUFFIX)
+        safeopen.replace_text(path, json.dumps({**_figures(st), "expect": expect}))
+    except (OSError, UnsafePath):
+        return False
+    return True
 
 
 def has_stamp(target: Path, expect: str) -> bool:
+    if os.path.islink(target.parent / META_DIR):
+        return False  # a stamp read through a planted folder vouches for nothing
     try:
-        stamp = json.loads(meta_path(target, STAMP_SUFFIX).read_text())
+        stamp = json.loads(safeopen.read_text(meta_path(target, STAMP_SUFFIX)))
         st = target.stat()
-    except (OSError, ValueError):
-        return False
+    except (OSError, ValueError, UnsafePath):
+        return False  # no stamp, an unreadable one, or a link: hash again
     return bool(
-        stamp.get("expect") == expect
-        and stamp.get("size") == st.st_size
-        and stamp.get("mtime_ns") == st.st_mtime_ns
-        and stamp.get("ino") == st.st_ino
+        isinstance(stamp, dict)
+        and stamp.get("expect") == expect
+        and all(stamp.get(k) == v for k, v in _figures(st).items())
     )

@@ -123,24 +123,25 @@ def test_a_folder_in_place_of_a_file(tmp_path: Path) -> None:
 def test_without_datasets_the_folder_says_what_it_holds(tmp_path: Path) -> None:
     for rel in ["kmnist/t10k-images-idx3-ubyte.gz", "kmnist/kmnist_classmap.csv"]:
         put(tmp_path, rel, REALDATA / rel)
-    got = statuses(audit(root=tmp_path))
-    # Only KMNIST in MNIST format was begun: that group is audited, whole.
-    assert set(got) == {
-        "kmnist/train-images-idx3-ubyte.gz",
-        "kmnist/train-labels-idx1-ubyte.gz",
-        "kmnist/t10k-images-idx3-ubyte.gz",
-        "kmnist/t10k-labels-idx1-ubyte.gz",
-        "kmnist/kmnist_classmap.csv",
+    reports = audit(root=tmp_path)
+    # Nothing was asked for: what is there is audited, and nothing is "missing".
+    assert statuses(reports) == {
+        "kmnist/t10k-images-idx3-ubyte.gz": "ok",
+        "kmnist/kmnist_classmap.csv": "ok",
     }
-    assert got["kmnist/t10k-images-idx3-ubyte.gz"] == "ok"
+    assert all_ok(reports)
+    # Naming the dataset asks for its whole group: now the rest is missing.
+    got = statuses(audit(root=tmp_path, datasets=["kmnist"]))
     assert got["kmnist/train-images-idx3-ubyte.gz"] == "missing"
 
 
-def test_an_empty_folder_fails_against_every_dataset(tmp_path: Path) -> None:
-    reports = audit(root=tmp_path)
+def test_an_empty_folder_has_nothing_to_vouch_for(tmp_path: Path) -> None:
+    assert audit(root=tmp_path) == ()
+    assert not all_ok(())
+    assert "nothing to verify" in render_text((), root=tmp_path)
+    reports = audit(root=tmp_path, datasets=["all"])
     assert {r.path.split("/")[0] for r in reports} == {"kmnist", "k49", "kkanji"}
     assert all(r.status is Status.MISSING for r in reports)
-    assert not all_ok(reports) and not all_ok(())
 
 
 def test_unpacked_kanji_folder_is_reported_only_when_there(tmp_path: Path) -> None:

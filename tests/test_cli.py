@@ -228,7 +228,7 @@ def test_data_folder_from_environment_in_the_plan(
     assert main(["-d", "kmnist", "-s", "test", "-m", server.url, "--dry-run"]) == 0
     assert str(tmp_path / "shared") in capsys.readouterr().out
     assert main(["--verify", "-d", "kmnist", "-s", "test"]) == 1  # nothing there yet
-    assert f"{tmp_path / 'shared'}: " in capsys.readouterr().out
+    assert f"{tmp_path / 'shared'}: no such folder" in capsys.readouterr().err
     assert not (tmp_path / "data").exists() and server.requests == []
 
 

@@ -53,9 +53,11 @@ def test_verify_json_names_the_bad_file(
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False
     bad = [f for f in doc["files"] if f["status"] != "ok"]
-    # Without --dataset the folder is audited for what it began: KMNIST, NumPy format,
-    # so the train files it never fetched are missing too.
-    assert {f["path"]: f["status"] for f in bad} == {
+    # Without --dataset the files that are there are audited; nothing is "missing".
+    assert {f["path"]: f["status"] for f in bad} == {"kmnist/kmnist-test-imgs.npz": "corrupt"}
+    assert main(["--verify", "--json", "-d", "kmnist", "--dir", str(tmp_path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert {f["path"]: f["status"] for f in doc["files"] if f["status"] != "ok"} == {
         "kmnist/kmnist-train-imgs.npz": "missing",
         "kmnist/kmnist-train-labels.npz": "missing",
         "kmnist/kmnist-test-imgs.npz": "corrupt",
@@ -63,8 +65,10 @@ def test_verify_json_names_the_bad_file(
 
 
 def test_verify_an_empty_folder_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--verify", "--dir", str(tmp_path)]) == 1
+    assert "nothing to verify" in capsys.readouterr().out
     assert main(["--verify", "--dir", str(tmp_path / "nothing")]) == 1
-    assert "NOT all ok" in capsys.readouterr().out
+    assert "nothing: no such folder" in capsys.readouterr().err
 
 
 def test_the_readme_example_is_what_verify_prints(
