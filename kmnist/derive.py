@@ -12,7 +12,6 @@ comparing arrays with that source, itself verified against its checksum.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,10 +97,10 @@ def build(file: RemoteFile, target: Path, source: Path) -> None:
     ndim = 3 if "imgs" in file.name else 1
     array = read_idx(source, ndim=ndim, name=src.path)
     part = storage.part_path(target)
-    part.parent.mkdir(parents=True, exist_ok=True)
-    with open(part, "wb") as fh:
+    # Not through a link planted at the .part, nor onto one at the final name.
+    with storage.open_part(part, "wb") as fh:
         np.savez_compressed(fh, arr_0=array)  # as published: one compressed arr_0
-    os.replace(part, target)
+    storage.promote(part, target)
     storage.write_stamp(target, expectation(file))
 
 
