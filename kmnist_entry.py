@@ -24,6 +24,6 @@ def _hold() -> None:
 def download() -> int:
     """``kmnist-download``."""
     _hold()
-    from kmnist.cli import main
+    from kmnist.cli.download import main
 
     return main()
