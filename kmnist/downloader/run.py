@@ -106,6 +106,21 @@ class Downloader:
         self._cancel = threading.Event()
         self._open: set[Body] = set()
         self._progress: Progress = NullProgress()
+        # What each FileJob of this run is given instead of the Downloader:
+        # the settings above, and the few calls a job makes back.
+        self._job_context = JobContext(
+            session=lambda: self.session,
+            connections=connections,
+            piece=piece,
+            fast_connection=fast_connection,
+            retry=self.retry,
+            timeout=timeout,
+            log=log,
+            note=self.note,
+            register=self.register,
+            unregister=self.unregister,
+            cancelled=lambda: self.cancelled,
+        )
 
     # -- planning ---------------------------------------------------------
 
@@ -328,7 +343,7 @@ class Downloader:
         raise DownloadError(file.path, reasons, unreachable=bool(mirrors) and unreachable)
 
     def _from_mirror(self, step: Step, mirror: Mirror, start: float) -> Result:
-        job = FileJob(self._job_context(), step.file, step.target, mirror)
+        job = FileJob(self._job_context, step.file, step.target, mirror)
         bar = self._progress.start(step.file.name, step.file.size, job.resumed_from)
         job.show_progress(bar)
         with self._lock:
@@ -345,22 +360,6 @@ class Downloader:
             bar.close()
 
     # -- what FileJob needs from the run ---------------------------------------
-
-    def _job_context(self) -> JobContext:
-        """The settings of this run and the calls a job may make back, as they are now."""
-        return JobContext(
-            session=lambda: self.session,
-            connections=self.connections,
-            piece=self.piece,
-            fast_connection=self.fast_connection,
-            retry=self.retry,
-            timeout=self.timeout,
-            log=self.log,
-            note=self.note,
-            register=self.register,
-            unregister=self.unregister,
-            cancelled=lambda: self.cancelled,
-        )
 
     @property
     def cancelled(self) -> bool:
