@@ -232,3 +232,14 @@ def test_each_rule_catches_what_it_is_for(tmp_path: Path, bad: tuple[str, str]) 
         assert any(layer(b) in FORBIDDEN[layer(name)] for b in graph[name])
     else:
         assert any(m.split(".")[0] in FRONT_END_ONLY for m in imports_of(target, name))
+
+
+def test_the_light_names_are_the_catalogues() -> None:
+    """--help offers catalogue/names.py's choices: they must be the manifest's own."""
+    from kmnist.catalogue import manifest, names
+
+    assert tuple(manifest.DATASETS) == names.DATASET_NAMES
+    formats = {f for d in manifest.DATASETS.values() for f in d.formats}
+    assert tuple(sorted(formats)) == names.FORMAT_NAMES
+    assert {e.release for e in manifest.ENTRIES} == set(names.RELEASES)
+    assert {e.split for e in manifest.ENTRIES if e.split} | {"all"} == set(names.SPLITS)

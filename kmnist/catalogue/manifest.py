@@ -13,10 +13,10 @@ from pathlib import PurePosixPath
 
 from ..errors import UnknownDataset, UnsupportedFormat, UsageError
 from ..urls import redact
-
-CURRENT_RELEASE = "2019"
-RELEASES = ("2019", "2018")
-SPLITS = ("train", "test", "all")
+from .names import CURRENT_RELEASE as CURRENT_RELEASE
+from .names import MIRROR_ENV as MIRROR_ENV
+from .names import RELEASES as RELEASES
+from .names import SPLITS as SPLITS
 
 
 @dataclass(frozen=True)
@@ -446,8 +446,6 @@ BUILTIN_MIRRORS: tuple[Mirror, ...] = (
         builtin=True,
     ),
 )
-
-MIRROR_ENV = "KMNIST_MIRROR"
 
 
 def user_mirror(spec: str, source: str = "--mirror") -> Mirror:

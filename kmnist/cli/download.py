@@ -9,19 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from .._version import __version__
-from ..catalogue.manifest import (
-    DATASETS,
-    ENTRIES,
-    MIRROR_ENV,
-    RELEASES,
-    SPLITS,
-    Entry,
-    Mirror,
-    RemoteFile,
-    files_of,
-    mirrors_from,
-    select,
-)
+from ..catalogue.names import DATASET_NAMES, FORMAT_NAMES, MIRROR_ENV, RELEASES, SPLITS
 from ..downloader.defaults import CONNECTIONS, JOBS
 from ..errors import (
     DownloadsFailed,
@@ -38,7 +26,7 @@ from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
 if TYPE_CHECKING:
-    pass
+    from ..catalogue.manifest import Entry, Mirror, RemoteFile
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -57,19 +45,18 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "143 terminated (SIGTERM), 129 hung up (SIGHUP); .part files are kept for resume."
         ),
     )
-    formats = sorted({f for d in DATASETS.values() for f in d.formats})
     p.add_argument(
         "--dataset",
         "-d",
         action="append",
-        type=choice([*DATASETS, "all"]),  # a typo gets "did you mean", in one line
-        choices=[*DATASETS, "all"],
+        type=choice([*DATASET_NAMES, "all"]),  # a typo gets "did you mean", in one line
+        choices=[*DATASET_NAMES, "all"],
         help="dataset to fetch; repeat for several",
     )
     p.add_argument(
         "--format",
         "-f",
-        choices=formats,
+        choices=FORMAT_NAMES,
         help="file format (default: npz where the dataset has it)",
     )
     p.add_argument("--split", "-s", choices=SPLITS, default="all", help="default: all")
@@ -252,6 +239,8 @@ def _tolerant(stream: TextIO) -> TextIO:
 
 
 def run(args: argparse.Namespace, *, out: TextIO) -> int:
+    # The catalogue is loaded here, not for --help (see catalogue/names.py).
+    from ..catalogue.manifest import files_of, mirrors_from, select
     from . import report
 
     if args.cite:
@@ -272,7 +261,7 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
         args.dataset = ["all"]  # every file: which mirror serves what
     if not args.dataset:
         raise UsageError(
-            "choose what to fetch: --dataset {" + ",".join([*DATASETS, "all"]) + "} "
+            "choose what to fetch: --dataset {" + ",".join([*DATASET_NAMES, "all"]) + "} "
             "(or --list to see every file)"
         )
     entries = select(args.dataset, args.format, args.split, args.release)
@@ -376,6 +365,8 @@ def _check_after_steps(args: argparse.Namespace) -> None:
 
 def _listed(args: argparse.Namespace) -> list[Entry]:
     """The catalogue entries ``--list`` shows: every format and split unless -d/-f/-s narrow it."""
+    from ..catalogue.manifest import DATASETS, ENTRIES, select
+
     in_release = [e for e in ENTRIES if e.release == args.release]
     names = [n for n in DATASETS if any(e.dataset == n for e in in_release)]
     if args.dataset and "all" not in args.dataset:
