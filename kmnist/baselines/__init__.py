@@ -3,13 +3,13 @@
 Clanuwat et al. 2018 (arXiv:1812.01718) published, in the dataset's README,
 a 4-nearest-neighbour baseline and a simple Keras CNN for Kuzushiji-MNIST
 and Kuzushiji-49, and published them again after each re-release of the data
-(:mod:`kmnist.published` holds them all, by release). :func:`knn` and
+(:mod:`kmnist.baselines.published` holds them all, by release). :func:`knn` and
 :func:`cnn` measure the same models here and return a :class:`Score`: the
 measured figures, a :class:`Comparison` with the figure of the same release
 that says whether the two can be held against each other, and what it takes
 to repeat the run (settings, library versions, the input files' sha256).
-The models themselves are in :mod:`kmnist.knn` (NumPy only) and
-:mod:`kmnist.cnn` (PyTorch, optional).
+The models themselves are in :mod:`kmnist.baselines.knn_model` (NumPy only) and
+:mod:`kmnist.baselines.cnn_model` (PyTorch, optional).
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ def knn(
 
     What the paper's script got from scikit-learn's
     ``KNeighborsClassifier(n_neighbors=4, weights="distance")``, computed
-    with NumPy alone (:mod:`kmnist.knn`). ``limit`` takes the first N training
+    with NumPy alone (:mod:`kmnist.baselines.knn_model`). ``limit`` takes the first N training
     and test images, for a quick run. ``holdout`` uses the test split alone:
     it learns from its first images and scores its last ``holdout`` (not the
     paper's figure; the training split need not be on disk). ``progress``
@@ -356,7 +356,7 @@ def cnn(
     download: bool = False,
     progress: bool = False,
 ) -> Score:
-    """The "Keras Simple CNN Benchmark", in PyTorch (:mod:`kmnist.cnn`): 12 epochs by default.
+    """The "Keras Simple CNN Benchmark", in PyTorch (:mod:`.cnn_model`): 12 epochs by default.
 
     ``seed``, ``threads`` (PyTorch's intra-op threads; None: its default) and
     ``device`` make a run repeatable: the same three give the same figure on

@@ -1,7 +1,7 @@
 """What it takes to repeat a baseline run: library versions, the machine, the inputs' sha256.
 
 Facts only, gathered after the fact; nothing here changes how a run goes
-(seeds, threads and deterministic kernels are :mod:`kmnist.cnn`'s).
+(seeds, threads and deterministic kernels are :mod:`kmnist.baselines.cnn_model`'s).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
 
     ``interrupted`` is what Ctrl-C (or SIGTERM, SIGHUP) gets (a command may
     say how to go on). An OSError is a folder that cannot be created, read or
-    written: the user's to fix, said in words by :func:`kmnist.folders.explain`.
+    written: the user's to fix, said in words by :func:`kmnist.storage.folders.explain`.
     """
     if isinstance(exc, KeyboardInterrupt):
         print(f"{prog}: {interrupted}", file=sys.stderr)

@@ -175,7 +175,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     """Entry point of ``kmnist-download`` and ``download_data.py``.
 
-    With no arguments at all it asks on a terminal (``kmnist.interactive``),
+    With no arguments at all it asks on a terminal (``kmnist.cli.interactive``),
     and says which flags to pass when there is no terminal to ask on. Every
     way a run can end is one line and an exit status: a signal too (see
     ``kmnist.signals``); argparse's own errors exit 2 through SystemExit.

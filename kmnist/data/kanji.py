@@ -1,9 +1,9 @@
 """Kuzushiji-Kanji: unpack the archive, check the result, list it.
 
 The archive is a plain tar of ``kkanji2/U+XXXX/<id>.png``. It is unpacked by
-:mod:`kmnist.safetar`, which trusts nothing in it, with every member
+:mod:`kmnist.data.safetar`, which trusts nothing in it, with every member
 required to be inside ``kkanji2/``; the archive's member index (names and
-sizes, :mod:`kmnist.tarindex`) is recorded beside the folder, and the folder
+sizes, :mod:`kmnist.data.tarindex`) is recorded beside the folder, and the folder
 is checked against that index, file by file. The published image counts
 disagree (140,424 and 140,426) and neither has been confirmed against the
 archive, so they are reported, never required.

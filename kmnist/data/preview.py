@@ -2,7 +2,7 @@
 
 The first cell of each row is the modern character, drawn with a Japanese
 font when this machine has one (found through fontconfig, or given), else
-its romanised name (:mod:`kmnist.romaji`); the row's samples follow. Pillow
+its romanised name (:mod:`kmnist.catalogue.romaji`); the row's samples follow. Pillow
 is an optional extra (``pip install 'kmnist[preview]'``), imported only when
 a picture is checked or made.
 """

@@ -68,7 +68,7 @@ class MemberIndex:
 def from_members(
     members: Iterable[tarfile.TarInfo], *, top: str, archive: str, sha256: str | None = None
 ) -> MemberIndex:
-    """The index of the members inside ``top`` (as :mod:`kmnist.safetar` unpacked them).
+    """The index of the members inside ``top`` (as :mod:`kmnist.data.safetar` unpacked them).
 
     Names are normalised as extraction does (``./`` and repeated slashes
     dropped); a name that appears twice counts once, with its last size,

@@ -205,7 +205,7 @@ class K49(_Arrays):
     """Kuzushiji-49: 49 classes of 28 x 28 images, 232,365 to train and 38,547 to test.
 
     Arguments as :class:`KMNIST`'s. ``classes`` are romanised by this package
-    (torchvision has no K49): see :mod:`kmnist.romaji`.
+    (torchvision has no K49): see :mod:`kmnist.catalogue.romaji`.
     """
 
     name = "k49"

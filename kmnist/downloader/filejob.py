@@ -94,7 +94,7 @@ class FileJob:
         self.waiting_for = f"waiting for {self.mirror.name}"
         self.last_activity = time.monotonic()
         self.noticed = False
-        # The last body came Content-Encoding: gzip (fetch may have to decode it).
+        # The last body came Content-Encoding: gzip (the run may have to decode it).
         self.encoded = False
 
     def run(self) -> Hasher:
