@@ -4,7 +4,7 @@ Asking is kept apart from deciding. The pure helpers build every choice from
 the manifest and check every answer; :class:`Prompts` only puts them to the
 user and returns a :class:`Request`, the same choices the command's flags make;
 :func:`interact` shows the plan, asks to go ahead and hands the files to
-:func:`kmnist.cli.download`, where the command itself ends. questionary (and
+:func:`kmnist.cli.session.download`, where the command ends too. questionary (and
 prompt_toolkit) are imported by the functions that ask, so that
 ``kmnist-download --help`` does not pay for them.
 """
