@@ -276,7 +276,7 @@ def test_import_kmnist_does_not_import_numpy() -> None:
 def test_load_stays_a_function_after_importing_its_module() -> None:
     import kmnist.data.load
 
-    assert callable(kmnist.load) and kmnist.data.load.__name__ == "kmnist.data.load"
+    assert callable(kmnist.load) and kmnist.load.__module__ == "kmnist.data.load"
     assert callable(kmnist.classmap)
 
 
