@@ -16,6 +16,6 @@ if __name__ == "__main__":
             signal.SIG_BLOCK,
             [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)],
         )
-    from kmnist.cli import main
+    from kmnist.cli.download import main
 
     sys.exit(main(prog="download_data.py"))

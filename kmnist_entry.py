@@ -4,7 +4,7 @@ A module of its own, outside the ``kmnist`` package, because importing
 anything inside the package runs ``kmnist/__init__.py`` first (tens of
 milliseconds), and a Ctrl-C during those imports ended in a traceback. The
 signals are held (blocked) here, before that, and answered in one line by
-``kmnist.cli.main`` once it can (see ``kmnist/signals.py``). Standard library
+``kmnist.cli.download.main`` once it can (see ``kmnist/signals.py``). Standard library
 only.
 """
 
@@ -24,6 +24,6 @@ def _hold() -> None:
 def download() -> int:
     """``kmnist-download``."""
     _hold()
-    from kmnist.cli import main
+    from kmnist.cli.download import main
 
     return main()

@@ -94,7 +94,7 @@ class File:
 
 def release_files(quick: bool) -> list[tuple[str, int]]:
     """Paths and sizes of the current release, from the manifest."""
-    from kmnist.manifest import CURRENT_RELEASE, ENTRIES
+    from kmnist.catalogue.manifest import CURRENT_RELEASE, ENTRIES
 
     out = []
     for e in ENTRIES:
@@ -948,7 +948,7 @@ def ours_connections(fallback: int = 4) -> int:
     try:
         import inspect
 
-        from kmnist.fetch import Downloader
+        from kmnist.downloader.run import Downloader
 
         default = inspect.signature(Downloader).parameters["connections"].default
         return int(default) if isinstance(default, int) else fallback

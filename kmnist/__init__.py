@@ -6,14 +6,11 @@ them, so that ``import kmnist`` and ``kmnist-download --help`` stay instant.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# load, classmap and info are imported here, not in wrapper functions, because each
-# shares its name with its module: importing kmnist.load lazily would rebind
-# the attribute ``kmnist.load`` to the module after the first call. Their own
-# heavy imports (numpy) stay inside the functions.
-from .classmap import CharClass, classmap
+from ._version import __version__
+
+# The exceptions are plain classes (the standard library's enum only): cheap.
 from .errors import (
     DownloadError,
     DownloadsFailed,
@@ -27,26 +24,43 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .info import DatasetInfo, info
-from .load import kanji_arrays, load
-from .manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from . import datasets
-    from .kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
-    from .kanjisplit import kanji_split
+    from .catalogue.classmap import CharClass, classmap
+    from .catalogue.info import DatasetInfo, info
+    from .catalogue.manifest import BUILTIN_MIRRORS, DATASETS, Mirror, RemoteFile, Structure
+    from .data.kanji import KanjiCheck, KanjiIndex, check_kanji, extract_kanji, load_kanji
+    from .data.kanjisplit import kanji_split
+    from .data.load import kanji_arrays, load
+    from .downloader import download, download_files
 
-# The Kanji archive's names are looked up on first use (PEP 562): tarfile and
-# the archive checks cost ~25 ms that a download or a load never needs.
+# Everything else is looked up on first use (PEP 562), so that a command that
+# needs none of it (``kmnist-download --help``) does not pay for it: the
+# catalogue's dataclasses, the loaders' hashing and zip readers, the Kanji
+# archive's tarfile (~25 ms), and requests with the first download. No module
+# of the package shares a name with these (the modules live in subpackages),
+# so importing one never rebinds an attribute here.
 _LAZY = {
-    "KanjiCheck": "kanji",
-    "KanjiIndex": "kanji",
-    "check_kanji": "kanji",
-    "extract_kanji": "kanji",
-    "load_kanji": "kanji",
-    "kanji_split": "kanjisplit",
+    "BUILTIN_MIRRORS": "catalogue.manifest",
+    "DATASETS": "catalogue.manifest",
+    "Mirror": "catalogue.manifest",
+    "RemoteFile": "catalogue.manifest",
+    "Structure": "catalogue.manifest",
+    "CharClass": "catalogue.classmap",
+    "classmap": "catalogue.classmap",
+    "DatasetInfo": "catalogue.info",
+    "info": "catalogue.info",
+    "load": "data.load",
+    "kanji_arrays": "data.load",
+    "KanjiCheck": "data.kanji",
+    "KanjiIndex": "data.kanji",
+    "check_kanji": "data.kanji",
+    "extract_kanji": "data.kanji",
+    "load_kanji": "data.kanji",
+    "kanji_split": "data.kanjisplit",
+    "download": "downloader",
+    "download_files": "downloader",
 }
 
 
@@ -63,7 +77,9 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__version__ = "0.1.0"
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BUILTIN_MIRRORS",
@@ -99,64 +115,3 @@ __all__ = [
     "load",
     "load_kanji",
 ]
-
-
-def download_files(
-    files: Sequence[RemoteFile],
-    root: str | Path,
-    *,
-    mirrors: Sequence[str | Mirror] | None = None,
-    progress: bool = True,
-    force: bool = False,
-    flat: bool = False,
-    **options: Any,
-) -> list[Path]:
-    """Fetch ``files`` into ``root/<path>``, verified; return their final paths.
-
-    ``flat`` puts each into ``root/<name>`` instead. ``mirrors`` are base URLs
-    (http, https, ``file://``), URL templates with ``{path}`` or ``{name}``,
-    plain folders, or :class:`Mirror` objects; by default ``KMNIST_MIRROR`` or
-    the built-in list. Raises a :class:`KmnistError` subclass when a file
-    cannot be had.
-    """
-    from .fetch import Downloader
-
-    d = Downloader(mirrors=mirrors, progress=progress, **options)
-    return [r.target for r in d.fetch(list(files), Path(root), force=force, flat=flat)]
-
-
-def download(
-    dataset: str | Sequence[str],
-    format: str | None = None,
-    split: str = "all",
-    root: str | Path | None = None,
-    *,
-    release: str = "2019",
-    mirrors: Sequence[str | Mirror] | None = None,
-    progress: bool = True,
-    force: bool = False,
-    flat: bool = False,
-    **options: Any,
-) -> list[Path]:
-    """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``.
-
-    ``format`` is ``"npz"`` (default where it exists) or ``"mnist"``; class maps
-    always come along. ``root`` defaults to ``$KMNIST_DATA``, else ``data``.
-    The files go in ``root/<dataset>/``, or straight into ``root`` if ``flat``
-    (torchvision's ``KMNIST`` reads ``<its root>/KMNIST/raw`` flat).
-    Returns the final paths of the files.
-    """
-    from .manifest import files_of, select
-    from .storage import data_root
-
-    names = [dataset] if isinstance(dataset, str) else list(dataset)
-    entries = select(names, format, split, release)
-    return download_files(
-        files_of(entries),
-        data_root(root),
-        mirrors=mirrors,
-        progress=progress,
-        force=force,
-        flat=flat,
-        **options,
-    )

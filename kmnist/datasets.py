@@ -16,24 +16,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import MissingDependency, NotDownloaded
+# DatasetNotFound lives with the other errors, so that the torch classes can
+# raise it without importing this facade (which imports them).
+from .errors import DatasetNotFound, MissingDependency
 
 if TYPE_CHECKING:
-    from .torch_datasets import K49, KMNIST, KuzushijiKanji
+    from .data.torch_datasets import K49, KMNIST, KuzushijiKanji
 
 __all__ = ["K49", "KMNIST", "DatasetNotFound", "KuzushijiKanji"]
 
 _CLASSES = ("KMNIST", "K49", "KuzushijiKanji")
 INSTALL = "pip install 'kmnist[torch]' (or: pip install torch pillow)"
-
-
-class DatasetNotFound(NotDownloaded, RuntimeError):
-    """The files are not in ``root`` and ``download`` was off.
-
-    A ``RuntimeError`` with torchvision's message, for code written against
-    torchvision, and a :class:`kmnist.NotDownloaded` for code written against
-    this package.
-    """
 
 
 def __getattr__(name: str) -> Any:
@@ -46,7 +39,7 @@ def __getattr__(name: str) -> Any:
             raise MissingDependency(
                 f"kmnist.datasets.{name} needs {what}, which is not installed: {INSTALL}"
             ) from None
-    from . import torch_datasets
+    from .data import torch_datasets
 
     value = getattr(torch_datasets, name)
     globals()[name] = value  # once found, an ordinary attribute

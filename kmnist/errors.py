@@ -87,6 +87,15 @@ class NotDownloaded(KmnistError):
     """The files a loader needs are not in the folder (and ``download`` was off)."""
 
 
+class DatasetNotFound(NotDownloaded, RuntimeError):
+    """The files are not in ``root`` and ``download`` was off.
+
+    A ``RuntimeError`` with torchvision's message, for code written against
+    torchvision, and a :class:`kmnist.NotDownloaded` for code written against
+    this package.
+    """
+
+
 class MissingDependency(KmnistError):
     """An optional package that a feature needs is not installed."""
 

@@ -1,6 +1,6 @@
 """Check what a user types before anything acts on it: one UsageError line per bad value.
 
-Folders, mirror URLs and templates, timeouts and catalogue paths come from
+Folders, mirror URLs and templates and catalogue paths come from
 flags, environment variables and library calls. Each is checked here, at the
 edge, so that a NUL byte or ``http://[::1`` is a usage error naming the value
 (exit 2) and not a traceback from deep inside pathlib or urllib. Standard
@@ -9,7 +9,6 @@ library only: ``kmnist-download --help`` imports this.
 
 from __future__ import annotations
 
-import math
 import os
 import string
 from pathlib import Path
@@ -24,9 +23,6 @@ MAX_DEPTH = 256
 # POSIX's NAME_MAX and Linux's PATH_MAX: the usual limits of a local disk.
 MAX_NAME = 255
 MAX_PATH = 4096
-# A read that stalls longer than a day is not a network being slow; past
-# about 2**31 seconds the sockets underneath cannot even hold the value.
-MAX_TIMEOUT = 86400.0
 
 TEMPLATE_FIELDS = ("path", "name")
 
@@ -70,28 +66,6 @@ def check_folder(value: str | os.PathLike[str], source: str, *, given: str | Non
             f"{source}: the name {shown(long[0][:40] + '...')} is longer than {MAX_NAME} bytes"
         )
     return path
-
-
-def timeout(text: str) -> float:
-    """argparse type for --timeout: seconds, a finite number above 0 (at most a day)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(text) from None  # argparse: "invalid timeout value: 'x'"
-    if not math.isfinite(value) or value <= 0:
-        raise _argerror(f"must be a positive number of seconds, not {text!r}")
-    if value > MAX_TIMEOUT:
-        raise _argerror(f"at most {MAX_TIMEOUT:.0f} seconds (a day), not {text!r}")
-    return value
-
-
-timeout.__name__ = "timeout"  # argparse names the type in its message
-
-
-def _argerror(message: str) -> Exception:
-    import argparse
-
-    return argparse.ArgumentTypeError(message)
 
 
 def check_template(template: str, source: str) -> bool:

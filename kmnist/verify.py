@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .catalogue.manifest import KNOWN_STALE, RemoteFile, Structure
 from .errors import VerificationError
-from .manifest import KNOWN_STALE, RemoteFile, Structure
 
 # 1 MiB reads: large enough that per-call overhead vanishes next to sha256
 # (about 1.8 GB/s on one core here), small enough to keep memory flat.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kmnist.fetch import RetryPolicy
+from kmnist.downloader.run import RetryPolicy
 
 from .server import FaultyServer
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kmnist.audit import (
+from kmnist.catalogue.manifest import RemoteFile, entry_for
+from kmnist.data.audit import (
     FileReport,
     Status,
     all_ok,
@@ -19,7 +20,6 @@ from kmnist.audit import (
     render_text,
 )
 from kmnist.errors import UnknownDataset, UnsupportedFormat
-from kmnist.manifest import RemoteFile, entry_for
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 needs_realdata = pytest.mark.skipif(
@@ -197,10 +197,10 @@ def _unpacked(folder: Path) -> None:
 def test_archive_deleted_after_unpacking_is_fine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
 ) -> None:
-    import kmnist.kanji
+    import kmnist.data.kanji
 
-    monkeypatch.setattr(kmnist.kanji, "EXPECTED_IMAGES", 2)
-    monkeypatch.setattr(kmnist.kanji, "EXPECTED_CLASSES", 2)
+    monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_IMAGES", 2)
+    monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_CLASSES", 2)
     _unpacked(tmp_path / layout)
     reports = audit(root=tmp_path)  # the folder alone says Kanji was begun
     assert statuses(reports) == {layout + "/": "ok"}

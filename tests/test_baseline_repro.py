@@ -15,8 +15,8 @@ import pytest
 
 import kmnist
 from kmnist import baselines
-from kmnist import knn as knnmod
-from kmnist.baseline_cli import main
+from kmnist.baselines import knn_model as knnmod
+from kmnist.cli.baseline import main
 
 TEST_FILES = ("kmnist/kmnist-test-imgs.npz", "kmnist/kmnist-test-labels.npz")
 
@@ -62,7 +62,7 @@ def test_cnn_same_seed_and_threads_same_predictions(
     kmnist_test: tuple[np.ndarray, np.ndarray],
 ) -> None:
     torch = torch_or_skip()
-    from kmnist import cnn
+    from kmnist.baselines import cnn_model as cnn
 
     x, y = kmnist_test
     threads_before = torch.get_num_threads()
@@ -111,7 +111,7 @@ def test_cnn_device_without_cuda_is_a_usage_error(
     torch = torch_or_skip()
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
-    from kmnist import cnn
+    from kmnist.baselines import cnn_model as cnn
 
     with pytest.raises(kmnist.UsageError, match="sees no CUDA device on this machine; use cpu"):
         cnn.resolve_device(torch, "cuda:0")
@@ -201,7 +201,7 @@ def test_cli_threads_limit_the_knns_blas(realdata: Path) -> None:
     pytest.importorskip("threadpoolctl", reason="threadpoolctl (scikit-learn's) is not installed")
     code = (
         "import sys, threadpoolctl\n"
-        "from kmnist.baseline_cli import main\n"
+        "from kmnist.cli.baseline import main\n"
         "assert 'numpy' not in sys.modules\n"
         f"argv = ['knn', '-d', 'kmnist', '--dir', {str(realdata)!r}, '--test-split-only',\n"
         "        '--limit', '300', '--holdout', '100', '--threads', '1']\n"

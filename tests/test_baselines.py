@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 import kmnist
-import kmnist.manifest
-from kmnist import baselines, published
-from kmnist import knn as knnmod
-from kmnist.baseline_cli import main
-from kmnist.preview import MissingDependency
+import kmnist.catalogue.manifest
+from kmnist import baselines
+from kmnist.baselines import knn_model as knnmod
+from kmnist.baselines import published
+from kmnist.cli.baseline import main
+from kmnist.errors import MissingDependency
 
 from .conftest import ROOT
 
@@ -246,7 +247,7 @@ def test_the_published_table_by_release() -> None:
         assert got == figures, release
     # What the command compares with by default is the release it downloads.
     assert published.CURRENT is Release.FEB_2019
-    assert published.MANIFEST_RELEASE[kmnist.manifest.CURRENT_RELEASE] is Release.FEB_2019
+    assert published.MANIFEST_RELEASE[kmnist.catalogue.manifest.CURRENT_RELEASE] is Release.FEB_2019
     for (model, dataset), value in CURRENT_FIGURES.items():
         r = baselines.reported(model, dataset)
         assert r is not None and r.value == value and r.release is Release.FEB_2019
@@ -393,7 +394,7 @@ def test_knn_on_real_images(kmnist_test: tuple[np.ndarray, np.ndarray]) -> None:
 @pytest.mark.realdata
 def test_cnn_learns_from_real_images(kmnist_test: tuple[np.ndarray, np.ndarray]) -> None:
     pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
-    from kmnist import cnn
+    from kmnist.baselines import cnn_model as cnn
 
     x, y = kmnist_test
     fit = cnn.fit_predict(x[:512], y[:512], x[8000:], classes=10, epochs=2, seed=0)
@@ -405,7 +406,7 @@ def test_cnn_learns_from_real_images(kmnist_test: tuple[np.ndarray, np.ndarray])
 
 def test_cnn_model_is_the_keras_one() -> None:
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
-    from kmnist import cnn
+    from kmnist.baselines import cnn_model as cnn
 
     model = cnn.build_model(torch, 49)
     # Keras' model.summary() for this network: 320 + 18,496 + 1,179,776 + 128 * 49 + 49.
@@ -438,7 +439,7 @@ def test_set_as_train(realdata: Path, monkeypatch: pytest.MonkeyPatch) -> dict[s
     """
     sources = {kind: realdata / rel for kind, rel in REAL_TEST.items()}
     entries = []
-    for e in kmnist.manifest.ENTRIES:
+    for e in kmnist.catalogue.manifest.ENTRIES:
         if (e.dataset, e.release, e.format, e.split) == ("kmnist", "2019", "npz", "train"):
             data = sources[e.kind].read_bytes()
             digest = hashlib.sha256(data).hexdigest()
@@ -446,7 +447,7 @@ def test_set_as_train(realdata: Path, monkeypatch: pytest.MonkeyPatch) -> dict[s
                 e, file=dataclasses.replace(e.file, size=len(data), sha256=digest, md5=None)
             )
         entries.append(e)
-    monkeypatch.setattr(kmnist.manifest, "ENTRIES", tuple(entries))
+    monkeypatch.setattr(kmnist.catalogue.manifest, "ENTRIES", tuple(entries))
     return sources
 
 
@@ -597,7 +598,7 @@ def test_library_refuses_datasets_without_baselines(tmp_path: Path) -> None:
 
 def _script() -> list[str]:
     exe = shutil.which("kmnist-baseline", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "kmnist.baseline_cli"]
+    return [exe] if exe else [sys.executable, "-m", "kmnist.cli.baseline"]
 
 
 def test_installed_script(tmp_path: Path) -> None:
@@ -616,7 +617,7 @@ def test_installed_script(tmp_path: Path) -> None:
 def test_help_imports_neither_numpy_nor_torch() -> None:
     code = (
         "import sys\n"
-        "from kmnist.baseline_cli import main\n"
+        "from kmnist.cli.baseline import main\n"
         "try:\n"
         "    main(['--help'])\n"
         "except SystemExit:\n"
@@ -629,7 +630,7 @@ def test_help_imports_neither_numpy_nor_torch() -> None:
 
 def test_cli_defaults_are_the_librarys() -> None:
     # Written out in the command so that --help does not import NumPy.
-    from kmnist import baseline_cli
+    from kmnist.cli import baseline as baseline_cli
 
     assert baseline_cli.HOLDOUT == baselines.HOLDOUT
     assert baselines.PUBLISHED_SETTINGS["knn"]["k"] == baseline_cli.K

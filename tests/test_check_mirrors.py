@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kmnist.cli import main
+from kmnist.cli.download import main
 
 from .server import FaultyServer
 

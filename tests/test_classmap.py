@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import kmnist
-from kmnist.classmap import format_codepoint, parse_codepoint, read_classmap_csv
+from kmnist.catalogue.classmap import format_codepoint, parse_codepoint, read_classmap_csv
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 

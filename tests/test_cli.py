@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kmnist.cli import main
-from kmnist.manifest import CURRENT_RELEASE, ENTRIES, select
+from kmnist.catalogue.manifest import CURRENT_RELEASE, ENTRIES, select
+from kmnist.cli.download import main
 
 from .conftest import ROOT, no_part_files
 from .server import FaultyServer

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import kmnist.kanji
-import kmnist.manifest
-from kmnist.cli import main
+import kmnist.catalogue.manifest
+import kmnist.data.kanji
+from kmnist.cli.download import main
 
 from .conftest import ROOT
 
@@ -162,11 +162,11 @@ def kanji_mirror(
         dataclasses.replace(e, file=dataclasses.replace(e.file, sha256=sha256))
         if e.file.path == "kkanji/kkanji.tar"
         else e
-        for e in kmnist.manifest.ENTRIES
+        for e in kmnist.catalogue.manifest.ENTRIES
     )
-    monkeypatch.setattr(kmnist.manifest, "ENTRIES", entries)
-    monkeypatch.setattr(kmnist.kanji, "EXPECTED_IMAGES", 3)
-    monkeypatch.setattr(kmnist.kanji, "EXPECTED_CLASSES", 2)
+    monkeypatch.setattr(kmnist.catalogue.manifest, "ENTRIES", entries)
+    monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_IMAGES", 3)
+    monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_CLASSES", 2)
     return archive.parent.parent
 
 
@@ -201,7 +201,7 @@ def test_extract_reports_a_published_count_that_differs(
 ) -> None:
     """Information, not failure: the folder matches the verified archive (issue 14)."""
     mirror = kanji_mirror(tmp_path, monkeypatch)
-    monkeypatch.setattr(kmnist.kanji, "EXPECTED_IMAGES", 4)
+    monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_IMAGES", 4)
     assert main(["-d", "kkanji", "--extract", "--dir", str(tmp_path / "d"), "-m", str(mirror)]) == 0
     assert "this folder matches neither image count" in capsys.readouterr().out
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from kmnist import __version__
-from kmnist.cli import main
-from kmnist.manifest import DATASETS, select
+from kmnist.catalogue.manifest import DATASETS, select
+from kmnist.cli.download import main
 
 from .conftest import ROOT
 from .server import FaultyServer
@@ -158,7 +158,7 @@ def test_one_unit_system_on_every_screen(
 
 
 def test_the_progress_bars_count_in_the_same_unit() -> None:
-    from kmnist.progress import TqdmProgress
+    from kmnist.downloader.progress import TqdmProgress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

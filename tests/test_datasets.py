@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 import kmnist
-from kmnist.classmap import classmap
-from kmnist.kanji import KanjiIndex
-from kmnist.kanjisplit import kanji_split
+from kmnist.catalogue.classmap import classmap
+from kmnist.data.kanji import KanjiIndex
+from kmnist.data.kanjisplit import kanji_split
 
 from .conftest import REALDATA, no_part_files
 from .server import FaultyServer
@@ -425,7 +425,8 @@ def test_kanji_download_true_fetches_and_unpacks(
 
     from PIL import Image
 
-    import kmnist.kanji
+    import kmnist.data.kanji
+    import kmnist.downloader
     from kmnist.datasets import KuzushijiKanji
 
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -443,8 +444,8 @@ def test_kanji_download_true_fetches_and_unpacks(
                 tf.addfile(member, io.BytesIO(buf.getvalue()))
         return [archive]
 
-    monkeypatch.setattr(kmnist, "download", fake_download)
-    monkeypatch.setattr(kmnist.kanji, "verify_path", lambda *a, **k: "sha256")
+    monkeypatch.setattr(kmnist.downloader, "download", fake_download)  # what the class calls
+    monkeypatch.setattr(kmnist.data.kanji, "verify_path", lambda *a, **k: "sha256")
     # Two images, neither published count: a verified archive whose folder
     # matches it is fine, with no warning (issue 14).
     with warnings.catch_warnings():

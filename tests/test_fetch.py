@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import kmnist
+from kmnist.catalogue.manifest import Mirror, RemoteFile, Structure
+from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import DownloadError, DownloadsFailed, VerificationError
-from kmnist.fetch import Downloader, RetryPolicy
-from kmnist.manifest import Mirror, RemoteFile, Structure
-from kmnist.storage import part_path
+from kmnist.storage.layout import part_path
 from kmnist.verify import verify_path
 
 from .conftest import no_part_files
@@ -35,7 +35,7 @@ def fetch(
     files: list[RemoteFile] | None = None,
     retry: RetryPolicy | None = None,
     **kw: object,
-) -> list[kmnist.fetch.Result]:
+) -> list[kmnist.downloader.run.Result]:
     mirrors = server_or_mirrors if isinstance(server_or_mirrors, list) else [server_or_mirrors.url]
     d = Downloader(
         mirrors=mirrors, progress=False, retry=retry or RetryPolicy(sleep=lambda s: None), **kw
@@ -402,7 +402,7 @@ def test_verification_error_names_mirror_file_expected_and_got() -> None:
 
 
 def test_stale_bytes_are_named_when_recognised(realdata: Path, tmp_path: Path) -> None:
-    from kmnist.manifest import entry_for
+    from kmnist.catalogue.manifest import entry_for
 
     f = entry_for("kmnist/kmnist-test-imgs.npz")
     assert f is not None
@@ -416,7 +416,7 @@ def test_stale_bytes_are_named_when_recognised(realdata: Path, tmp_path: Path) -
 def test_verified_stamp_spares_rehashing_until_the_file_changes(
     served: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kmnist import plan
+    from kmnist.downloader import plan
 
     fetch(served, tmp_path)
     target = tmp_path / PATH
@@ -461,8 +461,8 @@ def test_a_host_that_times_out_is_left_with_all_its_mirrors(
 ) -> None:
     # A connect timeout cannot be made to happen on loopback, so this one
     # failure is simulated at the transfer layer; everything else is real.
-    from kmnist import transfer
-    from kmnist.transfer import Transient
+    from kmnist.downloader import transfer
+    from kmnist.downloader.transfer import Transient
 
     port = served.url.rsplit(":", 1)[1]
     dead_https, dead_http = (

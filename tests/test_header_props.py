@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmnist import headers as h
+from kmnist.downloader import headers as h
 
 ANY = st.one_of(st.none(), st.text(max_size=60), st.from_regex(r"[0-9 ,*/a-zA-Z:-]{0,40}"))
 PROPS = settings(max_examples=300, deadline=None)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import kmnist
-from kmnist.cli import main
-from kmnist.info import ATTRIBUTION, BIBTEX
+from kmnist.catalogue.info import ATTRIBUTION, BIBTEX
+from kmnist.cli.download import main
 
 from .conftest import REALDATA
 

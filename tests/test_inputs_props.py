@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import kmnist.fetch
-from kmnist import manifest
-from kmnist.cli import main
+import kmnist.downloader.run
+from kmnist.catalogue import manifest
+from kmnist.cli.download import main
+from kmnist.downloader.run import RetryPolicy
 from kmnist.errors import UsageError
-from kmnist.fetch import RetryPolicy
 
 DEAD = "http://127.0.0.1:9"
 
@@ -100,7 +100,9 @@ def offline_sandbox(env: dict[str, str]) -> Iterator[Path]:
         )
         stack.enter_context(
             mock.patch.object(
-                kmnist.fetch, "RetryPolicy", lambda **k: RetryPolicy(sleep=lambda s: None, **k)
+                kmnist.downloader.run,
+                "RetryPolicy",
+                lambda **k: RetryPolicy(sleep=lambda s: None, **k),
             )
         )
         yield folder

@@ -16,9 +16,18 @@ from typing import Any
 
 import pytest
 
-from kmnist import interactive, manifest, report
-from kmnist.cli import build_parser, main
-from kmnist.interactive import (
+from kmnist.catalogue import manifest
+from kmnist.catalogue.manifest import (
+    CURRENT_RELEASE,
+    DATASETS,
+    FORMATS,
+    RemoteFile,
+    files_of,
+    select,
+)
+from kmnist.cli import interactive, report
+from kmnist.cli.download import build_parser, main
+from kmnist.cli.interactive import (
     Request,
     check_folder,
     check_mirror,
@@ -32,9 +41,8 @@ from kmnist.interactive import (
     source_options,
     split_options,
 )
-from kmnist.manifest import CURRENT_RELEASE, DATASETS, FORMATS, RemoteFile, files_of, select
-from kmnist.plan import make_plan
-from kmnist.report import size
+from kmnist.cli.report import size
+from kmnist.downloader.plan import make_plan
 
 from .conftest import ROOT, no_part_files
 from .server import FaultyServer
@@ -659,8 +667,8 @@ def test_download_data_py_without_a_terminal_exits_2_at_once(stdin: str, tmp_pat
 
 def test_questionary_is_not_imported_for_the_command() -> None:
     code = (
-        "import sys, kmnist.cli\n"
-        "kmnist.cli.build_parser().format_help()\n"
+        "import sys, kmnist.cli.download\n"
+        "kmnist.cli.download.build_parser().format_help()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('questionary', 'prompt_toolkit')))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""Kuzushiji-Kanji: the tar rules (kmnist.safetar) on crafted archives, the check, the loader."""
+"""Kuzushiji-Kanji: the tar rules (kmnist.data.safetar) on crafted archives, the check, the loader."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import kmnist
-import kmnist.kanji
-from kmnist.kanji import check_kanji, extract_kanji, load_kanji
-from kmnist.load import kanji_arrays
-from kmnist.safetar import UnsafeArchive, safe_extract
+import kmnist.data.kanji
+from kmnist.data.kanji import check_kanji, extract_kanji, load_kanji
+from kmnist.data.load import kanji_arrays
+from kmnist.data.safetar import UnsafeArchive, safe_extract
 
 # Three classes, one outside the Basic Multilingual Plane: sorted as numbers,
 # U+20B9F comes last; sorted as strings it would come first.
@@ -82,7 +82,7 @@ def test_counts_are_not_required_unless_asked(tmp_path: Path) -> None:
     archive_in(tmp_path)
     check = extract_kanji(root=tmp_path, verify=False)
     assert check.ok, check.summary()
-    assert check.expected_images is None and check.published is kmnist.kanji.Published.NEITHER
+    assert check.expected_images is None and check.published is kmnist.data.kanji.Published.NEITHER
     assert "this folder matches neither image count, not the class count" in check.summary()
 
 
@@ -284,7 +284,7 @@ def test_a_good_folder_is_kept_unless_forced(
     def no_unpacking(*a: object, **k: object) -> int:
         raise AssertionError("unpacked again")
 
-    monkeypatch.setattr(kmnist.kanji, "safe_extract", no_unpacking)
+    monkeypatch.setattr(kmnist.data.kanji, "safe_extract", no_unpacking)
     assert extract_kanji(root=tmp_path, verify=False, **counts).ok  # as in a job array
     monkeypatch.undo()
     assert leftover.exists()

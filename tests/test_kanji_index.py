@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kmnist
-import kmnist.kanji
-import kmnist.manifest
-from kmnist.cli import main
-from kmnist.kanji import Basis, Published, check_kanji, extract_kanji
-from kmnist.manifest import RemoteFile
-from kmnist.safetar import safe_extract
-from kmnist.tarindex import index_path, read_index
+import kmnist.catalogue.manifest
+import kmnist.data.kanji
+from kmnist.catalogue.manifest import RemoteFile
+from kmnist.cli.download import main
+from kmnist.data.kanji import Basis, Published, check_kanji, extract_kanji
+from kmnist.data.safetar import safe_extract
+from kmnist.data.tarindex import index_path, read_index
 
 from .server import FaultyServer
 from .test_kanji import archive_in, make_archive, png
@@ -88,7 +88,7 @@ def test_the_matching_published_figure_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: str, match: Published, phrase: str
 ) -> None:
     folder, _ = unpacked(tmp_path)
-    monkeypatch.setattr(kmnist.kanji, figure, 6)  # as if this folder held that many
+    monkeypatch.setattr(kmnist.data.kanji, figure, 6)  # as if this folder held that many
     check = check_kanji(folder)
     assert check.ok and check.published is match
     assert f"this folder {phrase}, not the class count" in check.summary()
@@ -270,8 +270,8 @@ def test_a_folder_from_an_older_kmnist_without_the_archive_falls_back_to_the_cou
     # Either published figure will do: which one is right is not known.
     for figure in ("EXPECTED_IMAGES", "AUTHORS_IMAGES"):
         with monkeypatch.context() as m:
-            m.setattr(kmnist.kanji, figure, 6)
-            m.setattr(kmnist.kanji, "EXPECTED_CLASSES", 3)
+            m.setattr(kmnist.data.kanji, figure, 6)
+            m.setattr(kmnist.data.kanji, "EXPECTED_CLASSES", 3)
             assert check_kanji(folder).ok, figure
     with pytest.raises(kmnist.NotDownloaded, match=r"differs from its archive .*no archive at"):
         extract_kanji(root=tmp_path)
@@ -317,9 +317,9 @@ def serve_crafted_archive(
         dataclasses.replace(e, file=dataclasses.replace(e.file, sha256=sha256))
         if e.file.path == "kkanji/kkanji.tar"
         else e
-        for e in kmnist.manifest.ENTRIES
+        for e in kmnist.catalogue.manifest.ENTRIES
     )
-    monkeypatch.setattr(kmnist.manifest, "ENTRIES", entries)
+    monkeypatch.setattr(kmnist.catalogue.manifest, "ENTRIES", entries)
     return tmp_path / "data", sha256
 
 
@@ -395,7 +395,7 @@ def test_index_matches_what_is_unpacked_and_names_what_goes(
     tmp_path_factory: pytest.TempPathFactory, layout: dict[tuple[str, str], bytes], pick: int
 ) -> None:
     """Whatever the names (any script, spaces, dots): unpacked equals indexed; a deletion is named."""
-    from kmnist.tarindex import compare, from_members, scan, write_index
+    from kmnist.data.tarindex import compare, from_members, scan, write_index
 
     base = tmp_path_factory.mktemp("prop")
     archive = base / "a.tar"

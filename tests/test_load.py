@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import kmnist
-from kmnist.load import read_idx, read_npz
+from kmnist.formats import read_idx, read_npz
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 needs_realdata = pytest.mark.skipif(
@@ -274,9 +274,9 @@ def test_import_kmnist_does_not_import_numpy() -> None:
 
 
 def test_load_stays_a_function_after_importing_its_module() -> None:
-    import kmnist.load
+    import kmnist.data.load
 
-    assert callable(kmnist.load) and kmnist.load.__module__ == "kmnist.load"
+    assert callable(kmnist.load) and kmnist.load.__module__ == "kmnist.data.load"
     assert callable(kmnist.classmap)
 
 

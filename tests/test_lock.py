@@ -1,4 +1,4 @@
-"""kmnist.lock: one exclusive lock per file, across threads and processes."""
+"""kmnist.storage.lock: one exclusive lock per file, across threads and processes."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from kmnist.lock import FileLock
-from kmnist.storage import lock_path
+from kmnist.storage.layout import lock_path
+from kmnist.storage.lock import FileLock
 
 from .server import FaultyServer
 from .test_cli import _cmd
 
 HOLD = (
     "import sys, time\n"
-    "from kmnist.lock import FileLock\n"
+    "from kmnist.storage.lock import FileLock\n"
     "with FileLock(sys.argv[1]):\n"
     "    print('held', flush=True)\n"
     "    sys.stdin.read()\n"  # until the test closes our stdin
@@ -85,7 +85,7 @@ def test_one_lock_object_is_not_reentrant(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_another_process_holds_the_file(server: FaultyServer, tmp_path: Path) -> None:
-    # Before kmnist.lock, a run waiting for another process's lock did not
+    # Before kmnist.storage.lock, a run waiting for another process's lock did not
     # stop on Ctrl-C: filelock's wait ignored the cancelled run.
     server.add("kmnist/kmnist-test-imgs.npz", b"x" * 3079479)
     target = tmp_path / "kmnist/kmnist-test-imgs.npz"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from kmnist.fetch import Downloader, RetryPolicy
-from kmnist.lock import FileLock
-from kmnist.manifest import RemoteFile
-from kmnist.progress import FileProgress, NullFileProgress
-from kmnist.storage import lock_path, part_path
+from kmnist.catalogue.manifest import RemoteFile
+from kmnist.downloader.progress import FileProgress, NullFileProgress
+from kmnist.downloader.run import Downloader, RetryPolicy
+from kmnist.storage.layout import lock_path, part_path
+from kmnist.storage.lock import FileLock
 
 from .conftest import no_part_files
 from .server import FaultyServer

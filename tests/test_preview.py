@@ -10,19 +10,18 @@ import numpy as np
 import pytest
 
 import kmnist
-from kmnist.errors import UsageError
-from kmnist.preview import (
+from kmnist.catalogue.romaji import romaji
+from kmnist.data.preview import (
     GAP,
     PAPER,
     Layout,
-    MissingDependency,
     check_target,
     japanese_font,
     missing_glyphs,
     preview,
     render,
 )
-from kmnist.romaji import romaji
+from kmnist.errors import MissingDependency, UsageError
 
 from .conftest import REALDATA
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import kmnist
-import kmnist.kanji
+import kmnist.data.kanji
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
@@ -80,9 +80,9 @@ def test_snippet_runs(
     if name.startswith("Kuzushiji-Kanji"):
         pytest.importorskip("PIL")
         monkeypatch.setattr(kmnist, "download", crafted_kanji_download)
-        monkeypatch.setattr(kmnist.kanji, "verify_path", lambda *a, **k: "sha256")
-        monkeypatch.setattr(kmnist.kanji, "EXPECTED_IMAGES", 2)
-        monkeypatch.setattr(kmnist.kanji, "EXPECTED_CLASSES", 2)
+        monkeypatch.setattr(kmnist.data.kanji, "verify_path", lambda *a, **k: "sha256")
+        monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_IMAGES", 2)
+        monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_CLASSES", 2)
     exec(compile(code, f"README.md ({name})", "exec"), {"__name__": "readme"})
     if name.startswith(("Load the data", "PyTorch")):
         # What a print's comment says it prints is what it prints.

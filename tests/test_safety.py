@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from kmnist import storage
-from kmnist.cli import main
+from kmnist.catalogue.manifest import RemoteFile
+from kmnist.cli.download import main
+from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import UnsafePath
-from kmnist.fetch import Downloader, RetryPolicy
-from kmnist.folders import explain
-from kmnist.manifest import RemoteFile
-from kmnist.partfile import state_path
+from kmnist.storage import layout as storage
+from kmnist.storage.folders import explain
+from kmnist.storage.partfile import state_path
 
 from .conftest import no_part_files
 from .server import FaultyServer

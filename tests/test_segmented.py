@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from kmnist import filejob
+from kmnist.catalogue.manifest import RemoteFile
+from kmnist.downloader import filejob
+from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import DownloadError
-from kmnist.fetch import Downloader, RetryPolicy
-from kmnist.manifest import RemoteFile
-from kmnist.partfile import PartFile, state_path
-from kmnist.storage import part_path
+from kmnist.storage.layout import part_path
+from kmnist.storage.partfile import PartFile, state_path
 from kmnist.verify import Hasher
 
 from .conftest import no_part_files

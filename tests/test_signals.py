@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from kmnist.cli import main
-from kmnist.lock import FileLock
+from kmnist.cli.download import main
 from kmnist.signals import block_early
-from kmnist.storage import lock_path
+from kmnist.storage.layout import lock_path
+from kmnist.storage.lock import FileLock
 
 from .conftest import ROOT
 from .server import FaultyServer
@@ -148,7 +148,7 @@ def test_a_signal_while_waiting_for_another_process_lock(
     lock = lock_path(target)
     lock.parent.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom kmnist.lock import FileLock\n"
+        [sys.executable, "-c", "import sys\nfrom kmnist.storage.lock import FileLock\n"
          "with FileLock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n",
          str(lock)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

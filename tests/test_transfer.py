@@ -1,4 +1,4 @@
-"""kmnist.transfer: reads that wait for a low-water mark never hold bytes back."""
+"""kmnist.downloader.transfer: reads that wait for a low-water mark never hold bytes back."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import kmnist
-from kmnist import transfer
-from kmnist.transfer import LOW_WATER, LOW_WATER_MARGIN, make_session, open_url
+from kmnist.downloader import transfer
+from kmnist.downloader.transfer import LOW_WATER, LOW_WATER_MARGIN, make_session, open_url
 
 from .server import CERT, FaultyServer
 

@@ -1,0 +1,1 @@
+"""What exists: releases, datasets, files, mirrors, class maps. Data only."""

@@ -1,0 +1,108 @@
+"""What a dataset is and how to credit it: counts, classes, size, licence, citation.
+
+Fixed facts, so no network and no files are needed. The BibTeX and the
+attribution line are the dataset authors' own, word for word, from the
+README of github.com/rois-codh/kmnist ("Citing Kuzushiji-MNIST" and
+"License"); TensorFlow Datasets prints the same BibTeX for its ``kmnist``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UnknownDataset
+from .manifest import DATASETS
+
+LICENSE = "CC BY-SA 4.0"
+LICENSE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
+HOMEPAGE = "http://codh.rois.ac.jp/kmnist/index.html.en"
+REPOSITORY = "https://github.com/rois-codh/kmnist"
+PAPER = "https://arxiv.org/abs/1812.01718"
+
+BIBTEX = """\
+@online{clanuwat2018deep,
+  author       = {Tarin Clanuwat and Mikel Bober-Irizar and Asanobu Kitamoto and Alex Lamb and Kazuaki Yamamoto and David Ha},
+  title        = {Deep Learning for Classical Japanese Literature},
+  date         = {2018-12-03},
+  year         = {2018},
+  eprintclass  = {cs.CV},
+  eprinttype   = {arXiv},
+  eprint       = {cs.CV/1812.01718},
+}"""  # noqa: E501 (the authors' lines, unwrapped)
+
+# CC BY-SA 4.0 requires attribution; the authors suggest this line (they give
+# one, for "the KMNIST dataset", and it covers the family they publish).
+ATTRIBUTION = (
+    '"KMNIST Dataset" (created by CODH), adapted from "Kuzushiji Dataset" '
+    "(created by NIJL and others), doi:10.20676/00000341"
+)
+
+# The authors' README: Kuzushiji-MNIST 60,000 / 10,000 (6k / 1k per class),
+# Kuzushiji-49 232,365 / 38,547; the files of the 2019 release hold exactly
+# these (tests/test_info.py counts the label files). Kuzushiji-Kanji has no
+# published split, and its count is the authors' README's 140,426 (another
+# source says 140,424; neither was checked against the archive here). The
+# unpacked folder is checked against the archive's own index, not this figure.
+_FIGURES: dict[str, tuple[int | None, int | None, int, int, int]] = {
+    # dataset: (train, test, total, classes, side)
+    "kmnist": (60_000, 10_000, 70_000, 10, 28),
+    "k49": (232_365, 38_547, 270_912, 49, 28),
+    "kkanji": (None, None, 140_426, 3_832, 64),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One dataset's facts. ``train`` and ``test`` are None where no split was published.
+
+    ``classes`` are the romanised class names in label order (torchvision's
+    style, ``"o"``, ``"ki"``, ...); empty for Kuzushiji-Kanji, whose 3,832
+    classes are the code points of the unpacked archive's folders.
+    """
+
+    name: str
+    title: str
+    train: int | None
+    test: int | None
+    total: int
+    num_classes: int
+    classes: tuple[str, ...]
+    image_size: tuple[int, int]  # (height, width), grayscale
+    license: str
+    license_url: str
+    homepage: str
+    repository: str
+    paper: str
+    bibtex: str
+    attribution: str
+
+
+def info(dataset: str) -> DatasetInfo:
+    """Facts about ``"kmnist"``, ``"k49"`` or ``"kkanji"``, and how to cite it."""
+    from .romaji import romaji
+
+    if dataset not in _FIGURES:
+        raise UnknownDataset(f"unknown dataset {dataset!r} (choose from {', '.join(_FIGURES)})")
+    train, test, total, num_classes, side = _FIGURES[dataset]
+    return DatasetInfo(
+        name=dataset,
+        title=DATASETS[dataset].title,
+        train=train,
+        test=test,
+        total=total,
+        num_classes=num_classes,
+        classes=romaji(dataset) if dataset != "kkanji" else (),
+        image_size=(side, side),
+        license=LICENSE,
+        license_url=LICENSE_URL,
+        homepage=HOMEPAGE,
+        repository=REPOSITORY,
+        paper=PAPER,
+        bibtex=BIBTEX,
+        attribution=ATTRIBUTION,
+    )
+
+
+def citation() -> str:
+    """The BibTeX, then the attribution line as a BibTeX comment: a valid ``.bib`` file."""
+    return f"{BIBTEX}\n\n% Attribution ({LICENSE}, as the authors suggest):\n% {ATTRIBUTION}"

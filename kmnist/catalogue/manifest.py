@@ -1,0 +1,554 @@
+"""What exists: releases, datasets, their files with sizes and checksums, and mirrors.
+
+Data only. Every figure here comes from independent published sources
+(torchvision's ``mnist.py``, TensorFlow Datasets' ``url_checksums/kmnist.txt``,
+the datasets-mila ``md5sums`` list) and was matched against real files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from ..errors import UnknownDataset, UnsupportedFormat, UsageError
+from ..urls import redact
+from .names import CURRENT_RELEASE as CURRENT_RELEASE
+from .names import MIRROR_ENV as MIRROR_ENV
+from .names import RELEASES as RELEASES
+from .names import SPLITS as SPLITS
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What a file must look like when no checksum exists for it (the 2018 release).
+
+    ``kind`` is ``"idx"`` (a gzip-compressed MNIST IDX file) or ``"npz"`` (a NumPy
+    archive whose member ``arr_0`` has this shape); ``shape`` is the array's shape,
+    ``(count,)`` for labels and ``(count, 28, 28)`` for images.
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+
+
+# A file of unpublished size may bring at most this many bytes. The largest
+# file of the family is the Kanji archive, about 310 MB (it has its own
+# ceiling below); 1 GiB leaves room for any other and still stops a body that
+# never ends long before it fills a disk.
+UNKNOWN_SIZE_CEILING = 1 << 30
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One published file.
+
+    ``path`` is relative and POSIX-style (``kmnist/kmnist-test-imgs.npz``): the
+    same path below a mirror's base URL and below the destination folder. A file
+    is checked by every figure it has: ``size``, ``sha256``, ``md5`` and, for
+    files of which no checksum was ever published, ``structure``.
+    """
+
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    structure: Structure | None = None
+    # Where no size was published (the Kanji archive): the most bytes a body may
+    # bring before it is cut, so a server that never stops cannot fill the disk.
+    ceiling: int | None = None
+
+    @property
+    def most_bytes(self) -> int:
+        """The published size, else the ceiling, else UNKNOWN_SIZE_CEILING."""
+        if self.size is not None:
+            return self.size
+        return self.ceiling if self.ceiling is not None else UNKNOWN_SIZE_CEILING
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path or "\0" in self.path:
+            raise UsageError(f"file path must be non-empty text without NUL: {self.path!r}")
+        p = PurePosixPath(self.path)
+        if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in self.path:
+            raise UsageError(f"file path must be relative and inside the folder: {self.path!r}")
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+    @property
+    def verified(self) -> bool:
+        """True when a published checksum pins the bytes, not just their shape."""
+        return self.sha256 is not None or self.md5 is not None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file's place in the catalogue: which dataset, release, format and split."""
+
+    file: RemoteFile
+    dataset: str
+    release: str
+    format: str | None  # None: comes with every format (class maps)
+    split: str | None  # None: not part of a split (class maps, the Kanji archive)
+    kind: str  # "images", "labels", "classmap" or "archive"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset as a user chooses it."""
+
+    name: str
+    title: str
+    description: str
+    formats: tuple[str, ...]  # the first is the default
+    has_splits: bool = True
+    # For display only, where a file's size was never published: a figure the
+    # publisher gives in prose, never used to check bytes.
+    approx_bytes: int | None = None
+
+    @property
+    def default_format(self) -> str:
+        return self.formats[0]
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset(
+            "kmnist",
+            "Kuzushiji-MNIST",
+            "70,000 28x28 images of 10 hiragana classes, 60k/10k, balanced",
+            ("npz", "mnist"),
+        ),
+        Dataset(
+            "k49",
+            "Kuzushiji-49",
+            "270,912 28x28 images of 49 hiragana classes, imbalanced",
+            ("npz",),
+        ),
+        Dataset(
+            "kkanji",
+            "Kuzushiji-Kanji",
+            "about 140,400 64x64 PNG images of 3,832 kanji classes, one tar",
+            ("tar",),
+            has_splits=False,
+            approx_bytes=310_000_000,  # the original README: "available for download (310MB)"
+        ),
+    )
+}
+
+# Short enough that the interactive flow's answer line ("? Format of
+# Kuzushiji-MNIST? mnist  20.3 MiB  ...") fits in 80 columns.
+FORMATS: dict[str, str] = {
+    "npz": "NumPy: np.load(f)['arr_0']",
+    "mnist": "IDX .gz, drop-in for MNIST tools",
+    "tar": "PNG files, a folder per class",
+}
+
+
+def _e(
+    path: str,
+    size: int | None,
+    *,
+    dataset: str,
+    format: str | None,
+    split: str | None,
+    kind: str,
+    sha256: str | None = None,
+    md5: str | None = None,
+    release: str = CURRENT_RELEASE,
+    structure: Structure | None = None,
+    ceiling: int | None = None,
+) -> Entry:
+    return Entry(
+        RemoteFile(path, size, sha256=sha256, md5=md5, structure=structure, ceiling=ceiling),
+        dataset=dataset,
+        release=release,
+        format=format,
+        split=split,
+        kind=kind,
+    )
+
+
+# The February 2019 release, the one every current mirror serves.
+_CURRENT: tuple[Entry, ...] = (
+    # Kuzushiji-MNIST, MNIST format
+    _e(
+        "kmnist/train-images-idx3-ubyte.gz",
+        18165135,
+        dataset="kmnist",
+        format="mnist",
+        split="train",
+        kind="images",
+        md5="bdb82020997e1d708af4cf47b453dcf7",
+        sha256="51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+    ),
+    _e(
+        "kmnist/train-labels-idx1-ubyte.gz",
+        29497,
+        dataset="kmnist",
+        format="mnist",
+        split="train",
+        kind="labels",
+        md5="e144d726b3acfaa3e44228e80efcd344",
+        sha256="e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+    ),
+    _e(
+        "kmnist/t10k-images-idx3-ubyte.gz",
+        3041136,
+        dataset="kmnist",
+        format="mnist",
+        split="test",
+        kind="images",
+        md5="5c965bf0a639b31b8f53240b1b52f4d7",
+        sha256="edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+    ),
+    _e(
+        "kmnist/t10k-labels-idx1-ubyte.gz",
+        5120,
+        dataset="kmnist",
+        format="mnist",
+        split="test",
+        kind="labels",
+        md5="7320c461ea6c1c855c0b718fb2a4b134",
+        sha256="20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+    ),
+    # Kuzushiji-MNIST, NumPy format
+    _e(
+        "kmnist/kmnist-train-imgs.npz",
+        18384171,
+        dataset="kmnist",
+        format="npz",
+        split="train",
+        kind="images",
+        md5="a183fbc01ed9a345513b145673d3d0bb",
+        sha256="11d69e17c8fd294905864aef177fd10c2185e5a3655f4da03d72ea5a64c17a72",
+    ),
+    _e(
+        "kmnist/kmnist-train-labels.npz",
+        29700,
+        dataset="kmnist",
+        format="npz",
+        split="train",
+        kind="labels",
+        md5="b0e1d240e8afec72b50437fc3bc5908a",
+        sha256="a325c877035602cb9b9ba54f4194a2a1b5f718026a463db5b5e0cdc124c03720",
+    ),
+    _e(
+        "kmnist/kmnist-test-imgs.npz",
+        3079479,
+        dataset="kmnist",
+        format="npz",
+        split="test",
+        kind="images",
+        md5="dace6de62ca8b90843cc45366337d02e",
+        sha256="692d824896bec8f3c357ebf7a0fe904ed67ac632ce953d0b58f7fbef7bb27d87",
+    ),
+    _e(
+        "kmnist/kmnist-test-labels.npz",
+        5304,
+        dataset="kmnist",
+        format="npz",
+        split="test",
+        kind="labels",
+        md5="3ae489a79983d0fe386152684e3b5412",
+        sha256="660f13a4705431ea2a6391c41ecbe384cd0d932c595a101ec4f3b8989e785046",
+    ),
+    _e(
+        "kmnist/kmnist_classmap.csv",
+        151,
+        dataset="kmnist",
+        format=None,
+        split=None,
+        kind="classmap",
+        md5="899202f6e8dc29a321ac210a03d0f2f1",
+        sha256="88ba4be4bd52d986ae100b425d5c28437c81829c87800c5832a2253edc758374",
+    ),
+    # Kuzushiji-49, NumPy format only. No sha256 was ever published for the two
+    # image files; md5 and size pin them.
+    _e(
+        "k49/k49-train-imgs.npz",
+        66117696,
+        dataset="k49",
+        format="npz",
+        split="train",
+        kind="images",
+        md5="7ac088b20481cf51dcd01ceaab89d821",
+    ),
+    _e(
+        "k49/k49-train-labels.npz",
+        164485,
+        dataset="k49",
+        format="npz",
+        split="train",
+        kind="labels",
+        md5="44a8e1b893f81e63ff38d73cad420f7a",
+        sha256="fbfef4750ce9aa70b6072f0bca7daa9e80e2d79b379d5ae923265a63396260e4",
+    ),
+    _e(
+        "k49/k49-test-imgs.npz",
+        10971201,
+        dataset="k49",
+        format="npz",
+        split="test",
+        kind="images",
+        md5="d352e201d846ce6b94f42c990966f374",
+    ),
+    _e(
+        "k49/k49-test-labels.npz",
+        27450,
+        dataset="k49",
+        format="npz",
+        split="test",
+        kind="labels",
+        md5="4da6f7a62e67a832d5eb1bd85c5ee448",
+        sha256="299be30ea32c2cc69318f5a5a579ffbffb0a6a1ccff134fb0ca834cd525ad6af",
+    ),
+    _e(
+        "k49/k49_classmap.csv",
+        697,
+        dataset="k49",
+        format=None,
+        split=None,
+        kind="classmap",
+        md5="f7d0d0391f68bdf0fe4cf160ceb85753",
+        sha256="95f5a2cfbfba1721f566059cf77c22808898b63044a5f9a08de9d8a2950eed84",
+    ),
+    # Kuzushiji-Kanji: no size was published, so the hash alone checks it. The
+    # ceiling is the published "310MB" with a third more: a body that goes on
+    # past it is not the archive.
+    _e(
+        "kkanji/kkanji.tar",
+        None,
+        dataset="kkanji",
+        format="tar",
+        split=None,
+        kind="archive",
+        sha256="6c65024b7b79de6661a049c89decfddae8bb908f71fcd7fdf1bd9a7f220a1cda",
+        ceiling=400_000_000,
+    ),
+)
+
+
+def _legacy(name: str, dataset: str, format: str, split: str, kind: str, n: int) -> Entry:
+    shape = (n, 28, 28) if kind == "images" else (n,)
+    return _e(
+        f"2018/{dataset}/{name}",
+        None,
+        dataset=dataset,
+        format=format,
+        split=split,
+        kind=kind,
+        release="2018",
+        structure=Structure("idx" if format == "mnist" else "npz", shape),
+    )
+
+
+# The first release (October 2018), on Google Cloud Storage only, with older
+# names and other image bytes. No checksum was ever published for it, so each
+# file is checked by its structure, and the summary says it is unverified. It
+# lives under <root>/2018/ so that it can never be mistaken for the current one.
+_LEGACY: tuple[Entry, ...] = tuple(
+    _legacy(name, ds, fmt, split, kind, n)
+    for name, ds, fmt, split, kind, n in (
+        ("train-images-idx3-ubyte.gz", "kmnist", "mnist", "train", "images", 60000),
+        ("train-labels-idx1-ubyte.gz", "kmnist", "mnist", "train", "labels", 60000),
+        ("t10k-images-idx3-ubyte.gz", "kmnist", "mnist", "test", "images", 10000),
+        ("t10k-labels-idx1-ubyte.gz", "kmnist", "mnist", "test", "labels", 10000),
+        ("kuzushiji10-train-imgs.npz", "kmnist", "npz", "train", "images", 60000),
+        ("kuzushiji10-train-labels.npz", "kmnist", "npz", "train", "labels", 60000),
+        ("kuzushiji10-test-imgs.npz", "kmnist", "npz", "test", "images", 10000),
+        ("kuzushiji10-test-labels.npz", "kmnist", "npz", "test", "labels", 10000),
+        ("kuzushiji49-train-imgs.npz", "k49", "npz", "train", "images", 184628),
+        ("kuzushiji49-train-labels.npz", "k49", "npz", "train", "labels", 184628),
+        ("kuzushiji49-test-imgs.npz", "k49", "npz", "test", "images", 46185),
+        ("kuzushiji49-test-labels.npz", "k49", "npz", "test", "labels", 46185),
+    )
+)
+
+ENTRIES: tuple[Entry, ...] = _CURRENT + _LEGACY
+
+# Bytes that some mirrors still serve under a current name, recognised so that
+# an error (and the folder audit) can say what they are.
+KNOWN_STALE: dict[str, str] = {
+    "9e19e2c2cc48cc89322e26acda94ae1b6534a91cdfc0b35e85eb90d2c86830e8": (
+        "the 2018 (v1) release of kmnist-test-imgs.npz"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A place that serves files: a URL template with ``{path}`` or ``{name}``.
+
+    ``carries`` limits the mirror to some paths (None: every file of its
+    releases), so that a partial mirror is only asked for what it has.
+    """
+
+    name: str
+    template: str
+    releases: frozenset[str] = frozenset({CURRENT_RELEASE})
+    carries: frozenset[str] | None = None
+    builtin: bool = field(default=False, compare=False)
+
+    def url(self, file: RemoteFile) -> str:
+        return self.template.format(path=file.path, name=file.name)
+
+    def has(self, file: RemoteFile, release: str | None = None) -> bool:
+        if self.carries is not None:
+            return file.path in self.carries
+        return release is None or release in self.releases
+
+    @property
+    def is_local(self) -> bool:
+        return not self.template.startswith(("http://", "https://"))
+
+
+_OFFICIAL = "codh.rois.ac.jp/kmnist/dataset/{path}"
+_KMNIST_MNIST = frozenset(
+    e.file.path for e in _CURRENT if e.dataset == "kmnist" and e.format == "mnist"
+)
+# Whether the Internet Archive holds a given file is not known in advance; a
+# partial timestamp makes it answer with the capture nearest to that date, and
+# ``id_`` returns the archived bytes without rewriting. Checksums decide.
+_WAYBACK = "https://web.archive.org/web/2020id_/http://" + _OFFICIAL
+_LEGACY_GCS = "https://storage.googleapis.com/kuzushiji-mnist/{name}"
+
+# Order: the official host first (it is the source, and it carries every file),
+# over https, then over http for networks that block its TLS endpoint; then
+# byte-identical copies of the MNIST-format files on two CDNs that stay
+# reachable when the official host is not; the Internet Archive last, because it
+# is slow and rate-limited. A mirror that fails to connect is skipped for the
+# rest of the run, so a dead official host costs one timeout, not one per file.
+BUILTIN_MIRRORS: tuple[Mirror, ...] = (
+    Mirror("codh-https", "https://" + _OFFICIAL, builtin=True),
+    Mirror("codh-http", "http://" + _OFFICIAL, builtin=True),
+    Mirror(
+        "gcs-s4tf",
+        "https://storage.googleapis.com/s4tf-hosted-binaries/datasets/KMNIST/{name}",
+        carries=_KMNIST_MNIST,
+        builtin=True,
+    ),
+    Mirror(
+        "huggingface",
+        "https://huggingface.co/datasets/tanganke/kmnist/resolve/"
+        "53810959241e8f35890445245170c8cec0672f81/raw/{name}",
+        carries=_KMNIST_MNIST,
+        builtin=True,
+    ),
+    Mirror("wayback", _WAYBACK, builtin=True),
+    Mirror("gcs-2018", _LEGACY_GCS, releases=frozenset({"2018"}), builtin=True),
+    Mirror(
+        "wayback-2018",
+        "https://web.archive.org/web/2018id_/" + _LEGACY_GCS,
+        releases=frozenset({"2018"}),
+        builtin=True,
+    ),
+)
+
+
+def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
+    """A mirror from what a user typed: a base URL, a URL template, or a folder.
+
+    A base (``https://host/kmnist``, ``file:///srv/kmnist``, ``/srv/kmnist``)
+    serves the official layout ``<base>/<dataset>/<file>``. A template with
+    ``{path}`` or ``{name}`` says where each file is, for flat mirrors; no
+    other field is allowed. ``source`` (the flag or variable it came from)
+    is named in the UsageError for a bad one.
+    """
+    from ..inputs import check_folder, check_template, check_url
+
+    if not isinstance(spec, str):
+        raise UsageError(f"{source}: a mirror is text, not {type(spec).__name__}")
+    spec = given = spec.strip()
+    if not spec:
+        raise UsageError(f"{source}: empty mirror")
+    is_template = check_template(spec, source)
+    if spec.startswith("file://"):
+        spec = spec[len("file://") :]
+    elif "://" in spec and not spec.startswith(("http://", "https://")):
+        raise UsageError(
+            f"{source}: unsupported mirror {spec!r}: use http://, https://, file:// or a folder"
+        )
+    template = spec if is_template else spec.rstrip("/") + "/{path}"
+    sample = template.format(path="kmnist/x.npz", name="x.npz")
+    if template.startswith(("http://", "https://")):
+        check_url(sample, source, given=given)
+    else:
+        check_folder(os.path.expanduser(sample), source, given=given)
+        template = os.path.abspath(os.path.expanduser(template))
+    # The name is what is printed (errors, summaries, plans): never a password.
+    return Mirror(redact(spec), template, releases=frozenset(RELEASES))
+
+
+def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> tuple[Mirror, ...]:
+    """The mirrors of a run: the user's (flags, then ``KMNIST_MIRROR``) or the built-in ones.
+
+    A user's list replaces the built-in one, so that an offline site never waits
+    on a dead host.
+    """
+    if specs:
+        return tuple(user_mirror(s) for s in specs)
+    env_value = (os.environ if env is None else env).get(MIRROR_ENV, "")
+    if env_value.split():
+        return tuple(user_mirror(s, f"${MIRROR_ENV}") for s in env_value.split())
+    return BUILTIN_MIRRORS
+
+
+def dataset_names() -> tuple[str, ...]:
+    return tuple(DATASETS)
+
+
+def select(
+    datasets: list[str] | tuple[str, ...] | str,
+    format: str | None = None,
+    split: str = "all",
+    release: str = CURRENT_RELEASE,
+) -> tuple[Entry, ...]:
+    """The entries a request names. Raises a UsageError naming the valid choices."""
+    names = [datasets] if isinstance(datasets, str) else list(datasets)
+    if release not in RELEASES:
+        raise UsageError(f"unknown release {release!r} (choose from {', '.join(RELEASES)})")
+    if split not in SPLITS:
+        raise UnsupportedFormat(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    if "all" in names:
+        # "all" means every dataset the release has (Kanji came after 2018).
+        names = [
+            n for n in DATASETS if any(e.dataset == n and e.release == release for e in ENTRIES)
+        ]
+    chosen: list[Entry] = []
+    for name in dict.fromkeys(names):  # keeps order, drops repeats
+        if name not in DATASETS:
+            raise UnknownDataset(
+                f"unknown dataset {name!r} (choose from {', '.join((*DATASETS, 'all'))})"
+            )
+        ds = DATASETS[name]
+        in_release = [e for e in ENTRIES if e.dataset == name and e.release == release]
+        if not in_release:
+            raise UnsupportedFormat(f"{name} is not part of the {release} release")
+        fmt = format or ds.default_format
+        available = tuple(f for f in ds.formats if any(e.format == f for e in in_release))
+        if fmt not in available:
+            raise UnsupportedFormat(
+                f"{name} has no {fmt!r} format in the {release} release "
+                f"(available: {', '.join(available)})"
+            )
+        chosen.extend(
+            e
+            for e in in_release
+            if e.format in (None, fmt) and (split == "all" or e.split in (None, split))
+        )
+    return tuple(chosen)
+
+
+def files_of(entries: tuple[Entry, ...] | list[Entry]) -> list[RemoteFile]:
+    return [e.file for e in entries]
+
+
+def entry_for(path: str) -> Entry | None:
+    """The catalogue entry of a relative path, if it is one of ours."""
+    for e in ENTRIES:
+        if e.file.path == path:
+            return e
+    return None

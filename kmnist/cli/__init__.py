@@ -1,0 +1,1 @@
+"""The front ends: the only package that parses arguments or asks questions."""

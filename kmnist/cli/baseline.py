@@ -1,0 +1,201 @@
+"""``kmnist-baseline``: run one of the paper's baselines and print its score beside the paper's.
+
+A thin shell over :mod:`kmnist.baselines`, like ``kmnist-download`` over the
+download functions: flags in, two lines (or one JSON object) out, and the
+exit status from :func:`kmnist.errors.exit_status`. NumPy and PyTorch are
+imported only once a model runs, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError
+from ..storage.root import data_root
+from .common import add_dir, fail, positive
+
+PROG = "kmnist-baseline"
+MODELS = ("knn", "cnn")
+DATASETS = ("kmnist", "k49")  # the two with published baseline figures
+EPOCHS = 12  # the Keras script's
+K = 4  # the paper's script's n_neighbors
+HOLDOUT = 2000  # kmnist.baselines.HOLDOUT, without importing NumPy for --help
+# Where NumPy's BLAS reads its thread count, once, when NumPy is imported.
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def seed_type(text: str) -> int:
+    """argparse type: a seed, 0 to 2**63 - 1 (what torch.manual_seed takes)."""
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError("must be between 0 and 2**63 - 1")
+    return value
+
+
+def device_type(text: str) -> str:
+    """argparse type: cpu, cuda or cuda:N (whether CUDA is there is known only once torch is)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError("choose cpu, cuda or cuda:N")
+    return text
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Run a baseline of the Kuzushiji-MNIST paper (Clanuwat et al. 2018) on the "
+            "files in --dir and print its accuracy and balanced accuracy beside the figure "
+            "the authors published for the same data release (February 2019, what "
+            "kmnist-download fetches), saying 'not comparable' when the run is not the "
+            "published protocol. knn: 4 nearest neighbours weighted by 1/distance on raw "
+            "pixels (NumPy). cnn: the paper's simple Keras CNN, ported to PyTorch "
+            "(needs: pip install torch)."
+        ),
+        epilog="Exit status: 0 ok, 1 failure (files missing or wrong), 2 bad usage, "
+        "130 interrupted.",
+    )
+    p.add_argument("model", choices=MODELS, help="which baseline")
+    p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
+    add_dir(p, "where the files are")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the dataset's files first where missing (as kmnist-download does)",
+    )
+    p.add_argument(
+        "--limit",
+        type=positive,
+        metavar="N",
+        help="only the first N training and N test images (a quick run, not the benchmark)",
+    )
+    p.add_argument(
+        "--test-split-only",
+        action="store_true",
+        help="use the test split alone: learn from its first images, score its last "
+        f"--holdout (default {HOLDOUT:,}); runs without the training files, and is not "
+        "the paper's figure",
+    )
+    p.add_argument(
+        "--holdout",
+        type=positive,
+        metavar="N",
+        help=f"with --test-split-only: how many test images to score (default {HOLDOUT:,})",
+    )
+    p.add_argument("--k", type=positive, metavar="N", help=f"knn only: neighbours (default {K})")
+    p.add_argument(
+        "--epochs", type=positive, metavar="N", help=f"cnn only: epochs (default: {EPOCHS})"
+    )
+    p.add_argument(
+        "--seed",
+        type=seed_type,
+        metavar="N",
+        help="cnn only: seed of the initial weights, dropout and shuffling (default 0)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive,
+        metavar="N",
+        help="CPU threads: cnn's figure depends on them, so fix them to repeat a run "
+        "(default: PyTorch's); knn's does not (exact arithmetic), this only limits its speed",
+    )
+    p.add_argument(
+        "--device",
+        type=device_type,
+        default="cpu",
+        help="cnn only: cpu (default), cuda or cuda:N when PyTorch sees a CUDA device",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: figures, published figure and difference, sizes, "
+        "settings, library versions, sha256 of the input files, time",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Entry point of ``kmnist-baseline``: returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    args.dir = data_root(args.dir)
+    try:
+        out = run(args)
+    except NotDownloaded as exc:
+        return fail(prog, NotDownloaded(missing_message(exc, args)))
+    except (KeyboardInterrupt, KmnistError, OSError) as exc:
+        # The files wrong (VerificationError) or not to be had (DownloadError),
+        # PyTorch missing, bad usage: one line, no traceback.
+        return fail(prog, exc)
+    print(out)
+    return ExitStatus.OK
+
+
+def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:
+    """What a command-line user can do about missing files: commands and flags, not Python."""
+    from ..baselines import MissingInputs
+
+    if not isinstance(exc, MissingInputs):
+        return f"{exc}; or add --download to this command"
+    names = ", ".join(str(p) for p in exc.missing)
+    line = (
+        f"{exc.dataset} {exc.split}: missing {names}; get them with: "
+        f"kmnist-download --dataset {exc.dataset} --dir {exc.root}, "
+        "or add --download to this command"
+    )
+    if exc.split == "train":
+        # The test split is read first, so it is here: it can be used on its own.
+        line += "; or --test-split-only to score part of the test split (not the paper's figure)"
+    return line
+
+
+def run(args: argparse.Namespace) -> str:
+    """The run the flags ask for, as the text to print."""
+    cnn_only = {"--epochs": args.epochs, "--seed": args.seed}
+    if args.model == "knn":
+        for flag, value in cnn_only.items():
+            if value is not None:
+                raise UsageError(f"{flag} goes with cnn; knn neither trains nor draws at random")
+        if args.device != "cpu":
+            raise UsageError("--device goes with cnn; knn runs on the CPU, in NumPy")
+    elif args.k is not None:
+        raise UsageError("--k goes with knn")
+    if args.holdout is not None and not args.test_split_only:
+        raise UsageError("--holdout goes with --test-split-only")
+    holdout = (args.holdout or HOLDOUT) if args.test_split_only else None
+    if args.model == "knn" and args.threads is not None and "numpy" not in sys.modules:
+        for name in BLAS_THREADS:  # read once, when NumPy loads its BLAS
+            os.environ[name] = str(args.threads)
+
+    from .. import baselines
+
+    common = {
+        "root": args.dir,
+        "download": args.download,
+        "limit": args.limit,
+        "holdout": holdout,
+        "progress": True,
+    }
+    if args.model == "knn":
+        score = baselines.knn(args.dataset, k=args.k or K, **common)
+    else:
+        score = baselines.cnn(
+            args.dataset,
+            epochs=args.epochs or EPOCHS,
+            seed=args.seed or 0,
+            threads=args.threads,
+            device=args.device,
+            **common,
+        )
+    if args.json:
+        return json.dumps(score.as_json())
+    return score.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The edge that both commands (``kmnist-download``, ``kmnist-baseline``) share.
+
+Argument types, and the end of a run that failed: one line on stderr per
+failure, never a traceback, and the exit status from
+:func:`kmnist.errors.exit_status`, the one place that decides it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Union
+
+from ..errors import DownloadsFailed, KmnistError, exit_status
+from ..storage.root import DATA_ENV, DEFAULT_DATA
+
+# A read that stalls longer than a day is not a network being slow; past
+# about 2**31 seconds the sockets underneath cannot even hold the value.
+MAX_TIMEOUT = 86400.0
+# What a command reports in one line; anything else is a bug, and keeps its traceback.
+Failure = Union[KeyboardInterrupt, KmnistError, OSError]
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def timeout(text: str) -> float:
+    """argparse type for --timeout: seconds, a finite number above 0 (at most a day)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(text) from None  # argparse: "invalid timeout value: 'x'"
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    if value > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"at most {MAX_TIMEOUT:.0f} seconds (a day), not {text!r}")
+    return value
+
+
+timeout.__name__ = "timeout"  # argparse names the type in its message
+
+
+def add_dir(p: argparse.ArgumentParser, what: str) -> None:
+    """``--dir``: None when not given; the command resolves it with ``storage.root.data_root``."""
+    p.add_argument(
+        "--dir", type=Path, help=f"{what} (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})"
+    )
+
+
+def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
+    """Say what ended the run, one line per failure; return the exit status.
+
+    ``interrupted`` is what Ctrl-C (or SIGTERM, SIGHUP) gets (a command may
+    say how to go on). An OSError is a folder that cannot be created, read or
+    written: the user's to fix, said in words by :func:`kmnist.storage.folders.explain`.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+    else:
+        from ..storage.folders import explain
+
+        failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
+        for f in failures:
+            line = explain(f) if isinstance(f, OSError) else str(f)
+            print(f"{prog}: error: {line}", file=sys.stderr)
+    return exit_status(exc)

@@ -1,0 +1,399 @@
+"""``kmnist-download``: turn flags into a library call and its outcome into an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from .._version import __version__
+from ..catalogue.names import DATASET_NAMES, FORMAT_NAMES, MIRROR_ENV, RELEASES, SPLITS
+from ..downloader.defaults import CONNECTIONS, JOBS
+from ..errors import (
+    DownloadsFailed,
+    ExitStatus,
+    KmnistError,
+    Stopped,
+    StoppedAtQuestion,
+    UsageError,
+)
+from ..storage.root import data_root
+from . import session
+from .common import add_dir, fail, positive, timeout
+from .session import PROG, TIMEOUT
+from .suggest import OneLineParser, choice
+
+if TYPE_CHECKING:
+    from ..catalogue.manifest import Entry, Mirror, RemoteFile
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog=prog,
+        description=(
+            "Download the Kuzushiji datasets (Kuzushiji-MNIST, Kuzushiji-49, "
+            "Kuzushiji-Kanji), verified against published checksums, from the first "
+            "mirror that works. Data: CC BY-SA 4.0, ROIS-DS CODH."
+        ),
+        epilog=(
+            f"Mirrors: --mirror (repeatable) or {MIRROR_ENV} (whitespace-separated) replace "
+            "the built-in list; a mirror is a base URL or folder in the official layout "
+            "(<base>/<dataset>/<file>) or a template with {path} or {name}. "
+            "Exit status: 0 ok, 1 failure, 2 bad usage, 130 interrupted (Ctrl-C), "
+            "143 terminated (SIGTERM), 129 hung up (SIGHUP); .part files are kept for resume."
+        ),
+    )
+    p.add_argument(
+        "--dataset",
+        "-d",
+        action="append",
+        type=choice([*DATASET_NAMES, "all"]),  # a typo gets "did you mean", in one line
+        choices=[*DATASET_NAMES, "all"],
+        help="dataset to fetch; repeat for several",
+    )
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=FORMAT_NAMES,
+        help="file format (default: npz where the dataset has it)",
+    )
+    p.add_argument("--split", "-s", choices=SPLITS, default="all", help="default: all")
+    add_dir(p, "destination folder")
+    p.add_argument(
+        "--flat",
+        action="store_true",
+        help="put the files straight into --dir, without a folder per dataset (the "
+        "original download_data.py's layout; torchvision's with --dir <root>/KMNIST/raw)",
+    )
+    p.add_argument(
+        "--mirror",
+        "-m",
+        action="append",
+        metavar="URL",
+        help="a mirror to use instead of the built-in ones; repeat for several",
+    )
+    p.add_argument(
+        "--release",
+        choices=RELEASES,
+        default=RELEASES[0],
+        help="2019 (current, verified) or 2018 (first release, structure-checked only)",
+    )
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the files (those of -d/-f/-s when given) and the mirrors, then exit",
+    )
+    p.add_argument(
+        "--cite",
+        action="store_true",
+        help="print the BibTeX the dataset authors ask for, and the attribution line "
+        "their licence asks for, then exit",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be fetched, resumed or skipped; touch no network",
+    )
+    p.add_argument("--force", action="store_true", help="fetch again even what is verified")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="touch no network: hash every known file in --dir and say whether it is ok, "
+        "partial, stale (2018 release) or corrupt; exit 0 only if all are ok. Without "
+        "--dataset: every file that is there; with --dataset/--split: also what that "
+        "selection lacks (missing)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="with --verify: the verdicts as JSON; with --list: every file's size, "
+        "checksums and URLs",
+    )
+    p.add_argument(
+        "--extract",
+        action="store_true",
+        help="with --dataset kkanji: after the download, unpack the archive safely "
+        "and check the folder against the archive's own member index (counts are reported, "
+        "not required: the published ones disagree)",
+    )
+    p.add_argument(
+        "--preview",
+        metavar="FILE",
+        type=Path,
+        help="after the download, write a picture with a row of samples per class, its "
+        "modern character first (one of kmnist, k49; the format follows the extension: "
+        ".png, .jpg, ...; needs Pillow: pip install 'kmnist[preview]')",
+    )
+    p.add_argument(
+        "--font",
+        metavar="PATH",
+        type=Path,
+        help="with --preview: a Japanese font to draw the characters with (default: one "
+        "fontconfig finds; without one, the romanised names)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="print every request on stderr: URL (without credentials), status, bytes, time",
+    )
+    p.add_argument(
+        "--check-mirrors",
+        action="store_true",
+        help="ask each mirror for one byte of each selected file and print a table of "
+        "mirror x file (status, size announced vs published, latency; --json for data); "
+        "exit 0 when every file has a mirror with the right size. Run this first when a "
+        "download fails",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars; the plan, the summary and errors are still printed",
+    )
+    p.add_argument(
+        "--jobs", "-j", type=positive, default=JOBS, help=f"files at once (default: {JOBS})"
+    )
+    p.add_argument(
+        "--connections",
+        type=positive,
+        default=CONNECTIONS,
+        help=f"most connections to any one host (default: {CONNECTIONS})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=timeout,
+        default=TIMEOUT,
+        help="seconds a read may stall before the try is retried: a number above 0 (default: 30)",
+    )
+    p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Entry point of ``kmnist-download`` and ``download_data.py``.
+
+    With no arguments at all it asks on a terminal (``kmnist.cli.interactive``),
+    and says which flags to pass when there is no terminal to ask on. Every
+    way a run can end is one line and an exit status: a signal too (see
+    ``kmnist.signals``); argparse's own errors exit 2 through SystemExit.
+    """
+    from ..signals import disarm, let_through, orderly_stop
+
+    with orderly_stop():
+        try:
+            try:
+                let_through()
+                return _main(argv, prog)
+            finally:
+                disarm()  # a signal while the outcome is reported is only noted
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, StoppedAtQuestion):
+                return fail(prog, exc, interrupted="interrupted; nothing was downloaded")
+            if isinstance(exc, Stopped):
+                return fail(
+                    prog,
+                    exc,
+                    interrupted=f"stopped by {exc.name}; the .part files are kept: "
+                    "run the same command again to resume",
+                )
+            return fail(prog, exc, interrupted="interrupted; run the same command again to resume")
+        except (KmnistError, OSError) as exc:
+            status = fail(prog, exc)
+            failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
+            from .report import failure_hint
+
+            hint = failure_hint(failures)
+            if hint:
+                print(f"{prog}: hint: {hint}", file=sys.stderr)
+            return status
+
+
+def _main(argv: Sequence[str] | None, prog: str) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _tolerant(sys.stderr)  # argparse names a bad value there, whatever its bytes
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    args.dir = data_root(args.dir)
+    out: TextIO = _tolerant(sys.stdout)
+    if not argv:
+        from .interactive import interact
+
+        return interact(prog=prog, out=out)
+    return run(args, out=out)
+
+
+def _tolerant(stream: TextIO) -> TextIO:
+    """``stream``, made to print any file name: one with bytes that are not UTF-8 too.
+
+    Such a name reaches Python as lone surrogates, which a strict stream
+    refuses with a UnicodeEncodeError in the middle of a report. A process's
+    own stderr already escapes them (backslashreplace), and so does this.
+    """
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+        reconfigure(errors="backslashreplace")
+    return stream
+
+
+def run(args: argparse.Namespace, *, out: TextIO) -> int:
+    # The catalogue is loaded here, not for --help (see catalogue/names.py).
+    from ..catalogue.manifest import files_of, mirrors_from, select
+    from . import report
+
+    if args.cite:
+        from ..catalogue.info import citation
+
+        print(citation(), file=out)
+        return ExitStatus.OK
+    if args.verify:
+        return _verify(args, out=out)
+    _check_after_steps(args)
+    mirrors = mirrors_from(args.mirror)
+    if args.list:
+        chosen = _listed(args)
+        show = report.catalogue_json if args.json else report.catalogue
+        print(show(chosen, [m for m in mirrors if args.release in m.releases]), file=out)
+        return ExitStatus.OK
+    if not args.dataset and args.check_mirrors:
+        args.dataset = ["all"]  # every file: which mirror serves what
+    if not args.dataset:
+        raise UsageError(
+            "choose what to fetch: --dataset {" + ",".join([*DATASET_NAMES, "all"]) + "} "
+            "(or --list to see every file)"
+        )
+    entries = select(args.dataset, args.format, args.split, args.release)
+    if args.check_mirrors:
+        return _check_mirrors(files_of(entries), args, mirrors=mirrors, out=out)
+    fetched = session.download(
+        files_of(entries),
+        root=args.dir,
+        mirrors=mirrors,
+        out=out,
+        progress=not args.no_progress,
+        quiet=args.quiet,
+        verbose=args.verbose,
+        jobs=args.jobs,
+        connections=args.connections,
+        timeout=args.timeout,
+        force=args.force,
+        flat=args.flat,
+        dry_run=args.dry_run,
+    )
+    if fetched is None:
+        return ExitStatus.OK  # --dry-run: nothing was fetched to unpack or draw
+    status: int = ExitStatus.OK
+    if args.extract:
+        status = max(
+            status, session.extract(root=args.dir, force=args.force, quiet=args.quiet, out=out)
+        )
+    if args.preview:
+        _preview(args, out=out)
+    return status
+
+
+def _check_mirrors(
+    files: Sequence[RemoteFile], args: argparse.Namespace, *, mirrors: Sequence[Mirror], out: TextIO
+) -> int:
+    from ..downloader.probe import all_served, check_mirrors
+    from ..downloader.transfer import make_session
+
+    usable = [m for m in mirrors if any(m.has(f, args.release) for f in files)]
+    http = make_session(f"kmnist/{__version__}", args.connections)
+    try:
+        probes = check_mirrors(
+            files,
+            usable,
+            session=http,
+            timeout=(min(10.0, args.timeout), args.timeout),
+            log=session.request_log(args.verbose),
+        )
+    finally:
+        http.close()
+    from .report import probes_json, probes_text
+
+    render = probes_json if args.json else probes_text
+    print(render(files, probes), file=out)
+    return ExitStatus.OK if all_served(files, probes) else ExitStatus.FAILURE
+
+
+# --- steps on the files once they are there: audit, unpack, picture ---
+
+
+def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
+    from ..data.audit import all_ok, audit, render_json, render_text
+    from ..storage.folders import check_readable
+
+    if args.extract or args.preview:
+        raise UsageError("--verify only reads: run --extract or --preview without it")
+    check_readable(args.dir)
+    reports = audit(
+        root=args.dir,
+        datasets=args.dataset,
+        format=args.format,
+        split=args.split,
+        release=args.release,
+    )
+    render = render_json if args.json else render_text
+    print(render(reports, root=args.dir), file=out)
+    return ExitStatus.OK if all_ok(reports) else ExitStatus.FAILURE
+
+
+def _check_after_steps(args: argparse.Namespace) -> None:
+    """Refuse a request the steps after the download cannot honour, before downloading."""
+    wanted = set(args.dataset or ())
+    if args.json and not (args.list or args.check_mirrors):
+        raise UsageError("--json goes with --verify, --list or --check-mirrors")
+    if args.extract and not wanted & {"kkanji", "all"}:
+        raise UsageError("--extract unpacks Kuzushiji-Kanji: add --dataset kkanji")
+    if args.font and not args.preview:
+        raise UsageError("--font goes with --preview")
+    if args.preview:
+        if len(wanted) != 1 or not wanted & {"kmnist", "k49"}:
+            raise UsageError("--preview draws one dataset: --dataset kmnist or --dataset k49")
+        from ..data.preview import check_target, japanese_font
+        from ..optional import import_pillow
+
+        # All now, not after a download: Pillow, the folder and extension, the font.
+        import_pillow("--preview")
+        check_target(args.preview)
+        if args.font:
+            japanese_font(args.dataset[0], args.font)
+
+
+def _listed(args: argparse.Namespace) -> list[Entry]:
+    """The catalogue entries ``--list`` shows: every format and split unless -d/-f/-s narrow it."""
+    from ..catalogue.manifest import DATASETS, ENTRIES, select
+
+    in_release = [e for e in ENTRIES if e.release == args.release]
+    names = [n for n in DATASETS if any(e.dataset == n for e in in_release)]
+    if args.dataset and "all" not in args.dataset:
+        names = list(dict.fromkeys(args.dataset))
+    elif args.format:
+        names = [n for n in names if args.format in DATASETS[n].formats]
+    chosen: dict[str, Entry] = {}
+    for name in names:
+        for fmt in [args.format] if args.format else DATASETS[name].formats:
+            try:
+                found = select(name, fmt, args.split, args.release)
+            except UsageError:
+                if args.format:
+                    raise  # asked for a format the dataset lacks: say so
+                continue  # a format this release does not have
+            chosen.update((e.file.path, e) for e in found)
+    return list(chosen.values())
+
+
+def _preview(args: argparse.Namespace, *, out: TextIO) -> None:
+    from ..data.preview import preview
+
+    dataset = args.dataset[0]  # _check_after_steps made sure it is the one
+    # The test split is the smaller; "train" only when that is all there is.
+    split = "train" if args.split == "train" else "test"
+    path = preview(
+        dataset, out=args.preview, root=args.dir, split=split, format=args.format, font=args.font
+    )
+    if not args.quiet:
+        print(f"wrote {path}: {dataset} {split}, a row of samples per class", file=out)

@@ -1,0 +1,236 @@
+"""Text a person reads: sizes, the catalogue, plans and summaries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..catalogue.manifest import DATASETS, FORMATS, Entry, Mirror
+from ..downloader.plan import Action, Plan
+from ..urls import redact
+
+if TYPE_CHECKING:
+    from ..catalogue.manifest import RemoteFile
+    from ..downloader.probe import Probe
+    from ..downloader.run import Result
+
+
+def size(n: int | None) -> str:
+    """Human size in binary units: ``3.0 MiB``; ``?`` when unknown."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
+    """The files of ``entries`` with sizes, the datasets and formats they are of, the mirrors."""
+    entries = list(entries)
+    rows = [("dataset", "format", "split", "file", "size", "checked by")]
+    for e in entries:
+        f = e.file
+        check = "sha256" if f.sha256 else "md5" if f.md5 else "structure (unverified)"
+        rows.append((e.dataset, e.format or "any", e.split or "-", f.path, size(f.size), check))
+    lines = _table(rows)
+    lines.append("")
+    lines.append("datasets:")
+    shown = {e.dataset for e in entries}
+    for d in DATASETS.values():
+        if d.name in shown:
+            lines.append(f"  {d.name:<7} {d.title}: {d.description}")
+    lines.append("formats:")
+    formats = {e.format for e in entries}
+    for name, text in FORMATS.items():
+        if name in formats:
+            lines.append(f"  {name:<7} {text}")
+    lines.append("mirrors, in the order they are tried:")
+    for m in mirrors:
+        scope = "some files" if m.carries is not None else "all files"
+        lines.append(
+            f"  {m.name:<12} {redact(m.template)}  "
+            f"({scope}; release {', '.join(sorted(m.releases))})"
+        )
+    return "\n".join(lines)
+
+
+def catalogue_json(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
+    """The same as data: every file with its checksums and the URLs that carry it.
+
+    For fetching with other tools (wget, aria2c, a site's own mirror job) and
+    checking with ``sha256sum``; the URLs are in the order we try them.
+    """
+    import json
+
+    files = []
+    for e in entries:
+        f = e.file
+        files.append(
+            {
+                "dataset": e.dataset,
+                "release": e.release,
+                "format": e.format,
+                "split": e.split,
+                "path": f.path,
+                "size": f.size,
+                "sha256": f.sha256,
+                "md5": f.md5,
+                "urls": [redact(m.url(f)) for m in mirrors if m.has(f, e.release)],
+            }
+        )
+    doc = {
+        "files": files,
+        "mirrors": [
+            {"name": m.name, "template": redact(m.template), "releases": sorted(m.releases)}
+            for m in mirrors
+        ],
+    }
+    return json.dumps(doc, indent=2)
+
+
+# The widest action ("refetch") and a space: the file column starts at the
+# same place whatever the plan holds, so that plans can be compared by eye.
+ACTION_WIDTH = max(len(a.value) for a in Action) + 1
+
+
+def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
+    """One row per file in aligned columns (action, file, size, what is on disk), then totals."""
+    rows = []
+    for s in p:
+        detail = ""
+        if s.action is Action.RESUME:
+            detail = f"{size(s.have)} already there"
+        elif s.action is Action.REFETCH and s.note:
+            detail = f"on disk: {s.note}"
+        rows.append(
+            (s.action.value, s.target.relative_to(root).as_posix(), size(s.file.size), detail)
+        )
+    paths = max((len(r[1]) for r in rows), default=0)
+    sizes = max((len(r[2]) for r in rows), default=0)
+    lines = [
+        f"{a:<{ACTION_WIDTH}} {path:<{paths}}  {n:>{sizes}}  {detail}".rstrip()
+        for a, path, n, detail in rows
+    ]
+    todo = size(p.todo_bytes)
+    if p.unknown_sizes:
+        todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
+    counts = {a: sum(1 for s in p if s.action is a) for a in Action}
+    summary = ", ".join(f"{n} to {a.value}" for a, n in counts.items() if n)
+    lines.append(f"{summary or 'nothing to do'}; {todo} to transfer into {root}")
+    lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
+    return "\n".join(lines)
+
+
+def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
+    """One aligned row per file (what happened, size, source, check, time), then totals."""
+    rows = [
+        (
+            r.action,
+            r.target.relative_to(root).as_posix(),
+            size(r.target.stat().st_size),
+            f"from {r.mirror}" if r.mirror else "",
+            f"checked: {r.checked}",
+            f"{r.seconds:.1f} s" if r.mirror else "",
+        )
+        for r in rs
+    ]
+    lines = _table(rows)
+    total = sum(r.transferred for r in rs)
+    lines.append(f"{len(rs)} file(s) ready in {root}; {size(total)} transferred in {seconds:.1f} s")
+    if any(r.action == "derived" for r in rs):
+        lines.append(
+            "note: no reachable mirror had the NumPy files marked 'derived'; they were built "
+            "from the verified MNIST-format files (same arrays), not checked against the "
+            "published .npz checksum"
+        )
+    if any("unverified" in r.checked for r in rs):
+        lines.append(
+            "note: no checksum was ever published for the 2018 release; its files were "
+            "checked by structure only"
+        )
+    return "\n".join(lines)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def failure_hint(failures: Sequence[BaseException]) -> str:
+    """What would work when files could not be fetched: the closing hint of a failed run.
+
+    ``--check-mirrors`` first; then, for what no reachable mirror carries,
+    the alternatives that exist (another format, the Internet Archive).
+    """
+    from ..catalogue.manifest import MIRROR_ENV, entry_for
+    from ..errors import DownloadError
+
+    downloads = [f for f in failures if isinstance(f, DownloadError)]
+    if not downloads:
+        return ""
+    paths = [f.path for f in downloads]
+    entries = [e for e in map(entry_for, paths) if e is not None]
+    parts = ["run the same command with --check-mirrors to see which mirror answers"]
+    if any(e.dataset == "kmnist" and e.format == "npz" for e in entries):
+        parts.append("-f mnist fetches the same images from the CDN copies")
+    if any(e.dataset in ("k49", "kkanji") for e in entries):
+        parts.append(
+            "Kuzushiji-49 and Kuzushiji-Kanji exist only on the official host and the "
+            "Internet Archive (mirror 'wayback'): try again later, or from another network"
+        )
+    if all(f.unreachable for f in downloads):
+        parts.append(
+            f"no mirror could be reached from here: give one you can reach with --mirror URL "
+            f"or {MIRROR_ENV} (a copy's folder works too)"
+        )
+    else:
+        parts.append(f"another mirror: --mirror URL or {MIRROR_ENV}")
+    return "; ".join(parts)
+
+
+def probes_text(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> str:
+    """``--check-mirrors``: what each mirror answered, then whether every file is served."""
+    from ..downloader.probe import GOOD
+
+    rows = [("mirror", "file", "status", "announced / published", "time", "verdict")]
+    for p in probes:
+        sizes = f"{size(p.announced)} / {size(p.published)}"
+        rows.append(
+            (
+                p.mirror,
+                p.file,
+                str(p.status) if p.status is not None else "-",
+                sizes,
+                f"{p.seconds * 1000:.0f} ms",
+                p.verdict.value + (f": {p.detail}" if p.detail else ""),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    good = {p.file for p in probes if p.verdict in GOOD}
+    lacking = [f.path for f in files if f.path not in good]
+    if lacking:
+        lines.append(f"no mirror serves the right size of: {', '.join(lacking)}")
+    else:
+        lines.append(f"every one of the {len(files)} file(s) has a mirror that serves it")
+    return "\n".join(lines)
+
+
+def probes_json(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> str:
+    """``--check-mirrors --json``: the same, for machines."""
+    from ..downloader.probe import GOOD, all_served
+
+    good = {p.file for p in probes if p.verdict in GOOD}
+    doc = {
+        "ok": all_served(files, probes),
+        "files": [{"path": f.path, "served": f.path in good} for f in files],
+        "probes": [p.as_dict() for p in probes],
+    }
+    return json.dumps(doc, indent=2)

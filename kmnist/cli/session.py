@@ -1,0 +1,119 @@
+"""What the command and the questions share: plan, (confirm), run, summary; then unpack.
+
+``kmnist-download`` (:mod:`kmnist.cli.download`) and the questions
+(:mod:`kmnist.cli.interactive`) both end in :func:`download` with explicit
+values, so that neither imports the other and no argparse namespace is made
+up for the questions. Everything heavy is imported by the functions.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TextIO
+
+from ..downloader.defaults import CONNECTIONS, JOBS
+from ..errors import ExitStatus, KmnistError, UsageError
+
+if TYPE_CHECKING:
+    from ..catalogue.manifest import Mirror, RemoteFile
+    from ..downloader.plan import Plan
+    from ..downloader.run import Result
+
+# The command's name in the lines it prints while a run goes on (-v).
+PROG = "kmnist-download"
+# Seconds a read may stall before a try is retried (--timeout's default).
+TIMEOUT = 30.0
+
+
+def download(
+    files: Sequence[RemoteFile],
+    *,
+    root: Path,
+    mirrors: Sequence[Mirror],
+    out: TextIO,
+    progress: bool = True,
+    quiet: bool = False,
+    verbose: bool = False,
+    jobs: int = JOBS,
+    connections: int = CONNECTIONS,
+    timeout: float = TIMEOUT,
+    force: bool = False,
+    flat: bool = False,
+    dry_run: bool = False,
+    confirm: Callable[[Plan, Sequence[Mirror]], bool] | None = None,
+) -> list[Result] | None:
+    """Plan ``files`` into ``root``, then fetch them and print the summary.
+
+    The command and the interactive flow both end here. Returns None when
+    nothing was run: ``--dry-run`` (the plan is printed instead) or ``confirm``,
+    shown the plan, said no.
+    """
+    from ..downloader.plan import Action
+    from ..downloader.run import Downloader, Result
+    from . import report
+
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--dir {root} is a file, not a folder")
+    downloader = Downloader(
+        mirrors=list(mirrors),
+        progress=progress and not quiet,
+        jobs=jobs,
+        connections=connections,
+        timeout=(min(10.0, timeout), timeout),
+        log=request_log(verbose),
+    )
+    plan = downloader.plan(files, root, force=force, flat=flat)
+    # The mirrors this plan can use, in order (not the 2018 ones for 2019 files).
+    useful = [
+        m for m in downloader.mirrors if any(m in downloader.mirrors_for(s.file) for s in plan)
+    ]
+    if dry_run:
+        print(report.plan(plan, root, useful), file=out)
+        return None
+    if confirm is not None and not confirm(plan, useful):
+        return None
+    if any(s.action is not Action.SKIP for s in plan):
+        from ..storage.folders import check_writable
+
+        check_writable(root)  # before any mirror is asked for bytes it could not keep
+    started = time.monotonic()
+    try:
+        results = downloader.run(plan)
+    except KmnistError as exc:
+        # What did arrive is worth saying before the errors are.
+        if exc.completed and not quiet:
+            done = [r for r in exc.completed if isinstance(r, Result)]
+            print(report.results(done, root, time.monotonic() - started), file=out)
+        raise
+    if not quiet:
+        print(report.results(results, root, time.monotonic() - started), file=out)
+    return results
+
+
+def request_log(verbose: bool) -> Callable[[str], None] | None:
+    """-v: one line per request on stderr, above any progress bar."""
+    if not verbose:
+        return None
+
+    def log(line: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"{PROG}: {line}", file=sys.stderr)
+
+    return log
+
+
+def extract(*, root: Path, force: bool, quiet: bool, out: TextIO) -> int:
+    """Unpack the Kanji archive in ``root`` (what ``--extract`` runs); say how it went."""
+    from ..data.kanji import extract_kanji
+
+    check = extract_kanji(root=root, force=force)
+    if not (quiet and check.ok):
+        print(check.summary(), file=out if check.ok else sys.stderr)
+    return ExitStatus.OK if check.ok else ExitStatus.FAILURE
+
+
+__all__ = ["download", "extract", "request_log"]

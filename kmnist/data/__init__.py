@@ -1,0 +1,1 @@
+"""Files on disk into arrays, folders and pictures."""

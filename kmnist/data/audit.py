@@ -1,0 +1,250 @@
+"""Ask a folder "is my copy right?": one typed verdict per expected file, then text or JSON.
+
+:func:`audit` only reads; :func:`render_text` and :func:`render_json` only
+format. A file is ``ok`` (every published figure matches), ``missing``,
+``partial`` (only an interrupted ``.part`` download is there), ``stale`` (the
+bytes of an older release, recognised by hash) or ``corrupt`` (anything else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..catalogue import manifest
+from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
+from ..downloader.derive import check_derived, is_derived
+from ..errors import UsageError, VerificationError
+from ..storage.layout import local_path, part_path
+from ..storage.partfile import PartFile
+from ..storage.root import data_root
+from ..verify import hash_path, structure_of, verify_path
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    MISSING = "missing"
+    PARTIAL = "partial"
+    STALE = "stale"
+    CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """The verdict on one expected file. ``path`` is relative to the audited folder."""
+
+    path: str
+    status: Status
+    detail: str
+    size: int | None = None  # bytes on disk: the file's, or the .part's when partial
+    expected_size: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status.value,
+            "detail": self.detail,
+            "size": self.size,
+            "expected_size": self.expected_size,
+        }
+
+
+def expected_entries(
+    root: Path, datasets: Sequence[str] | None, format: str | None, split: str, release: str
+) -> tuple[Entry, ...]:
+    """The files to audit.
+
+    With no dataset named: every file of ``release`` that is in the folder
+    (final or ``.part``, nested or flat), and the Kanji archive's entry when
+    its unpacked folder is there; nothing is "missing" then, since nothing
+    was asked for. With datasets named (or ``"all"``): also the files of that
+    selection that are not there, for each dataset in the formats the folder
+    has begun (a group, a dataset in one format, is begun when any of its own
+    files is there, or for Kuzushiji-Kanji its unpacked folder; class maps,
+    shared by every format, do not count), in its default format if none.
+    """
+    from .kanji import kanji_paths
+
+    named = list(dict.fromkeys(datasets or ()))
+    for name in named:
+        if name != "all":
+            select(name, format, split, release)  # a UsageError naming the valid choices
+    unpacked = kanji_paths(root)[1].is_dir()
+    if not named:
+        return tuple(
+            e
+            for e in manifest.ENTRIES  # looked up now: the catalogue can be replaced
+            if e.release == release
+            and (format is None or e.format in (None, format))
+            and (split == "all" or e.split in (None, split))
+            and (_present(root, e.file) or (e.dataset == "kkanji" and unpacked))
+        )
+    chosen: dict[str, Entry] = {}
+    for name in DATASETS if "all" in named else named:
+        begun = False
+        for fmt in [format] if format else DATASETS[name].formats:
+            try:
+                group = select(name, fmt, split, release)
+            except UsageError:  # a dataset or format this release does not have
+                continue
+            kanji = name == "kkanji" and unpacked
+            if kanji or any(e.format is not None and _present(root, e.file) for e in group):
+                chosen.update((e.file.path, e) for e in group)
+                begun = True
+        if not begun:
+            with contextlib.suppress(UsageError):  # "all": skip what the release lacks
+                chosen.update((e.file.path, e) for e in select(name, format, split, release))
+    return tuple(chosen.values())
+
+
+def _present(root: Path, file: RemoteFile) -> bool:
+    path = local_path(root, file)
+    return path.exists() or part_path(path).exists()
+
+
+def check_file(root: Path, file: RemoteFile) -> FileReport:
+    """The verdict on one file below ``root`` (nested or flat: see :func:`local_path`)."""
+    path = local_path(root, file)
+    rel = path.relative_to(root).as_posix()
+    part = part_path(path)
+    if not path.exists():
+        if part.is_file():
+            # A ranged download allocates the .part at full size and records
+            # which bytes arrived beside it; PartFile reads either kind.
+            got = PartFile.load(path, file.size).have
+            of = f" of {file.size:,}" if file.size else ""
+            detail = f"interrupted download: {got:,}{of} bytes in {part.name}"
+            return FileReport(rel, Status.PARTIAL, detail, got, file.size)
+        return FileReport(rel, Status.MISSING, "not there", None, file.size)
+    if not path.is_file():
+        return FileReport(rel, Status.CORRUPT, "not a regular file", None, file.size)
+    size = path.stat().st_size
+    leftover = f" (a leftover {part.name} can be deleted)" if part.exists() else ""
+    try:
+        # A file built locally (no mirror had it) is checked by its array, not its hash.
+        check = check_derived if is_derived(file, path) else verify_path
+        how = check(file, path)
+    except VerificationError as exc:
+        return _failed(file, path, rel, size, exc)
+    except OSError as exc:
+        return FileReport(rel, Status.CORRUPT, f"unreadable: {exc}", size, file.size)
+    return FileReport(rel, Status.OK, f"{how} matches{leftover}", size, file.size)
+
+
+def _failed(
+    file: RemoteFile, path: Path, rel: str, size: int, exc: VerificationError
+) -> FileReport:
+    """Stale when the bytes are a known older release, corrupt otherwise, saying which way."""
+    try:
+        sha256 = hash_path(file, path).sha256
+    except OSError as err:  # verify_path may refuse on size without reading
+        return FileReport(rel, Status.CORRUPT, f"unreadable: {err}", size, file.size)
+    if sha256 in KNOWN_STALE:
+        return FileReport(
+            rel,
+            Status.STALE,
+            f"{KNOWN_STALE[sha256]}; delete it and download again",
+            size,
+            file.size,
+        )
+    detail = f"wrong {exc.what}: expected {exc.expected}, got {exc.got}"
+    if exc.what in ("size", "sha256", "md5"):
+        detail += _shape_hint(path)
+    return FileReport(rel, Status.CORRUPT, detail, size, file.size)
+
+
+def _shape_hint(path: Path) -> str:
+    """Whether the wrong bytes are at least a whole file of the right kind (another release?)."""
+    kind = "npz" if path.suffix == ".npz" else "idx" if path.name.endswith("-ubyte.gz") else None
+    if kind is None:
+        return ""
+    try:
+        shape = structure_of(kind, path)
+    except ValueError as exc:
+        return f" ({exc})"
+    return f" (a well-formed {kind} file of shape {shape}, but not the published bytes)"
+
+
+def audit(
+    *,
+    root: str | Path | None = None,
+    datasets: Sequence[str] | None = None,
+    format: str | None = None,
+    split: str = "all",
+    release: str = CURRENT_RELEASE,
+) -> tuple[FileReport, ...]:
+    """Check every expected file below ``root`` (default ``$KMNIST_DATA``, else ``data``).
+
+    See :func:`expected_entries` for which files are expected.
+    """
+    root = data_root(root)
+    entries = expected_entries(root, datasets, format, split, release)
+    reports = [check_file(root, e.file) for e in entries]
+    if any(e.dataset == "kkanji" for e in entries):
+        reports = _with_kanji_folder(root, reports)
+    return tuple(reports)
+
+
+def _with_kanji_folder(root: Path, reports: list[FileReport]) -> list[FileReport]:
+    """Add the unpacked Kanji folder, when there is one: unpacking is optional.
+
+    Once the folder checks ok, the archive is no longer needed, and deleting
+    it (310 MB) does not make the copy wrong.
+    """
+    from .kanji import check_kanji, kanji_paths
+
+    _, folder = kanji_paths(root)
+    if not folder.is_dir():
+        return reports
+    check = check_kanji(folder)
+    rel = folder.relative_to(root).as_posix() + "/"
+    if not check.ok:
+        return [*reports, FileReport(rel, Status.CORRUPT, "; ".join(check.problems))]
+    detail = f"{check.images:,} images in {check.classes:,} classes"
+    (entry,) = select("kkanji")
+    tar = {entry.file.path, entry.file.name}  # nested or flat, wherever it was looked for
+    kept = [r for r in reports if not (r.path in tar and r.status is Status.MISSING)]
+    if len(kept) < len(reports):
+        detail += f" ({entry.file.name} was deleted after unpacking; not needed)"
+    return [*kept, FileReport(rel, Status.OK, detail)]
+
+
+def all_ok(reports: Sequence[FileReport]) -> bool:
+    """True when every report is ok (and there is at least one)."""
+    return bool(reports) and all(r.status is Status.OK for r in reports)
+
+
+def counts(reports: Sequence[FileReport]) -> dict[str, int]:
+    return {s.value: n for s in Status if (n := sum(r.status is s for r in reports))}
+
+
+def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> str:
+    width = max((len(r.path) for r in reports), default=0)
+    lines = [f"{r.path:<{width}}  {r.status.value:<7}  {r.detail}" for r in reports]
+    tally = ", ".join(f"{n} {s}" for s, n in counts(reports).items())
+    if not reports:
+        lines.append(
+            f"{root}: no file of the datasets here: nothing to verify "
+            "(download with --dataset, or name the folder with --dir)"
+        )
+        return "\n".join(lines)
+    verdict = "all ok" if all_ok(reports) else "NOT all ok"
+    lines.append(f"{root}: {len(reports)} files: {tally}: {verdict}")
+    return "\n".join(lines)
+
+
+def render_json(reports: Sequence[FileReport], *, root: str | Path = "data") -> str:
+    doc = {
+        "root": str(root),
+        "ok": all_ok(reports),
+        "counts": counts(reports),
+        "files": [r.as_dict() for r in reports],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)

@@ -1,0 +1,174 @@
+"""Arrays from files on disk: KMNIST and K49 as NumPy ``(images, labels)``.
+
+NumPy is imported inside the functions, never at module level, so that
+``import kmnist`` (which imports this module to export :func:`load`) stays
+instant. Both published formats decode to the same arrays: images ``uint8``
+N x 28 x 28 and labels ``uint8`` N, as published.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..catalogue.classmap import CLASSMAPS
+from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, select
+from ..errors import NotDownloaded, UnsupportedFormat, VerificationError
+from ..formats import bad_structure, read_idx, read_npz
+from ..storage.layout import local_path
+from ..storage.root import data_root
+from ..verify import hash_path, verify_path
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from .kanji import KanjiIndex
+
+    Array = NDArray[np.uint8]
+
+SPLITS = ("train", "test")
+
+
+def load(
+    dataset: str,
+    split: str,
+    *,
+    root: str | Path | None = None,
+    format: str | None = None,
+    download: bool = False,
+    verify: bool = True,
+) -> tuple[Array, Array]:
+    """Return ``(images, labels)`` of ``dataset`` (``"kmnist"`` or ``"k49"``), ``split``.
+
+    ``root`` is the data folder: by default ``$KMNIST_DATA``, else ``data``.
+    ``format`` is ``"npz"`` or ``"mnist"``; by default whichever is complete in
+    ``root`` (NumPy first), and NumPy when neither is. ``verify`` checks sizes
+    and published checksums before decoding (milliseconds next to the
+    decompression itself); either way the structure is checked, so a
+    truncated or foreign file is a :class:`VerificationError` that names it,
+    never a reshape error. ``download=True`` fetches what is missing, and
+    also replaces what fails verification, through :func:`kmnist.download`.
+    """
+    root = data_root(root)
+    entries = _entries(dataset, split, format, root)
+    try:
+        return _read(dataset, split, entries, root, verify=verify)
+    except (NotDownloaded, VerificationError):
+        if not download:
+            raise
+    from ..downloader import (
+        download as fetch,  # the public function; its plan skips what is verified
+    )
+
+    fetch(dataset, format=entries[0].format, split=split, root=root)
+    # Every file is now one the download verified (or skipped as verified).
+    return _read(dataset, split, entries, root, verify=False)
+
+
+def _read(
+    dataset: str, split: str, entries: list[Entry], root: Path, *, verify: bool
+) -> tuple[Array, Array]:
+    missing = [e for e in entries if not local_path(root, e.file).is_file()]
+    if missing:
+        names = ", ".join(str(root / e.file.path) for e in missing)
+        raise NotDownloaded(
+            f"{dataset} {split}: missing {names}; pass download=True "
+            f"or run: kmnist-download --dataset {dataset} --dir {root}"
+        )
+    by_kind = {e.kind: e for e in entries}
+    images = read_array(by_kind["images"], root, verify=verify)
+    labels = read_array(by_kind["labels"], root, verify=verify)
+    _check_pair(dataset, split, images, labels, by_kind["labels"].file.path)
+    return images, labels
+
+
+def _entries(dataset: str, split: str, format: str | None, root: Path) -> list[Entry]:
+    """The images and labels entries to read: the asked format, or the first complete one."""
+    if dataset == "kkanji":
+        raise UnsupportedFormat(
+            "kkanji is a folder of 64x64 PNG files, not arrays: use kmnist.load_kanji()"
+        )
+    if split not in SPLITS:
+        raise UnsupportedFormat(f"unknown split {split!r} for load (choose from train, test)")
+    select(dataset, format, split)  # raises UnknownDataset / UnsupportedFormat, naming choices
+    formats = [format] if format else list(DATASETS[dataset].formats)
+    candidates = [_pair(dataset, f, split) for f in formats]
+    for pair in candidates:
+        if all(local_path(root, e.file).is_file() for e in pair):
+            return pair
+    return candidates[0]
+
+
+def _pair(dataset: str, format: str, split: str) -> list[Entry]:
+    chosen = select(dataset, format, split, CURRENT_RELEASE)
+    return [e for e in chosen if e.kind in ("images", "labels")]
+
+
+def read_array(entry: Entry, root: Path, *, verify: bool = True) -> Array:
+    """Decode one catalogued file (IDX or NumPy) into its array, checking its structure."""
+    path = local_path(root, entry.file)
+    if verify:
+        from ..downloader.derive import check_derived, is_derived
+
+        try:
+            if is_derived(entry.file, path):  # built from the MNIST file: arrays compared
+                check_derived(entry.file, path)
+            else:
+                verify_path(entry.file, path)
+        except VerificationError as exc:
+            raise _with_stale_note(exc, entry, path) from None
+    ndim = 3 if entry.kind == "images" else 1
+    if entry.format == "mnist":
+        return read_idx(path, ndim=ndim, name=entry.file.path)
+    return read_npz(path, ndim=ndim, name=entry.file.path)
+
+
+def _with_stale_note(exc: VerificationError, entry: Entry, path: Path) -> VerificationError:
+    """Say so when the wrong bytes are a known older release (a size check stops before hashing)."""
+    note = KNOWN_STALE.get(hash_path(entry.file, path).sha256)
+    if note is None or note in exc.got:
+        return exc
+    got = f"{exc.got} ({note}; delete it and download again)"
+    return VerificationError(exc.path, exc.source, exc.what, exc.expected, got)
+
+
+def _check_pair(dataset: str, split: str, images: Array, labels: Array, labels_name: str) -> None:
+    if len(images) != len(labels):
+        raise bad_structure(f"{dataset} {split}", f"{len(images)} labels", f"{len(labels)}")
+    classes = len(CLASSMAPS[dataset])
+    if len(labels) and int(labels.max()) >= classes:
+        raise bad_structure(labels_name, f"labels below {classes}", f"label {int(labels.max())}")
+
+
+def kanji_arrays(
+    index: KanjiIndex, *, indices: Sequence[int] | None = None
+) -> tuple[Array, NDArray[np.int64]]:
+    """Decode Kanji PNGs (all, or ``indices`` of ``index.paths``) into arrays.
+
+    Images are ``uint8`` N x 64 x 64; labels ``int64``, since 3,832 classes do
+    not fit in a byte. Needs Pillow. All of them take 575 MB: pass
+    ``indices`` for a subset.
+    """
+    import numpy as np
+
+    from ..optional import import_pillow
+    from .kanji import SIDE
+
+    image_mod = import_pillow("decoding the Kanji PNGs")
+    chosen = list(range(len(index.paths))) if indices is None else list(indices)
+    out = np.empty((len(chosen), SIDE, SIDE), dtype=np.uint8)
+    for k, i in enumerate(chosen):
+        path = index.paths[i]
+        try:
+            with image_mod.open(path) as im:
+                pixels = np.asarray(im.convert("L"))
+        except OSError as exc:  # PIL.UnidentifiedImageError is an OSError
+            raise bad_structure(str(path), "a PNG image", f"{type(exc).__name__}: {exc}") from None
+        if pixels.shape != (SIDE, SIDE):
+            raise bad_structure(str(path), f"{SIDE}x{SIDE}", "x".join(map(str, pixels.shape[::-1])))
+        out[k] = pixels
+    labels = np.asarray([index.labels[i] for i in chosen], dtype=np.int64)
+    return out, labels

@@ -1,0 +1,99 @@
+"""The NumPy-format KMNIST files, built from the verified MNIST-format ones.
+
+When no reachable mirror has a ``.npz`` (the two CDN copies carry the MNIST
+format only, and the official host is out of reach from many networks), the
+same array is built locally from the IDX file of the same split: ``arr_0``,
+uint8, same shape and order, under the published name, so code that does
+``np.load(f)["arr_0"]`` keeps working. Its bytes are not the published ones
+(a zip has timestamps), so it is never passed off as verified: its stamp says
+what it was derived from, and ``--verify`` and :func:`kmnist.load` check it by
+comparing arrays with that source, itself verified against its checksum.
+Pure steps: the Downloader (:mod:`kmnist.downloader.run`) fetches the source
+and calls them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..catalogue.manifest import CURRENT_RELEASE, ENTRIES, Entry, RemoteFile
+from ..errors import VerificationError
+from ..storage import layout as storage
+from ..verify import verify_path
+
+
+def _sources() -> dict[str, Entry]:
+    current = [e for e in ENTRIES if e.release == CURRENT_RELEASE and e.dataset == "kmnist"]
+    idx = {(e.split, e.kind): e for e in current if e.format == "mnist"}
+    return {
+        e.file.path: idx[(e.split, e.kind)]
+        for e in current
+        if e.format == "npz" and (e.split, e.kind) in idx
+    }
+
+
+# npz path -> the MNIST-format entry it can be built from (KMNIST only: K49 and
+# Kanji were never published in another format).
+SOURCES: dict[str, Entry] = _sources()
+
+
+def source_of(file: RemoteFile) -> RemoteFile | None:
+    e = SOURCES.get(file.path)
+    return e.file if e is not None else None
+
+
+def expectation(file: RemoteFile) -> str:
+    """What a derived file's stamp records (``storage.write_stamp``'s ``expect``)."""
+    src = source_of(file)
+    assert src is not None
+    return f"derived from {src.path} (sha256 {src.sha256}), arr_0 equal to its array"
+
+
+def is_derived(file: RemoteFile, path: Path) -> bool:
+    """True when ``path`` is a file this module built, unchanged since."""
+    return source_of(file) is not None and storage.has_stamp(path, expectation(file))
+
+
+def check_derived(file: RemoteFile, path: Path) -> str:
+    """Check a derived file: its source is verified, and its array equals the source's.
+
+    Returns how it was checked; raises VerificationError otherwise.
+    """
+    import numpy as np
+
+    from ..formats import read_idx, read_npz
+
+    src = source_of(file)
+    assert src is not None
+    source = path.with_name(src.name)
+    if not source.is_file():
+        raise VerificationError(
+            file.path, "disk", "source", f"{src.name} beside it", "not there to compare with"
+        )
+    verify_path(src, source)
+    ndim = 3 if "imgs" in file.name else 1
+    ours = read_npz(path, ndim=ndim, name=file.path)
+    theirs = read_idx(source, ndim=ndim, name=src.path)
+    if ours.shape != theirs.shape or not np.array_equal(ours, theirs):
+        raise VerificationError(
+            file.path, "disk", "array", f"the array of {src.name}", "other values"
+        )
+    return f"derived from {src.name} (arrays equal; {src.name} sha256 matches)"
+
+
+def build(file: RemoteFile, target: Path, source: Path) -> None:
+    """Write ``target`` from the verified IDX file ``source``; stamp it as derived."""
+    import numpy as np
+
+    from ..formats import read_idx
+
+    src = source_of(file)
+    assert src is not None
+    ndim = 3 if "imgs" in file.name else 1
+    array = read_idx(source, ndim=ndim, name=src.path)
+    part = storage.part_path(target)
+    # Not through a link planted at the .part, nor onto one at the final name.
+    with storage.open_part(part, "wb") as fh:
+        np.savez_compressed(fh, arr_0=array)  # as published: one compressed arr_0
+    storage.promote(part, target)
+    storage.write_stamp(target, expectation(file))

@@ -1,0 +1,496 @@
+"""One file from one mirror into its .part: one stream, or byte ranges on several connections.
+
+Either way the bytes are hashed as they land, and a transfer cut in the
+middle continues from the last byte written. What comes out is a Hasher that
+has seen the whole .part; the caller verifies it and gives it its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable
+
+from ..errors import VerificationError
+from ..storage import layout as storage
+from ..storage.partfile import PartFile
+from ..verify import Hasher, PipelinedHasher
+from .progress import NullFileProgress
+from .retry import Attempts, GiveUp, RetryPolicy
+from .transfer import Body, Refused, Transient
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..catalogue.manifest import Mirror, RemoteFile
+    from .progress import FileProgress
+
+# Byte ranges are handed out in order, 8 MiB at a time, to whichever connection
+# is free (as aria2c does with its pieces): fast connections take more, the
+# contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
+# retry of the rest of one piece, not of a whole segment.
+PIECE = 8 << 20
+# A connection faster than this (50 MB/s, 400 Mbit/s) is not what limits a
+# download on a machine that must also write and hash every byte: no more are
+# opened. Its speed is taken over the first 2 MiB: 100 ms at 20 MB/s, a few ms
+# over loopback even with other files arriving at the same time.
+FAST_CONNECTION = 50e6
+RATE_SAMPLE = 2 << 20
+# The hashing thread wakes for at least this much new prefix: one read and
+# one sha256 call per MiB, not one per network chunk.
+HASH_STEP = 1 << 20
+# Written ranges are recorded (and counted for progress) every 256 KiB.
+MARK_STEP = 256 << 10
+# A file smaller than two pieces goes on one connection: a second one would
+# only add a request's latency.
+
+
+class Cancelled(Exception):
+    """The run was interrupted (Ctrl-C)."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a FileJob needs from the run it belongs to, and nothing more.
+
+    Not the Downloader itself: a job sees the run's settings and the few
+    calls it makes back (say something, track an open body, ask whether the
+    run was cancelled), so that filejob does not depend on run.py.
+    """
+
+    session: Callable[[], requests.Session]  # the run's pool, created on first use
+    connections: int
+    piece: int
+    fast_connection: float
+    retry: RetryPolicy
+    timeout: tuple[float, float]
+    log: Callable[[str], None] | None  # told of every request (-v)
+    note: Callable[[str], None]
+    register: Callable[[Body], None]
+    unregister: Callable[[Body], None]
+    cancelled: Callable[[], bool]
+
+
+class FileJob:
+    def __init__(self, context: JobContext, file: RemoteFile, target: Path, mirror: Mirror) -> None:
+        self.context = context
+        self.file = file
+        self.mirror = mirror
+        self.url = mirror.url(file)
+        self.bar: FileProgress = NullFileProgress()
+        self.pf = PartFile.load(target, file.size)
+        self.resumed_from = self.pf.have
+        self.transferred = 0
+        self._lock = threading.Lock()
+        self._sampled = threading.Event()  # RATE_SAMPLE bytes have arrived
+        # What the job waits for, and since when: the run's watcher says so
+        # when nothing has come for a few seconds (a stall must not look like
+        # a hang). Updated per request and per counted chunk: O(1).
+        self.waiting_for = f"waiting for {self.mirror.name}"
+        self.last_activity = time.monotonic()
+        self.noticed = False
+        # The last body came Content-Encoding: gzip (the run may have to decode it).
+        self.encoded = False
+
+    def run(self) -> Hasher:
+        """Fill the .part; return a Hasher that has seen all of it."""
+        file, pf = self.file, self.pf
+        storage.check_part(pf.path)  # a link planted in its place: refused before any request
+        if pf.complete():
+            return self._hash_existing()
+        one_stream = (
+            self.mirror.is_local
+            or self.context.connections == 1
+            or (file.size is not None and file.size < 2 * self.context.piece)
+        )
+        return self._sequential(None) if one_stream else self._segmented()
+
+    # -- what the run asks of a job -------------------------------------------
+
+    @property
+    def part_path(self) -> Path:
+        """The ``.part`` file the job fills (verified, then promoted by the run)."""
+        return self.pf.path
+
+    def show_progress(self, bar: FileProgress) -> None:
+        """Count this job's bytes on ``bar`` from now on."""
+        self.bar = bar
+
+    def discard(self) -> None:
+        """Forget every byte of the .part: they are not the published ones."""
+        self.pf.reset()
+
+    def finished(self) -> None:
+        """The .part was promoted to its final name: drop what tracked it."""
+        self.pf.finished()
+
+    # -- one stream ----------------------------------------------------------
+
+    def _sequential(self, first: Body | None, seen: Hasher | None = None) -> Hasher:
+        """Append to a prefix .part, resuming with ``Range: bytes=N-`` after a cut.
+
+        ``seen`` has hashed the first bytes of the .part already (the pieces
+        fetched before a fast connection went on in one stream); only the rest
+        of the prefix is read back.
+        """
+        pf = self.pf
+        keep = pf.as_prefix()
+        if seen is None or seen.size > keep:
+            seen = Hasher(self.file)
+        hasher = PipelinedHasher(self._hash_existing(limit=keep, into=seen))
+        try:
+            return self._sequential_into(hasher, first).finish()
+        finally:
+            hasher.finish()
+
+    def _sequential_into(self, hasher: PipelinedHasher, first: Body | None) -> PipelinedHasher:
+        file = self.file
+        attempts = Attempts(self.context.retry, self._say)
+        body = first
+        while True:
+            self._check_cancel()
+            offset = hasher.size
+            if file.size is not None and offset == file.size:
+                return hasher
+            got = -1
+            try:
+                with _one_try(attempts):
+                    if body is None:
+                        body = self._open(offset, None)
+                    got = self._stream(body, offset, hasher)
+            finally:
+                if body is not None:
+                    self._close(body)
+                    body = None
+            if got == -1:
+                continue  # the try failed and will be made again
+            if file.size is None or got == 0 or self.encoded:
+                # The server sent all it has (or a 416 after a whole .part, or
+                # an encoded body, whose length is not the file's): the bytes decide.
+                return hasher
+
+    def _stream(self, body: Body, offset: int, hasher: PipelinedHasher) -> int:
+        """Append one body to the .part. Returns bytes written; Transient on a cut."""
+        self._check_size(body)
+        if body.start != offset:
+            # The server sent the whole file (200): what we had goes (the "wb"
+            # below truncates the .part).
+            hasher.reset()
+            self.bar.reset(0)
+        got = 0
+        # Never a byte past the published size (nor past a 206's range): a
+        # body that goes on (no Content-Length, chunked, a 206 without one) is
+        # cut there, and the hash decides. One comparison per chunk.
+        limit = _room(self.file, body)
+        with storage.open_part(self.pf.path, "ab" if body.start else "wb") as fh:
+            try:
+                for chunk in body.chunks():
+                    self._check_cancel()
+                    if got + len(chunk) > limit:
+                        chunk = chunk[: limit - got]
+                        fh.write(chunk)
+                        hasher.update(chunk)
+                        self._count(len(chunk))
+                        got += len(chunk)
+                        break
+                    fh.write(chunk)
+                    hasher.update(chunk)
+                    self._count(len(chunk))
+                    got += len(chunk)
+            except Transient as exc:
+                exc.got = got
+                raise
+        if body.length is not None and got < body.length:
+            cut = Transient(
+                f"connection cut after {body.start + got} of {body.start + body.length} bytes"
+            )
+            cut.got = got
+            raise cut
+        return got
+
+    # -- byte ranges on several connections ---------------------------------------
+
+    def _segmented(self) -> Hasher:
+        pf = self.pf
+        start = pf.missing()[0][0] if pf.size is not None else pf.contiguous()
+        gap_end = pf.missing()[0][1] if pf.size is not None else start + self.context.piece
+        first_end = min(start + self.context.piece, gap_end)
+        attempts = Attempts(self.context.retry, self._say)
+        probe: Body | None = None
+        while probe is None:
+            self._check_cancel()
+            with _one_try(attempts):
+                probe = self._open(start, first_end)
+        if not probe.ranged or probe.total is None:
+            # No usable range support: one stream, from whatever it sent.
+            if probe.ranged:
+                self._close(probe)
+                return self._sequential(None)
+            return self._sequential(probe)
+        try:
+            self._check_size(probe)
+        except BaseException:
+            self._close(probe)
+            raise
+        if pf.size != probe.total or not pf.path.exists():
+            pf.allocate(probe.total)
+        pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        for s, e in pf.missing():
+            for p in range(s, e, self.context.piece):
+                pieces.put((p, min(p + self.context.piece, e)))
+        stop = threading.Event()
+        hasher = Hasher(self.file)
+        hash_thread = threading.Thread(target=self._hash_prefix, args=(hasher, stop), daemon=True)
+        hash_thread.start()
+        errors: list[BaseException] = []
+        # The probe's body already carries the first piece: the first worker
+        # takes it, and its speed says whether more connections would help.
+        first = pieces.get_nowait()
+        assert first[0] == probe.start
+
+        carry_on = threading.Event()  # the first worker goes on to further pieces
+
+        def worker(initial: tuple[int, int, Body] | None = None) -> None:
+            try:
+                if initial is not None:
+                    self._piece(*initial, stop)
+                    if not carry_on.is_set():
+                        return
+                while not stop.is_set():
+                    try:
+                        s, e = pieces.get_nowait()
+                    except queue.Empty:
+                        return
+                    self._piece(s, e, None, stop)
+            except BaseException as exc:  # handed to the caller below
+                errors.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=worker, args=((*first, probe),), daemon=True)]
+        one_stream = False
+        try:
+            started = time.monotonic()
+            threads[0].start()
+            # Parallel connections help when one connection is the bottleneck
+            # (a capped or distant host); when one already outruns the disk and
+            # the hash (loopback, a fast LAN), more only compete for the CPU.
+            # The first MiB of the first piece tells which.
+            while threads[0].is_alive() and not self._sampled.wait(0.05):
+                pass
+            rate = self.transferred / max(time.monotonic() - started, 1e-6)
+            # What is missing past the first piece (a gap may start inside it).
+            rest = [(max(a, first[1]), b) for a, b in pf.missing() if b > first[1]]
+            if rate < self.context.fast_connection:
+                carry_on.set()  # before the look below: the first worker sees one or the other
+                first_goes_on = threads[0].is_alive()
+                more = min(self.context.connections - first_goes_on, pieces.qsize())
+                threads += [threading.Thread(target=worker, daemon=True) for _ in range(more)]
+                for t in threads[1:]:
+                    t.start()
+            elif pf.contiguous() >= first[0] and rest == [(first[1], pf.size)]:
+                # Fast, and the rest is one gap to the end: after this piece it
+                # comes in one request, hashed as it arrives (see below).
+                one_stream = True
+            else:
+                carry_on.set()  # fast, but with holes to fill: one connection, piece by piece
+            for t in threads:
+                t.join()
+            if not errors and not one_stream:
+                # Whatever no worker took (the first one ended its piece before
+                # it was told to go on): this thread fetches it.
+                worker()
+        except BaseException:
+            stop.set()
+            for t in threads:
+                if t.is_alive():
+                    t.join()
+            raise
+        finally:
+            if errors or not pf.complete():
+                stop.set()
+            pf.save()
+            hash_thread.join()
+        if errors:
+            raise errors[0]
+        if one_stream and not pf.complete():
+            return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
+        return hasher
+
+    def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:
+        """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
+        pos = start
+        attempts = Attempts(self.context.retry, self._say)
+        try:
+            with storage.open_part(self.pf.path, "r+b", buffering=0) as fh:
+                while pos < end and not stop.is_set():
+                    self._check_cancel()
+                    before = pos
+                    try:
+                        with _one_try(attempts):
+                            if body is None:
+                                body = self._open(pos, end)
+                            if not body.ranged or body.start != pos:
+                                raise GiveUp("the server stopped honouring byte ranges")
+                            fh.seek(pos)
+                            pos, cut = self._write_range(fh, body, pos, end)
+                            if cut is None and pos < end:
+                                cut = Transient(f"connection cut at {pos} in {start}-{end - 1}")
+                            if cut is not None:
+                                cut.got = pos - before
+                                raise cut
+                    finally:
+                        if body is not None:
+                            self._close(body)
+                            body = None
+        finally:
+            if body is not None:
+                self._close(body)
+            self.pf.save()
+
+    def _write_range(
+        self, fh: BinaryIO, body: Body, pos: int, end: int
+    ) -> tuple[int, Transient | None]:
+        """Write what ``body`` sends at ``pos``, never past ``end``.
+
+        Returns the new position, and the failure that ended the body early, if any.
+        """
+        marked = pos  # bytes up to here are recorded in the .part's record
+        try:
+            for chunk in body.chunks():
+                self._check_cancel()
+                view = memoryview(chunk)[: end - pos]
+                while view:
+                    n = fh.write(view)
+                    if not n:
+                        raise OSError(f"cannot write to {self.pf.path}")
+                    pos += n
+                    view = view[n:]
+                # Recorded in batches: the bookkeeping per network chunk was a
+                # measurable share of the CPU time at 64 KiB chunks.
+                if pos - marked >= MARK_STEP:
+                    self.pf.mark(marked, pos)
+                    self._count(pos - marked)
+                    marked = pos
+                if pos >= end:
+                    break
+        except Transient as exc:
+            return pos, exc
+        finally:
+            if pos > marked:
+                self.pf.mark(marked, pos)
+                self._count(pos - marked)
+        return pos, None
+
+    def _hash_prefix(self, hasher: Hasher, stop: threading.Event) -> None:
+        """Hash the .part as its contiguous prefix grows (a thread beside the receivers)."""
+        pf = self.pf
+        assert pf.size is not None
+        # Unbuffered: a buffered reader may keep bytes it read ahead of the
+        # writers (zeros of the unwritten file) and serve them after a seek.
+        buf = bytearray(HASH_STEP)
+        with storage.open_part(pf.path, "rb", buffering=0) as fh:
+            while hasher.size < pf.size:
+                end = pf.wait_contiguous(hasher.size, stop, step=HASH_STEP)
+                if end <= hasher.size:
+                    return  # stopped
+                fh.seek(hasher.size)
+                hasher.feed(fh, end - hasher.size, buf)
+
+    # -- helpers -------------------------------------------------------------
+
+    def _open(self, offset: int, end: int | None) -> Body:
+        from .transfer import open_url
+
+        self.waiting_for = f"waiting for {self.mirror.name} to answer"
+        self.last_activity = time.monotonic()
+        body = open_url(
+            self.url,
+            offset,
+            end=end,
+            session=self.context.session(),
+            timeout=self.context.timeout,
+            log=self.context.log,
+        )
+        self.waiting_for = f"no data from {self.mirror.name}"
+        self.last_activity = time.monotonic()
+        self.encoded = body.encoding == "gzip"
+        self.context.register(body)
+        return body
+
+    def _say(self, text: str) -> None:
+        self.context.note(f"{self.file.path}: {self.mirror.name}: {text}")
+
+    def _close(self, body: Body) -> None:
+        self.context.unregister(body)
+        body.close()
+
+    def _check_size(self, body: Body) -> None:
+        size = self.file.size
+        if body.total is not None and size is not None and body.total != size:
+            raise VerificationError(
+                self.file.path,
+                self.mirror.name,
+                "size",
+                f"{size} bytes",
+                f"{body.total} bytes (announced)",
+            )
+
+    def _check_cancel(self) -> None:
+        if self.context.cancelled():
+            raise Cancelled()
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self.last_activity = time.monotonic()
+            self.noticed = False
+            self.transferred += n
+            if self.transferred >= RATE_SAMPLE:
+                self._sampled.set()
+        self.bar.update(n)
+
+    def _hash_existing(self, limit: int | None = None, into: Hasher | None = None) -> Hasher:
+        """Hash the .part (its first ``limit`` bytes), after what ``into`` has seen of it."""
+        h = into if into is not None else Hasher(self.file)
+        want = None if limit is None else limit - h.size
+        if storage.size_or_none(self.pf.path) is not None and want != 0:
+            with storage.open_part(self.pf.path, "rb") as fh:
+                fh.seek(h.size)
+                h.feed(fh, want)
+        return h
+
+
+# gzip's worst case on bytes that do not compress (the .gz and .npz files):
+# 5 bytes per 64 KiB stored block plus a header and trailer. An encoded body
+# may exceed the published size by that much, and no more.
+GZIP_SLACK = 1024
+
+
+def _room(file: RemoteFile, body: Body) -> int:
+    """How many bytes ``body`` may write: up to the published size (or the
+    ceiling of a file whose size was never published), and a range's end."""
+    most = file.most_bytes
+    room = most - body.start
+    if body.encoding:
+        room += most // 1000 + GZIP_SLACK
+    if body.ranged and body.length is not None:
+        room = min(room, body.length)
+    return room
+
+
+@contextlib.contextmanager
+def _one_try(attempts: Attempts) -> Iterator[None]:
+    """One try of a request: a Transient failure is counted (and waited out) and
+    swallowed, so the caller tries again; a Refused one ends this mirror."""
+    try:
+        yield
+    except Transient as exc:
+        # A stall counts as fruitless even if it trickled a few bytes: otherwise
+        # a server at 1 byte/s would be retried max_tries times.
+        attempts.failed(exc, progressed=exc.got > 0 and not exc.stalled)
+    except Refused as exc:
+        raise GiveUp(str(exc)) from None

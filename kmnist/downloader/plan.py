@@ -1,0 +1,138 @@
+"""What to do for each file: fetch, resume, skip or refetch. Decisions only.
+
+``decide`` is pure; ``inspect`` looks at the disk (and hashes a file that is
+already there), so ``--dry-run`` shows exactly the plan a real run follows.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..catalogue.manifest import RemoteFile
+from ..errors import UsageError, VerificationError
+from ..storage import layout as storage
+from ..storage.partfile import PartFile
+from ..verify import expectation, verify_path
+
+
+class Action(enum.Enum):
+    FETCH = "fetch"  # nothing on disk
+    RESUME = "resume"  # a .part holds the first bytes
+    SKIP = "skip"  # the final file is there and verified
+    REFETCH = "refetch"  # the final file is there but wrong (or --force)
+
+
+@dataclass(frozen=True)
+class DiskState:
+    """What is on disk for one file."""
+
+    final_ok: bool | None  # None: no final file
+    part_size: int | None  # usable bytes of the .part; None: no .part
+    problem: str | None = None  # why a final file is not ok
+
+
+@dataclass(frozen=True)
+class Step:
+    file: RemoteFile
+    target: Path
+    action: Action
+    have: int  # bytes already on disk that will be kept
+    note: str | None = None
+
+    @property
+    def todo(self) -> int | None:
+        """Bytes still to transfer (None when the size is not published)."""
+        if self.action is Action.SKIP:
+            return 0
+        if self.file.size is None:
+            return None
+        return max(self.file.size - self.have, 0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+
+    @property
+    def todo_bytes(self) -> int:
+        return sum(s.todo or 0 for s in self.steps)
+
+    @property
+    def unknown_sizes(self) -> int:
+        return sum(1 for s in self.steps if s.todo is None)
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+
+def decide(file: RemoteFile, state: DiskState, *, force: bool = False) -> tuple[Action, int]:
+    """The action for one file, and how many bytes of the .part it keeps."""
+    if state.final_ok and not force:
+        return Action.SKIP, 0
+    part = state.part_size or 0
+    usable = part > 0 and (file.size is None or part <= file.size)
+    if state.final_ok is not None:
+        # A wrong (or forcibly refetched) final file is replaced; a .part beside
+        # it is still a valid head start.
+        return Action.REFETCH, part if usable else 0
+    if usable:
+        return Action.RESUME, part
+    return Action.FETCH, 0
+
+
+def inspect(file: RemoteFile, target: Path, *, check_final: bool = True) -> DiskState:
+    """Look at the disk for one file: is the final file verified, how big is the .part."""
+    part = PartFile.load(target, file.size).have if storage.part_path(target).exists() else None
+    if not target.exists():
+        return DiskState(final_ok=None, part_size=part)
+    if not check_final:
+        return DiskState(final_ok=True, part_size=part)
+    try:
+        verify_final(file, target)
+    except VerificationError as exc:
+        return DiskState(final_ok=False, part_size=part, problem=f"wrong {exc.what}")
+    except OSError as exc:
+        return DiskState(final_ok=False, part_size=part, problem=str(exc))
+    return DiskState(final_ok=True, part_size=part)
+
+
+def verify_final(file: RemoteFile, target: Path) -> str:
+    """Check a final file, trusting a stamp of an earlier check while the file is unchanged."""
+    expect = expectation(file)
+    if storage.has_stamp(target, expect):
+        return "verified earlier, unchanged since"
+    from .derive import is_derived
+
+    if is_derived(file, target):  # built from the MNIST-format file when no mirror had it
+        return "derived earlier, unchanged since"
+    how = verify_path(file, target)
+    storage.write_stamp(target, expect)
+    return how
+
+
+def make_plan(
+    files: list[RemoteFile], root: Path, *, force: bool = False, flat: bool = False
+) -> Plan:
+    """A step per file, its target ``root/<path>``, or ``root/<name>`` when ``flat``.
+
+    Flat is the original download_data.py's layout, and with ``root`` at
+    ``<somewhere>/KMNIST/raw`` the one torchvision's ``KMNIST`` reads.
+    """
+    from ..inputs import check_folder
+
+    check_folder(root, "the data folder")  # a library caller's root, checked as --dir is
+    steps = []
+    seen: dict[Path, RemoteFile] = {}
+    for f in files:
+        target = root / (f.name if flat else f.path)
+        if target in seen:
+            # Only possible flat: the same name from two folders (two releases).
+            raise UsageError(f"{seen[target].path} and {f.path} would both be {target}")
+        seen[target] = f
+        state = inspect(f, target, check_final=not force)
+        action, have = decide(f, state, force=force)
+        steps.append(Step(f, target, action, have, note=state.problem))
+    return Plan(tuple(steps))

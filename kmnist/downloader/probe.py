@@ -1,0 +1,209 @@
+"""``--check-mirrors``: ask each mirror whether it has each selected file, fetching one byte.
+
+The first thing to run when a download fails: a table of mirror x file
+(reachable, HTTP status, size announced vs published, latency) that says
+which mirror would serve what, without downloading anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..catalogue.manifest import CURRENT_RELEASE, Mirror, RemoteFile, entry_for
+from ..urls import origin, redact
+from . import headers as hdr
+
+if TYPE_CHECKING:
+    import requests
+
+
+class Verdict(str, enum.Enum):
+    OK = "ok"  # answers with the published size
+    SIZE_UNKNOWN = "ok, size not published"  # answers; nothing to compare with
+    WRONG_SIZE = "wrong size"  # another release, a broken copy, a page
+    NO_SIZE = "size not announced"  # answers, but says no size: a download decides
+    MISSING = "missing"  # a final HTTP status (404, 403, ...)
+    FAILING = "failing"  # a status a later try may cure (5xx, 429)
+    DOWN = "down"  # no connection
+
+
+GOOD = frozenset({Verdict.OK, Verdict.SIZE_UNKNOWN})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One mirror's answer about one file."""
+
+    mirror: str
+    file: str
+    url: str  # without credentials
+    verdict: Verdict
+    status: int | None
+    announced: int | None
+    published: int | None
+    seconds: float
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mirror": self.mirror,
+            "file": self.file,
+            "url": self.url,
+            "verdict": self.verdict.name.lower(),
+            "reachable": self.verdict is not Verdict.DOWN,
+            "status": self.status,
+            "announced_size": self.announced,
+            "published_size": self.published,
+            "seconds": round(self.seconds, 3),
+            "detail": self.detail,
+        }
+
+
+def check_mirrors(
+    files: Sequence[RemoteFile],
+    mirrors: Sequence[Mirror],
+    *,
+    session: requests.Session,
+    timeout: tuple[float, float],
+    log: Callable[[str], None] | None = None,
+) -> list[Probe]:
+    """Probe every (mirror, file) pair a run could use; mirrors at once, files in turn."""
+
+    def one_mirror(m: Mirror) -> list[Probe]:
+        out: list[Probe] = []
+        down: str | None = None  # an origin that did not connect is not asked again
+        for f in files:
+            entry = entry_for(f.path)
+            if not m.has(f, entry.release if entry else CURRENT_RELEASE):
+                continue
+            if down is not None:
+                out.append(_row(m, f, Verdict.DOWN, None, None, 0.0, f"{down} (as above)"))
+                continue
+            p = _probe(m, f, session=session, timeout=timeout, log=log)
+            if p.verdict is Verdict.DOWN:
+                down = p.detail
+            out.append(p)
+        return out
+
+    # One thread per origin's mirrors would be stricter; per mirror keeps the
+    # wait for several dead mirrors at one timeout, not their sum.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(mirrors)))) as pool:
+        per_mirror = list(pool.map(one_mirror, mirrors))
+    return [p for rows in per_mirror for p in rows]
+
+
+def _row(
+    m: Mirror,
+    f: RemoteFile,
+    verdict: Verdict,
+    status: int | None,
+    announced: int | None,
+    seconds: float,
+    detail: str,
+) -> Probe:
+    url = redact(m.url(f))
+    return Probe(m.name, f.path, url, verdict, status, announced, f.size, seconds, detail)
+
+
+def _probe(
+    m: Mirror,
+    f: RemoteFile,
+    *,
+    session: requests.Session,
+    timeout: tuple[float, float],
+    log: Callable[[str], None] | None,
+) -> Probe:
+    url = m.url(f)
+    began = time.monotonic()
+    if m.is_local:
+        try:
+            size = os.stat(url).st_size
+        except OSError as exc:
+            return _row(m, f, Verdict.MISSING, None, None, 0.0, exc.strerror or "not there")
+        return _verdict(m, f, None, size, time.monotonic() - began, "")
+    import requests
+
+    from .transfer import Transient, _connection_failure, env_proxies
+
+    try:
+        # One byte: a Range request is answered by every kind of server we
+        # use (HEAD is not always, and some answer it differently from GET).
+        r = session.get(
+            url,
+            headers={"Range": "bytes=0-0"},
+            stream=True,
+            timeout=timeout,
+            proxies=env_proxies(url),
+        )
+    except requests.exceptions.ConnectionError as exc:
+        why: Transient = _connection_failure(exc, url, timeout)
+        return _logged(log, _row(m, f, Verdict.DOWN, None, None, _since(began), str(why)))
+    except requests.exceptions.Timeout:
+        where = str(origin(url) or "?")
+        detail = f"no response from {where} within {timeout[1]:g} s"
+        return _logged(log, _row(m, f, Verdict.DOWN, None, None, _since(began), detail))
+    except requests.exceptions.RequestException as exc:
+        detail = redact(str(exc))[:200]
+        return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
+    try:
+        status = r.status_code
+        seconds = _since(began)
+        if status == 206:
+            cr = hdr.parse_content_range(r.headers.get("Content-Range"))
+            announced = cr[2] if cr else None
+        elif status == 200 and not r.headers.get("Content-Encoding"):
+            announced = hdr.parse_content_length(r.headers.get("Content-Length"))
+        else:
+            announced = None
+        html = "text/html" in (r.headers.get("Content-Type") or "").lower()
+    finally:
+        r.close()  # the body is not read: one byte, or a whole file we do not want
+    if status in (200, 206) and html:
+        row = _row(m, f, Verdict.WRONG_SIZE, status, announced, seconds, "an HTML page")
+    elif status in (200, 206):
+        row = _verdict(m, f, status, announced, seconds, "")
+    else:
+        from .transfer import TRANSIENT_STATUS
+
+        verdict = Verdict.FAILING if status in TRANSIENT_STATUS else Verdict.MISSING
+        row = _row(m, f, verdict, status, None, seconds, f"HTTP {status} for {redact(url)}")
+    return _logged(log, row)
+
+
+def _verdict(
+    m: Mirror, f: RemoteFile, status: int | None, announced: int | None, seconds: float, d: str
+) -> Probe:
+    if f.size is None:
+        return _row(m, f, Verdict.SIZE_UNKNOWN, status, announced, seconds, d)
+    if announced is None:
+        return _row(m, f, Verdict.NO_SIZE, status, None, seconds, d)
+    if announced != f.size:
+        detail = f"announces {announced} bytes, published {f.size}"
+        return _row(m, f, Verdict.WRONG_SIZE, status, announced, seconds, detail)
+    return _row(m, f, Verdict.OK, status, announced, seconds, d)
+
+
+def _since(t: float) -> float:
+    return time.monotonic() - t
+
+
+def _logged(log: Callable[[str], None] | None, p: Probe) -> Probe:
+    if log is not None:
+        status = p.status if p.status is not None else "-"
+        log(f"GET {p.url} Range: bytes=0-0: {status} ({p.seconds:.2f} s) {p.detail}".rstrip())
+    return p
+
+
+def all_served(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> bool:
+    """True when every file has a mirror that answers with the right size."""
+    good = {p.file for p in probes if p.verdict in GOOD}
+    return all(f.path in good for f in files)
+
+
+__all__ = ["Probe", "Verdict", "all_served", "check_mirrors"]

@@ -1,0 +1,545 @@
+"""Bytes of one file from one URL or folder, starting at an offset.
+
+This layer knows HTTP and local files, and nothing of mirrors, retries or
+hashes. It raises ``Transient`` for what a retry may cure and ``Refused`` for
+what it will not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..urls import origin, redact
+from . import headers as hdr
+
+if TYPE_CHECKING:
+    import requests
+
+# Reads of up to 256 KiB, measured with benchmarks/download_speed.py: 1 MiB
+# made every read allocate a 1 MiB object (peak RSS 56 MB for the full set,
+# more CPU), 128 KiB multiplied the calls (CPU +0.2 s over loopback); 256 KiB
+# gave the least of both. Per-call overhead is then negligible next to the
+# bytes (the original script's 1 KiB chunks made it CPU-bound).
+CHUNK = 256 << 10
+
+# A read waits (SO_RCVLOWAT) for up to this much while more than that is still
+# to come. A server that caps each connection delivers ~64 KiB at a time, and
+# waking for each piece cost about 0.3 s of CPU for the full set in Python
+# overhead and thread switches (benchmarks/download_speed.py, capped). The
+# mark is what the connection delivers in LOW_WATER_WAIT at its speed so far;
+# when that much has not come in LOW_WATER_PATIENCE, the read takes what is
+# there, so a stall or a Ctrl-C never leaves received bytes unwritten. The mark
+# stays well below what is left of the body, so a read never waits for bytes
+# that will not come (a TLS record may still sit in OpenSSL).
+LOW_WATER = 256 << 10
+LOW_WATER_WAIT = 0.25  # seconds
+LOW_WATER_PATIENCE = 1.0  # seconds
+LOW_WATER_MARGIN = 64 << 10
+
+# Connect quickly or give up (a dead host should cost seconds, not minutes);
+# a read may stall longer on a slow mirror before we call it a stall.
+DEFAULT_TIMEOUT = (10.0, 30.0)
+
+# A body that brings less than this many bytes per second, averaged over the
+# read timeout, is stalled, as curl's --speed-limit/--speed-time say: a read
+# timeout alone never fires on a server that trickles a byte a second. 1 KiB/s
+# is far below any mirror worth waiting for (the smallest file, 5 KiB, would
+# take 5 s), and far above a trickle that would take days.
+STALL_RATE = 1024
+
+# Statuses that a later try may cure (RFC 9110: 408, 429 and the 5xx that
+# mean "not now"); anything else from a mirror is its final answer.
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class Transient(Exception):
+    """Try again later, on the same mirror."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        host_down: bool = False,
+        stalled: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        # Bytes came too slowly (or not at all) for the read timeout.
+        self.stalled = stalled
+        # No connection could be made (refused, timed out, no such host).
+        self.unreachable = unreachable or host_down
+        # The host itself is out of reach (connect timeout, name not resolved):
+        # every mirror on it, whatever the scheme or port, is too.
+        self.host_down = host_down
+        self.got = 0  # bytes written by the try that failed (set by the caller)
+
+
+class Refused(Exception):
+    """This mirror will not give this file: move on to the next one."""
+
+
+@dataclass(eq=False)  # identity: bodies are kept in a set while open
+class Body:
+    """A response body being read.
+
+    ``start`` is the offset of its first byte in the file: the requested offset
+    when the server resumed, 0 when it sends the whole file again.
+    """
+
+    start: int
+    length: int | None  # bytes this body promises (None: until EOF)
+    total: int | None  # the whole file's size, when the server says
+    _read: Callable[[int], bytes]
+    _close: Callable[[], None]
+    _abort: Callable[[], None] | None = None
+    ranged: bool = False  # the server answered our Range with a 206
+    _sock: socket.socket | None = None  # for the low-water mark, when known
+    _poll: select.poll | None = None
+    # Seconds over which the rate must reach STALL_RATE (None: no floor, a folder).
+    stall_window: float | None = None
+    where: str = ""  # host:port, for messages
+    encoding: str = ""  # Content-Encoding, lowercased ("" for none or identity)
+    received: int = 0  # bytes this body has delivered so far
+
+    def chunks(self) -> Iterator[bytes]:
+        left = self.length
+        low = 1  # the socket's default
+        got = 0
+        started = time.monotonic()
+        # The stall check, O(1) per chunk: one clock read and two comparisons.
+        window = self.stall_window
+        window_end = started + window if window else float("inf")
+        window_floor = STALL_RATE * window if window else 0.0
+        window_from = 0  # ``got`` when the current window began
+        while True:
+            if self._sock is not None and left is not None and got:
+                want = _low_water(got / max(time.monotonic() - started, 1e-3), left)
+                if want != low:
+                    low = self._set_low_water(want)
+                if low > 1 and not self._ready(LOW_WATER_PATIENCE):
+                    low = self._set_low_water(1)  # slower than it was: take what is there
+            try:
+                data = self._read(CHUNK)
+            except Exception as exc:  # the many faces of a cut connection
+                raise _as_transient(exc, self.where, self.stall_window) from exc
+            if not data:
+                return
+            got += len(data)
+            self.received = got
+            if left is not None:
+                left -= len(data)
+            yield data  # first: bytes that arrived are written even when the check fails
+            now = time.monotonic()
+            if now >= window_end:
+                if got - window_from < window_floor:
+                    raise Transient(
+                        f"transfer from {self.where} stalled: {got - window_from} bytes "
+                        f"in {now - window_end + (window or 0):.0f} s, under {STALL_RATE} B/s",
+                        stalled=True,
+                    )
+                window_from, window_end = got, now + (window or 0)
+
+    def _set_low_water(self, n: int) -> int:
+        sock = self._sock
+        assert sock is not None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVLOWAT, n)
+        except (OSError, AttributeError):  # not settable here: reads wake as bytes come
+            self._sock = None
+            return 1
+        return n
+
+    def _ready(self, timeout: float) -> bool:
+        """Whether the low-water mark is met (or the connection ended) within ``timeout``."""
+        sock = self._sock
+        assert sock is not None
+        pending = getattr(sock, "pending", None)  # TLS: bytes OpenSSL already decrypted
+        if pending is not None and pending():
+            return True
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+        return bool(self._poll.poll(timeout * 1000))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            # The connection may go back to the pool: its next reader expects
+            # reads that return as soon as anything arrives.
+            self._set_low_water(1)
+        self._close()
+
+    def abort(self) -> None:
+        """Stop a read blocked in another thread (Ctrl-C), then close."""
+        if self._abort is not None:
+            self._abort()
+        self._close()
+
+
+# Strict parsers (ASCII digits, bounded values, None for anything odd): kept
+# importable from here, where they used to live.
+parse_content_range = hdr.parse_content_range
+parse_retry_after = hdr.parse_retry_after
+
+
+def make_session(user_agent: str, connections: int) -> requests.Session:
+    """One session for a run: pooled keep-alive connections, ``connections`` per host.
+
+    ``pool_block`` makes a thread wait for a free connection rather than open
+    one more: no host ever sees more than ``connections`` from us.
+    """
+    import requests
+
+    s = requests.Session()
+    adapter = _deadline_adapter(
+        pool_connections=8, pool_maxsize=connections, pool_block=True, max_retries=0
+    )
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    # With trust_env, requests walks os.environ for proxies and CA bundles on
+    # every request (2 ms each here, 0.25 s of CPU for the full set). The
+    # environment is read once instead: proxies per origin in open_url, the
+    # CA bundle here.
+    s.trust_env = False
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle:
+        s.verify = ca_bundle
+    # identity: no layer may un-gzip a .gz on the way (requests asks for gzip
+    # by default, and some servers then compress or relabel binary files).
+    s.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
+    return s
+
+
+class _HeaderDeadline:
+    """A connection whose response headers must be complete within the read timeout.
+
+    urllib3's read timeout applies to each socket read, so a server that sends
+    its headers a byte at a time never trips it. A timer shuts the socket down
+    when the whole header block has not arrived in time; the read then fails,
+    and is reported as a timeout.
+    """
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        # urllib3 sets the read timeout on the connection just before this call.
+        limit = getattr(self, "timeout", None)
+        sock: socket.socket | None = getattr(self, "sock", None)
+        if not isinstance(limit, (int, float)) or sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        fired = threading.Event()
+
+        def expire() -> None:
+            fired.set()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(limit, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        except Exception:
+            if fired.is_set():
+                raise socket.timeout(f"headers not complete within {limit:g} s") from None
+            raise
+        finally:
+            timer.cancel()
+        if fired.is_set():  # fired just as the headers ended: the socket is gone
+            raise socket.timeout(f"headers not complete within {limit:g} s")
+        return response
+
+
+@functools.lru_cache(maxsize=1)
+def _pool_classes() -> dict[str, type]:
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Conn(_HeaderDeadline, HTTPConnection):
+        pass
+
+    class TlsConn(_HeaderDeadline, HTTPSConnection):
+        pass
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConn
+
+    return {"http": Pool, "https": TlsPool}
+
+
+def _with_deadline(manager: Any) -> Any:
+    manager.pool_classes_by_scheme = dict(_pool_classes())
+    return manager
+
+
+def _adapter_class() -> type:
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            _with_deadline(self.poolmanager)
+
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            return _with_deadline(super().proxy_manager_for(proxy, **kwargs))
+
+    return Adapter
+
+
+def _deadline_adapter(**kwargs: Any) -> Any:
+    return _adapter_class()(**kwargs)
+
+
+def open_url(
+    url: str,
+    offset: int,
+    *,
+    end: int | None = None,
+    session: requests.Session,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    log: Callable[[str], None] | None = None,
+) -> Body:
+    """Open ``url`` for reading bytes ``[offset, end)`` (``end`` None: to the end).
+
+    A local path also works (from ``offset`` to its end). The caller checks
+    ``Body.start`` and ``Body.ranged``: a server may send the whole file instead.
+    ``log`` is told of each request (``-v``): the URL without credentials, the
+    status, the bytes and the time.
+    """
+    if not url.startswith(("http://", "https://")):
+        return _open_local(url, offset)
+    import requests
+
+    shown = redact(url)
+    where = str(origin(url) or "?")
+    headers: dict[str, str] = {}
+    if end is not None:
+        headers["Range"] = f"bytes={offset}-{end - 1}"
+    elif offset:
+        headers["Range"] = f"bytes={offset}-"
+    asked = f" {headers['Range']}" if headers else ""
+    began = time.monotonic()
+    try:
+        try:
+            r = session.get(
+                url, headers=headers, stream=True, timeout=timeout, proxies=env_proxies(url)
+            )
+        except requests.exceptions.ConnectionError as exc:
+            raise _connection_failure(exc, url, timeout) from exc
+        except requests.exceptions.Timeout as exc:
+            raise Transient(f"no response from {where} within {timeout[1]:g} s") from exc
+        except requests.exceptions.RequestException as exc:
+            raise Refused(f"{redact(_reason(exc))} for {shown}") from exc
+    except (Transient, Refused) as exc:
+        if log is not None:
+            log(f"GET {shown}{asked}: {exc} ({time.monotonic() - began:.2f} s)")
+        raise
+
+    status = r.status_code
+    body: Body | None = None
+
+    def close() -> None:
+        r.close()
+        if log is not None:
+            got = body.received if body is not None else 0
+            log(f"GET {shown}{asked}: {status}, {got} bytes in {time.monotonic() - began:.2f} s")
+
+    conn = getattr(r.raw, "_connection", None) or getattr(r.raw, "connection", None)
+    sock: socket.socket | None = getattr(conn, "sock", None)
+
+    def abort() -> None:
+        # Closing a socket does not wake a recv() blocked in another thread on
+        # Linux; shutting it down does.
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    # read1 returns what has arrived (up to n) instead of waiting for n bytes,
+    # so a read that times out loses nothing already received: the retry
+    # resumes from the last byte that reached us. urllib3 1.x lacks it.
+    raw_read = getattr(r.raw, "read1", r.raw.read)
+
+    def read(n: int) -> bytes:
+        # decode_content=False: the bytes exactly as sent. A server that labels
+        # a .gz with Content-Encoding: gzip still gives us the file itself
+        # (and one that really compresses it is undone after the download,
+        # when the raw bytes do not match: fetch keeps whichever does).
+        data: bytes = raw_read(n, decode_content=False)
+        return data
+
+    length = hdr.parse_content_length(r.headers.get("Content-Length"))
+    encoding = (r.headers.get("Content-Encoding") or "").strip().lower()
+    encoding = "" if encoding == "identity" else encoding
+    # The low-water mark counts bytes on the socket, and must stay below what
+    # is left: only for bodies whose bytes are exactly those on the wire (the
+    # raw bytes are read, so Content-Encoding changes nothing; chunk framing
+    # would).
+    plain = "chunked" not in (r.headers.get("Transfer-Encoding") or "").lower()
+    low_water = sock if plain and _SO_RCVLOWAT else None
+    extra: dict[str, Any] = {"stall_window": timeout[1], "where": where, "encoding": encoding}
+    if status in TRANSIENT_STATUS:
+        close()
+        raise Transient(
+            f"HTTP {status} for {shown}",
+            retry_after=hdr.parse_retry_after(r.headers.get("Retry-After")),
+        )
+    if status == 416 and offset:
+        # Nothing past ``offset``: the .part may already be whole. The caller
+        # verifies it rather than trusting either side.
+        close()
+        total = hdr.parse_unsatisfied_range(r.headers.get("Content-Range"))
+        return Body(offset, 0, total, lambda n: b"", lambda: None)
+    if status not in (200, 206):
+        close()
+        raise Refused(f"HTTP {status} for {shown}")
+    if "text/html" in (r.headers.get("Content-Type") or "").lower():
+        # No file of ours is HTML: this is an error or login page sent with 200.
+        close()
+        raise Refused(f"{shown} served an HTML page instead of the file")
+    if status == 206:
+        cr = hdr.parse_content_range(r.headers.get("Content-Range"))
+        if cr is None or cr[0] != offset:
+            # A range we did not ask for cannot be stitched on: start over.
+            close()
+            if offset == 0:
+                raise Refused(f"unusable Content-Range from {shown}")
+            return open_url(url, 0, session=session, timeout=timeout, log=log)
+        body = Body(
+            offset,
+            cr[1] - cr[0] + 1,
+            cr[2],
+            read,
+            close,
+            abort,
+            ranged=True,
+            _sock=low_water,
+            **extra,
+        )
+        return body
+    # 200: the whole file, whatever we asked for. An encoded body's length is
+    # not the file's.
+    total = None if encoding else length
+    body = Body(0, length, total, read, close, abort, _sock=low_water, **extra)
+    return body
+
+
+def _low_water(rate: float, left: int) -> int:
+    """The low-water mark for a connection at ``rate`` bytes/s with ``left`` to come.
+
+    A power of two from 16 KiB to LOW_WATER, so that it changes (one system
+    call) only a few times per body; 1 (the default) when it would not help.
+    """
+    want = min(LOW_WATER, int(rate * LOW_WATER_WAIT), left - LOW_WATER_MARGIN)
+    if want < 16 << 10:
+        return 1
+    return 1 << (want.bit_length() - 1)
+
+
+# Linux and macOS, where poll() honours it too; elsewhere reads wake as bytes come.
+_SO_RCVLOWAT: int = getattr(socket, "SO_RCVLOWAT", 0) if hasattr(select, "poll") else 0
+
+
+def env_proxies(url: str) -> dict[str, str]:
+    """The proxies the environment (``https_proxy``, ``no_proxy``, ...) sets for ``url``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return _origin_proxies(parts.scheme, parts.netloc)
+
+
+@functools.lru_cache(maxsize=64)
+def _origin_proxies(scheme: str, netloc: str) -> dict[str, str]:
+    from requests.utils import get_environ_proxies
+
+    proxies: dict[str, str] = get_environ_proxies(f"{scheme}://{netloc}/")
+    return proxies
+
+
+def _open_local(path: str, offset: int) -> Body:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by Body.close
+    except FileNotFoundError:
+        raise Refused("no such file") from None
+    except IsADirectoryError:
+        raise Refused("is a folder") from None
+    except OSError as exc:
+        raise Transient(str(exc)) from exc
+    size = os.fstat(fh.fileno()).st_size
+    start = offset if offset <= size else 0
+    fh.seek(start)
+    return Body(start, size - start, size, fh.read, fh.close)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason: the innermost cause, without urllib3's object reprs."""
+    text = str(exc)
+    for pattern in (r"Caused by (\w+)\(", r"\] ([^'\"]+)"):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(1).strip(" :)")
+    return type(exc).__name__ if not text else text.splitlines()[0][:120]
+
+
+def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) -> Transient:
+    """Say in plain words why no connection was made (or how it was lost)."""
+    import requests
+    import urllib3.exceptions as u3
+
+    o = origin(url)
+    host, where = (o.host, str(o)) if o else ("?", "?")
+    cause = getattr(exc.args[0], "reason", None) if exc.args else None
+    no_name = getattr(u3, "NameResolutionError", None)  # urllib3 2.x only
+    # Most specific first: a name that does not resolve is a NewConnectionError,
+    # which is itself (historically) a ConnectTimeoutError.
+    if no_name is not None and isinstance(cause, no_name):
+        return Transient(f"could not resolve host {host}", host_down=True)
+    if isinstance(cause, u3.NewConnectionError) and not _timed_out(cause):
+        why = _errno_words(cause) or "failed"  # refused: that port, not the host
+        return Transient(f"connection to {where} {why}", unreachable=True)
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(
+        cause, u3.ConnectTimeoutError
+    ):
+        return Transient(f"connection to {where} timed out after {timeout[0]:g} s", host_down=True)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Transient(f"TLS with {where} failed ({redact(_reason(exc))})", unreachable=True)
+    if isinstance(cause, u3.ProtocolError) or "RemoteDisconnected" in str(exc):
+        return Transient(f"{where} closed the connection without a response")
+    return Transient(f"connection to {where} failed ({redact(_reason(exc))})")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return "timed out" in str(exc).lower()
+
+
+def _errno_words(exc: BaseException) -> str:
+    """``refused``, ``unreachable (no route)``: what the system said, in words."""
+    text = str(exc).lower()
+    for key, words in (
+        ("refused", "refused"),
+        ("no route", "failed: no route to host"),
+        ("unreachable", "failed: network unreachable"),
+        ("reset", "reset"),
+    ):
+        if key in text:
+            return words
+    return ""
+
+
+def _as_transient(exc: BaseException, where: str = "", window: float | None = None) -> Exception:
+    name = type(exc).__name__
+    if "Timeout" in name or "timed out" in str(exc):
+        after = f" for {window:g} s" if window else ""
+        return Transient(f"no data from {where or 'the server'}{after}", stalled=True)
+    return Transient(f"connection to {where or 'the server'} cut ({name})")

@@ -1,0 +1,106 @@
+"""Reading the published file formats (gzip-compressed IDX, ``.npz``) into arrays, checked.
+
+Shared by the loaders (:mod:`kmnist.data.load`) and the downloader's derived
+files (:mod:`kmnist.downloader.derive`), so that neither imports the other.
+NumPy is imported by the functions that need it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import VerificationError
+from .verify import parse_idx_header
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Array = NDArray[np.uint8]
+
+SIDE = 28  # KMNIST and K49 images are 28 x 28, like MNIST
+IDX_MAGIC = {"images": 0x0803, "labels": 0x0801}  # unsigned bytes, 3 or 1 dimensions
+# Deflate cannot compress better than 1032:1, so an IDX header that promises
+# more bytes than that is lying; refusing it keeps a forged header from making
+# us allocate terabytes before the data runs out.
+DEFLATE_MAX_RATIO = 1032
+
+
+def bad_structure(name: str, expected: str, got: str) -> VerificationError:
+    """A file whose content is not the structure its format promises."""
+    return VerificationError(name, "disk", "structure", expected, got)
+
+
+def read_idx(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
+    """Read a gzip-compressed IDX file of unsigned bytes with ``ndim`` dimensions.
+
+    Checks the magic number, the dimensions (28 x 28 images) and that the
+    payload is exactly as long as the header says: no more, no less.
+    """
+    import numpy as np
+
+    name = name or str(path)
+    want = f"IDX magic 0x{IDX_MAGIC['images' if ndim == 3 else 'labels']:08x}"
+    try:
+        with gzip.open(path, "rb") as g:
+            head = g.read(4)
+            if len(head) == 4 and head[:2] == b"\0\0":
+                head += g.read(4 * head[3])
+            try:
+                header = parse_idx_header(head)
+            except ValueError as exc:
+                raise bad_structure(name, want, f"{exc} (first bytes {head[:4].hex()})") from None
+            if len(header.shape) != ndim:
+                raise bad_structure(name, want, f"{len(header.shape)} dimensions")
+            if ndim == 3 and header.shape[1:] != (SIDE, SIDE):
+                raise bad_structure(
+                    name, f"{SIDE}x{SIDE} images", "x".join(map(str, header.shape[1:]))
+                )
+            if header.payload > DEFLATE_MAX_RATIO * os.path.getsize(path):
+                raise bad_structure(name, "a header that fits the file", f"shape {header.shape}")
+            out = np.empty(header.payload, dtype=np.uint8)
+            view = memoryview(out)  # type: ignore[arg-type]
+            got = 0
+            while got < header.payload:
+                n = g.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            if got < header.payload:
+                raise bad_structure(
+                    name, f"{header.payload} bytes of data", f"only {got} (truncated)"
+                )
+            if g.read(1):
+                raise bad_structure(
+                    name, f"{header.payload} bytes of data", "more (trailing bytes)"
+                )
+    except (OSError, EOFError, zlib.error) as exc:
+        # gzip.BadGzipFile is an OSError; EOFError is a cut-off gzip stream.
+        raise bad_structure(name, "a complete gzip file", f"{type(exc).__name__}: {exc}") from None
+    return out.reshape(header.shape)
+
+
+def read_npz(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
+    """Read the array ``arr_0`` of a published ``.npz``, refusing pickles and other dtypes."""
+    import numpy as np
+
+    name = name or str(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files") or "arr_0" not in z.files:
+                raise bad_structure(name, "an .npz with arr_0", "no arr_0")
+            arr = z["arr_0"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # ValueError: not a NumPy file at all (np.load would need a pickle).
+        raise bad_structure(name, "a readable .npz", f"{type(exc).__name__}: {exc}") from None
+    if arr.dtype != np.uint8:
+        raise bad_structure(name, "uint8", str(arr.dtype))
+    if arr.ndim != ndim or (ndim == 3 and arr.shape[1:] != (SIDE, SIDE)):
+        raise bad_structure(name, "N x 28 x 28" if ndim == 3 else "N", str(arr.shape))
+    result: Array = arr
+    return result

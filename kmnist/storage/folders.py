@@ -1,0 +1,108 @@
+"""Why a data folder cannot be used, in words: read-only, not ours to write, not a folder, no disk.
+
+An ``OSError`` from the disk says ``[Errno 30] Read-only file system: '...'``;
+:func:`explain` turns it into one line that names the folder, the cause and
+what to do. :func:`check_writable` asks before a download starts, so that no
+mirror is contacted for bytes that could not be kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from ..errors import FolderError
+
+_CHOOSE = "choose another folder with --dir (or $KMNIST_DATA)"
+
+# What to say for each errno a folder gives; the rest keep the system's words.
+_CAUSES: dict[int, tuple[str, str]] = {
+    errno.EROFS: ("is on a read-only filesystem", _CHOOSE),
+    errno.EACCES: (
+        "is not writable by this user (permission denied)",
+        f"ask its owner for write access, or {_CHOOSE}",
+    ),
+    errno.EPERM: ("cannot be written (operation not permitted)", _CHOOSE),
+    errno.ENOTDIR: ("is not a folder (it, or a folder above it, is a file)", _CHOOSE),
+    errno.ENOSPC: (
+        "is on a full disk (no space left on device)",
+        f"free some space and run again (the .part files are kept for resume), or {_CHOOSE}",
+    ),
+    errno.EDQUOT: (
+        "is over its disk quota",
+        f"free some space and run again (the .part files are kept for resume), or {_CHOOSE}",
+    ),
+    errno.ENAMETOOLONG: ("has a name too long for its filesystem", "choose a shorter path"),
+    errno.ELOOP: ("goes through too many symbolic links", "choose a folder without a link loop"),
+}
+
+
+def explain(exc: OSError) -> str:
+    """One line for an OSError from the data folder: which path, why, and what to do."""
+    path = exc.filename if exc.filename is not None else "the data folder"
+    cause = _CAUSES.get(exc.errno or 0)
+    if cause is None:
+        return f"{path}: {exc.strerror or exc}"
+    what, todo = cause
+    return f"{path} {what}: {todo}"
+
+
+def _existing(folder: Path) -> Path:
+    """The folder, or its nearest ancestor that exists (where it would be created)."""
+    probe = folder
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _pseudo(path: Path) -> bool:
+    """True for /proc, /sys and their kind: a filesystem with no blocks to store bytes in."""
+    try:
+        st = os.statvfs(path)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    return st.f_blocks == 0
+
+
+def check_writable(folder: Path) -> Path:
+    """Make sure bytes can be written into ``folder`` (created later if missing).
+
+    Returns the folder or the ancestor it would be created in. Raises a
+    FolderError saying what is wrong and what to do.
+    """
+    probe = _existing(folder)
+    if not probe.is_dir():
+        where = "" if probe == folder else f" (so {folder} cannot be created)"
+        raise FolderError(f"{probe} is not a folder{where}: {_CHOOSE}")
+    if _pseudo(probe):
+        raise FolderError(
+            f"{folder}: {probe} is on a pseudo-filesystem (like /proc or /sys) that cannot "
+            f"store files: {_CHOOSE}"
+        )
+    rdonly = getattr(os, "ST_RDONLY", 0)
+    try:
+        readonly = bool(rdonly and os.statvfs(probe).f_flag & rdonly)
+    except (OSError, AttributeError):
+        readonly = False
+    if readonly:
+        raise FolderError(f"{probe} is on a read-only filesystem: {_CHOOSE}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what, todo = _CAUSES[errno.EACCES]
+        raise FolderError(f"{probe} {what}: {todo}")
+    return probe
+
+
+def check_readable(folder: Path) -> None:
+    """For --verify: the folder must exist and be a folder (a typo is not "all missing")."""
+    if not os.path.lexists(folder):
+        raise FolderError(
+            f"{folder}: no such folder; check the path given with --dir (or $KMNIST_DATA)"
+        )
+    if not folder.is_dir():
+        raise FolderError(f"{folder} is not a folder: give the data folder with --dir")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise FolderError(
+            f"{folder} is not readable by this user (permission denied): ask its owner "
+            "for read access"
+        )

@@ -1,0 +1,193 @@
+"""A .part file and the record of which of its bytes have arrived.
+
+A plain .part holds a prefix: its size says how much is there. A .part
+fetched in byte ranges over several connections is allocated at full size and
+filled out of order, so its size says nothing; the ranges written are then
+recorded beside it in ``<name>.part.json``. That record only ever lags behind
+the bytes (it is updated after they are written), so a resume may refetch a
+little, but never trusts bytes that are not there.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import threading
+from pathlib import Path
+
+from ..errors import UnsafePath
+from . import layout as storage
+from . import safeopen
+
+STATE_SUFFIX = ".json"
+
+
+def state_path(target: Path) -> Path:
+    return storage.part_path(target).with_name(storage.part_path(target).name + STATE_SUFFIX)
+
+
+class PartFile:
+    """Thread-safe record of the valid byte ranges of one .part."""
+
+    def __init__(self, target: Path, size: int | None, done: list[tuple[int, int]]) -> None:
+        self.target = target
+        self.path = storage.part_path(target)
+        self.state = state_path(target)
+        self.size = size
+        self._done = _merge(done)
+        self._cond = threading.Condition()
+        self._want = 0  # the prefix end the hashing thread waits for
+
+    # -- reading the disk ----------------------------------------------------
+
+    @classmethod
+    def load(cls, target: Path, size: int | None) -> PartFile:
+        """What is usable of an existing .part for a file of ``size`` bytes (None: unknown)."""
+        part_size = storage.size_or_none(storage.part_path(target))
+        if part_size is None:
+            storage.discard(state_path(target))
+            return cls(target, size, [])
+        if os.path.lexists(state_path(target)):
+            recorded = _read_state(state_path(target))
+            if recorded is not None:
+                rsize, ranges = recorded
+                if (size is None or rsize == size) and part_size == rsize:
+                    return cls(target, rsize, ranges)
+            # A record that is unreadable or does not match the .part (another
+            # size, another release) cannot say which bytes are good: trust none.
+            return cls(target, size, [])
+        if size is not None and part_size > size:
+            return cls(target, size, [])
+        return cls(target, size, [(0, part_size)] if part_size else [])
+
+    # -- questions -----------------------------------------------------------
+
+    @property
+    def have(self) -> int:
+        with self._cond:
+            return sum(e - s for s, e in self._done)
+
+    def contiguous(self) -> int:
+        """Bytes from offset 0 with no gap."""
+        with self._cond:
+            return self._done[0][1] if self._done and self._done[0][0] == 0 else 0
+
+    def missing(self) -> list[tuple[int, int]]:
+        """The ranges still to fetch (needs a known size)."""
+        assert self.size is not None
+        with self._cond:
+            gaps, at = [], 0
+            for s, e in self._done:
+                if s > at:
+                    gaps.append((at, s))
+                at = max(at, e)
+            if at < self.size:
+                gaps.append((at, self.size))
+            return gaps
+
+    def complete(self) -> bool:
+        return self.size is not None and self.contiguous() == self.size
+
+    # -- changes -------------------------------------------------------------
+
+    def mark(self, start: int, end: int) -> None:
+        """Record that ``[start, end)`` is written."""
+        with self._cond:
+            done = self._done
+            prefix = done[0][1] if done and done[0][0] == 0 else 0
+            # The common case, once per chunk received: a range grows at its end.
+            i = bisect.bisect_right(done, (start, end)) - 1
+            if (
+                i >= 0
+                and done[i][0] <= start <= done[i][1]
+                and (i + 1 == len(done) or end < done[i + 1][0])
+            ):
+                done[i] = (done[i][0], max(done[i][1], end))
+            else:
+                self._done = _merge([*done, (start, end)])
+            # Wake the hashing thread only when the prefix reaches what it
+            # waits for: one wake-up per MiB, not one per network chunk.
+            if start <= prefix and self._done[0][0] == 0 and self._done[0][1] >= self._want:
+                self._cond.notify_all()
+
+    def wait_contiguous(
+        self, beyond: int, stop: threading.Event, *, step: int = 1, poll: float = 0.2
+    ) -> int:
+        """Block until the contiguous prefix reaches ``beyond + step`` or the end.
+
+        Returns the prefix's end (``beyond`` when ``stop`` was set first).
+        """
+        with self._cond:
+            self._want = beyond + step if self.size is None else min(beyond + step, self.size)
+            while not stop.is_set():
+                end = self._done[0][1] if self._done and self._done[0][0] == 0 else 0
+                if end >= self._want:
+                    return end
+                self._cond.wait(poll)
+            return beyond
+
+    def allocate(self, size: int) -> None:
+        """Give the .part its full size, so ranges can be written anywhere in it."""
+        self.size = size
+        with storage.open_part(self.path, "ab") as fh:
+            if os.fstat(fh.fileno()).st_size != size:
+                fh.truncate(size)
+        self.save()
+
+    def save(self) -> None:
+        """Write the record atomically (a crash leaves the old one or the new one).
+
+        Through a temporary ``<name>.json.<pid>.<random>`` that is removed
+        whatever happens (a full disk, a signal): none is left behind. A link
+        at the record's name is replaced, its target untouched.
+        """
+        if self.size is None:
+            return
+        with self._cond:
+            data = {"size": self.size, "done": [list(r) for r in self._done]}
+        safeopen.replace_text(self.state, json.dumps(data))
+
+    def as_prefix(self) -> int:
+        """Turn into a plain prefix .part (for a sequential fetch): keep the contiguous bytes."""
+        keep = self.contiguous()
+        if os.path.lexists(self.path):
+            with storage.open_part(self.path, "r+b") as fh:
+                fh.truncate(keep)
+        storage.discard(self.state)
+        with self._cond:
+            self._done = [(0, keep)] if keep else []
+        return keep
+
+    def reset(self) -> None:
+        """Forget everything: the bytes are not the right ones."""
+        storage.discard(self.path)
+        storage.discard(self.state)
+        with self._cond:
+            self._done = []
+
+    def finished(self) -> None:
+        """The .part has been promoted: drop the record."""
+        storage.discard(self.state)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(r for r in ranges if r[1] > r[0]):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _read_state(path: Path) -> tuple[int, list[tuple[int, int]]] | None:
+    try:
+        data = json.loads(safeopen.read_text(path))
+        size = int(data["size"])
+        ranges = [(int(s), int(e)) for s, e in data["done"]]
+    except (OSError, ValueError, KeyError, TypeError, UnsafePath):
+        return None  # a link in its place is not a record of ours
+    if any(not 0 <= s < e <= size for s, e in ranges):
+        return None
+    return size, ranges
