@@ -28,7 +28,7 @@ PYTHONDONTWRITEBYTECODE set (as on this machine) every run would otherwise
 compile the package again, which no user of an installed kmnist pays.
 
 Nothing touches the network: the cases run in an empty temporary folder,
-without $KMNIST_DATA, and none of them downloads. About 10 s with the defaults.
+without $KMNIST_DATA, and none of them downloads. About 5 s with the defaults.
 """
 
 from __future__ import annotations
