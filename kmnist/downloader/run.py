@@ -31,12 +31,13 @@ from ..verify import Hasher, check_digests, check_structure, expectation
 from .defaults import CONNECTIONS, JOBS
 from .derive import build, check_derived, source_of
 from .filejob import FAST_CONNECTION, PIECE, Cancelled, FileJob, JobContext
-from .plan import Action, Plan, Step, decide, inspect, make_plan, verify_final
+from .outcome import Check, Outcome, check_of
+from .plan import Action, Plan, Step, decide, inspect, make_plan, stamp, verify_final
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
 from .transfer import DEFAULT_TIMEOUT, Body, make_session
 
-__all__ = ["Downloader", "Result", "RetryPolicy"]
+__all__ = ["Check", "Downloader", "Outcome", "Result", "RetryPolicy"]
 
 if TYPE_CHECKING:
     import requests
@@ -48,11 +49,11 @@ class Result:
 
     file: RemoteFile
     target: Path
-    action: str  # "fetched", "resumed", "skipped"
+    action: Outcome
     mirror: str | None
     transferred: int
     seconds: float
-    checked: str  # "sha256", "md5", "structure only (unverified)", ...
+    checked: Check
 
 
 MirrorSpec = Union[str, Mirror]
@@ -227,15 +228,17 @@ class Downloader:
             try:
                 fetched = self._one(_step_for(src, source))
                 build(step.file, step.target, source)
-                how = check_derived(step.file, step.target)
+                check_derived(step.file, step.target)
             except KmnistError as exc:
                 left.append(f)
                 self.note(f"{step.file.path}: could not be built from {src.path}: {exc}")
                 continue
-            if fetched.action != "skipped":
+            if fetched.action is not Outcome.SKIPPED:
                 done.append(fetched)
             seconds = time.monotonic() - started
-            done.append(Result(step.file, step.target, "derived", None, 0, seconds, how))
+            done.append(
+                Result(step.file, step.target, Outcome.DERIVED, None, 0, seconds, Check.DERIVED)
+            )
         return done, left
 
     def _down_mirrors(self) -> list[KmnistError]:
@@ -290,7 +293,10 @@ class Downloader:
     def _one(self, step: Step) -> Result:
         start = time.monotonic()
         if step.action is Action.SKIP:
-            return Result(step.file, step.target, "skipped", None, 0, 0.0, "already verified")
+            # Acting, not planning: the check the plan made is recorded now.
+            stamp(step.file, step.target, step.stamp)
+            check = step.check or check_of(step.file)
+            return Result(step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, check)
         lock = storage.file_lock(step.target, lambda: self.cancelled)
         lock.waiting = lambda: self.note(
             f"{step.file.path}: waiting for another process that is fetching it (lock {lock.path})"
@@ -304,8 +310,11 @@ class Downloader:
             # Another process may have fetched it while we waited for the lock.
             if step.action is not Action.REFETCH and step.target.exists():
                 try:
-                    how = verify_final(step.file, step.target)
-                    return Result(step.file, step.target, "skipped", None, 0, 0.0, how)
+                    final = verify_final(step.file, step.target)
+                    stamp(step.file, step.target, final.stamp)
+                    return Result(
+                        step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, final.check
+                    )
                 except (VerificationError, OSError):
                     pass
             return self._from_mirrors(step, start)
@@ -386,17 +395,15 @@ class Downloader:
 
             if not job.encoded or not gunzip_part(job.part_path, file):
                 raise
-        if file.verified:
-            how = "sha256" if file.sha256 else "md5"
-        else:
+        check = check_of(file)
+        if not check.verified:
             check_structure(file, job.part_path, mirror.name)
-            how = "structure only (unverified)" if file.structure else "unverified"
         storage.promote(job.part_path, step.target)
         storage.write_stamp(step.target, expectation(file))
         job.finished()
-        action = "resumed" if job.resumed_from else "fetched"
+        action = Outcome.RESUMED if job.resumed_from else Outcome.FETCHED
         seconds = time.monotonic() - start
-        return Result(file, step.target, action, mirror.name, job.transferred, seconds, how)
+        return Result(file, step.target, action, mirror.name, job.transferred, seconds, check)
 
 
 def _key(mirror: Mirror) -> Origin | str:

@@ -1,0 +1,131 @@
+"""Issue 13, phase B: verdicts as enums with words true for them; deciding writes nothing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from kmnist.catalogue.manifest import RemoteFile, Structure
+from kmnist.cli import report
+from kmnist.cli.download import main
+from kmnist.downloader.outcome import Check, Outcome
+from kmnist.downloader.run import Downloader, RetryPolicy
+
+from .server import FaultyServer
+
+
+def _idx(shape: tuple[int, ...]) -> bytes:
+    """A gzipped IDX file of unsigned bytes (all zero) of ``shape``."""
+    header = b"\x00\x00\x08" + bytes([len(shape)]) + b"".join(struct.pack(">I", n) for n in shape)
+    count = 1
+    for n in shape:
+        count *= n
+    return gzip.compress(header + bytes(count))
+
+
+def _fetch(server: FaultyServer, root: Path, files: list[RemoteFile]) -> list[str]:
+    d = Downloader(mirrors=[server.url], progress=False, retry=RetryPolicy(sleep=lambda s: None))
+    results = d.fetch(files, root)
+    return report.results(results, root, 0.0).splitlines()
+
+
+def test_rerun_says_already_verified_only_for_published_checksums(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    labels = _idx((10000,))
+    unverified = RemoteFile(
+        "2018/kmnist/t10k-labels-idx1-ubyte.gz", structure=Structure("idx", (10000,))
+    )
+    checked = RemoteFile("kmnist/blob.bin", 5, sha256=hashlib.sha256(b"hello").hexdigest())
+    server.add(unverified.path, labels)
+    server.add(checked.path, b"hello")
+    first = _fetch(server, tmp_path, [unverified, checked])
+    assert "checked: structure only (unverified)" in first[0]
+    assert "checked: sha256" in first[1]
+    again = _fetch(server, tmp_path, [unverified, checked])
+    assert again[0].startswith("skipped") and "already verified" not in again[0]
+    assert "already there, structure checked" in again[0]
+    assert again[1].startswith("skipped") and "checked: already verified" in again[1]
+    assert any("checked by structure only" in line for line in again)  # the closing note
+
+
+def test_results_carry_enums(server: FaultyServer, tmp_path: Path) -> None:
+    f = RemoteFile("kmnist/blob.bin", 5, md5=hashlib.md5(b"hello").hexdigest())
+    server.add(f.path, b"hello")
+    d = Downloader(mirrors=[server.url], progress=False)
+    [r] = d.fetch([f], tmp_path)
+    assert r.action is Outcome.FETCHED and r.checked is Check.MD5
+    [r] = d.fetch([f], tmp_path)
+    assert r.action is Outcome.SKIPPED and r.checked is Check.MD5
+
+
+# -- --dry-run and --list write nothing ----------------------------------------
+
+LABELS = "2018/kmnist/t10k-labels-idx1-ubyte.gz"
+IMAGES = "2018/kmnist/t10k-images-idx3-ubyte.gz"
+ARGV = ["--release", "2018", "-d", "kmnist", "-f", "mnist", "-s", "test"]
+
+
+def _tree(root: Path) -> list[tuple[str, bool, int, int]]:
+    """Every name below ``root`` (folders too) with its size and mtime."""
+    out = []
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(folder, name)
+            st = p.lstat()
+            out.append((p.relative_to(root).as_posix(), p.is_dir(), st.st_size, st.st_mtime_ns))
+    return sorted(out)
+
+
+def _verified_unstamped(root: Path) -> None:
+    # Structure-checked 2018 files, as another tool (or a copy) left them: no stamps.
+    for rel, shape in ((LABELS, (10000,)), (IMAGES, (10000, 28, 28))):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(_idx(shape))
+
+
+def _partial(root: Path) -> None:
+    (root / IMAGES).parent.mkdir(parents=True)
+    (root / (IMAGES + ".part")).write_bytes(_idx((10000, 28, 28))[:1000])
+
+
+@pytest.mark.parametrize("fill", [lambda root: None, _verified_unstamped, _partial])
+@pytest.mark.parametrize("extra", [["--dry-run"], ["--list"], ["--list", "--json"]])
+def test_dry_run_and_list_leave_the_folder_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fill: object, extra: list[str]
+) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    fill(root)  # type: ignore[operator]
+    before = _tree(root)
+    assert main([*ARGV, "--dir", str(root), *extra]) == 0
+    out = capsys.readouterr().out
+    assert out  # it did print its plan or list
+    assert _tree(root) == before
+
+
+def test_dry_run_plans_to_skip_verified_files_it_does_not_stamp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _verified_unstamped(tmp_path)
+    assert main([*ARGV, "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("skip ") == 2
+    assert not (tmp_path / "2018" / "kmnist" / ".kmnist").exists()
+
+
+def test_a_run_stamps_what_its_plan_verified(server: FaultyServer, tmp_path: Path) -> None:
+    _verified_unstamped(tmp_path)
+    files = [
+        RemoteFile(LABELS, structure=Structure("idx", (10000,))),
+        RemoteFile(IMAGES, structure=Structure("idx", (10000, 28, 28))),
+    ]
+    d = Downloader(mirrors=[server.url], progress=False)
+    assert [r.action for r in d.fetch(files, tmp_path)] == [Outcome.SKIPPED] * 2
+    stamps = sorted(p.name for p in (tmp_path / "2018/kmnist/.kmnist").iterdir())
+    assert stamps == [IMAGES.rsplit("/")[-1] + ".verified", LABELS.rsplit("/")[-1] + ".verified"]
+    assert server.requests == []
