@@ -27,6 +27,7 @@ from .suggest import OneLineParser, choice
 
 if TYPE_CHECKING:
     from ..catalogue.manifest import Entry, Mirror, RemoteFile
+    from ..downloader.request import DownloadRequest
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -268,19 +269,7 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
     if args.check_mirrors:
         return _check_mirrors(files_of(entries), args, mirrors=mirrors, out=out)
     fetched = session.download(
-        files_of(entries),
-        root=args.dir,
-        mirrors=mirrors,
-        out=out,
-        progress=not args.no_progress,
-        quiet=args.quiet,
-        verbose=args.verbose,
-        jobs=args.jobs,
-        connections=args.connections,
-        timeout=args.timeout,
-        force=args.force,
-        flat=args.flat,
-        dry_run=args.dry_run,
+        _request(args, files_of(entries), mirrors), out=out, quiet=args.quiet, dry_run=args.dry_run
     )
     if fetched is None:
         return ExitStatus.OK  # --dry-run: nothing was fetched to unpack or draw
@@ -292,6 +281,25 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
     if args.preview:
         _preview(args, out=out)
     return status
+
+
+def _request(
+    args: argparse.Namespace, files: Sequence[RemoteFile], mirrors: Sequence[Mirror]
+) -> DownloadRequest:
+    """The command's flags as the library's typed request (argparse stops here)."""
+    from ..downloader.request import DownloadOptions, DownloadRequest
+
+    options = DownloadOptions(
+        mirrors=tuple(mirrors),
+        progress=not args.no_progress and not args.quiet,
+        force=args.force,
+        flat=args.flat,
+        jobs=args.jobs,
+        connections=args.connections,
+        timeout=session.timeouts(args.timeout),
+        log=session.request_log(args.verbose),
+    )
+    return DownloadRequest(tuple(files), args.dir, options)
 
 
 def _check_mirrors(
@@ -307,7 +315,7 @@ def _check_mirrors(
             files,
             usable,
             session=http,
-            timeout=(min(10.0, args.timeout), args.timeout),
+            timeout=session.timeouts(args.timeout),
             log=session.request_log(args.verbose),
         )
     finally:

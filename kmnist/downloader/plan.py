@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalogue.manifest import RemoteFile
+from ..catalogue.manifest import Entry, RemoteFile
 from ..errors import UsageError, VerificationError
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
@@ -94,15 +94,24 @@ def decide(file: RemoteFile, state: DiskState, *, force: bool = False) -> tuple[
     return Action.FETCH, 0
 
 
-def inspect(file: RemoteFile, target: Path, *, check_final: bool = True) -> DiskState:
-    """Look at the disk for one file: is the final file verified, how big is the .part."""
+def inspect(
+    file: RemoteFile,
+    target: Path,
+    *,
+    check_final: bool = True,
+    catalogue: Sequence[Entry] | None = None,
+) -> DiskState:
+    """Look at the disk for one file: is the final file verified, how big is the .part.
+
+    ``catalogue``: where a derived file's source is looked up (None: the manifest).
+    """
     part = PartFile.load(target, file.size).have if storage.part_path(target).exists() else None
     if not target.exists():
         return DiskState(final_ok=None, part_size=part)
     if not check_final:
         return DiskState(final_ok=True, part_size=part)
     try:
-        final = verify_final(file, target)
+        final = verify_final(file, target, catalogue=catalogue)
     except VerificationError as exc:
         return DiskState(final_ok=False, part_size=part, problem=f"wrong {exc.what}")
     except OSError as exc:
@@ -118,7 +127,9 @@ class FinalCheck:
     stamp: os.stat_result | None  # None: an earlier stamp vouched for it
 
 
-def verify_final(file: RemoteFile, target: Path) -> FinalCheck:
+def verify_final(
+    file: RemoteFile, target: Path, *, catalogue: Sequence[Entry] | None = None
+) -> FinalCheck:
     """Check a final file, trusting a stamp of an earlier check while the file is unchanged.
 
     Writes nothing (see :func:`stamp`). Raises VerificationError or OSError.
@@ -127,7 +138,9 @@ def verify_final(file: RemoteFile, target: Path) -> FinalCheck:
         return FinalCheck(check_of(file), None)
     from .derive import is_derived
 
-    if is_derived(file, target):  # built from the MNIST-format file when no mirror had it
+    if is_derived(
+        file, target, catalogue=catalogue
+    ):  # built from the MNIST-format file when no mirror had it
         return FinalCheck(Check.DERIVED, None)
     before = target.stat()  # taken first: a write during the hash changes its ctime
     verify_path(file, target)
@@ -141,7 +154,12 @@ def stamp(file: RemoteFile, target: Path, seen: os.stat_result | None) -> None:
 
 
 def make_plan(
-    files: list[RemoteFile], root: Path, *, force: bool = False, flat: bool = False
+    files: list[RemoteFile],
+    root: Path,
+    *,
+    force: bool = False,
+    flat: bool = False,
+    catalogue: Sequence[Entry] | None = None,
 ) -> Plan:
     """A step per file, its target ``root/<path>``, or ``root/<name>`` when ``flat``.
 
@@ -159,7 +177,7 @@ def make_plan(
             # Only possible flat: the same name from two folders (two releases).
             raise UsageError(f"{seen[target].path} and {f.path} would both be {target}")
         seen[target] = f
-        state = inspect(f, target, check_final=not force)
+        state = inspect(f, target, check_final=not force, catalogue=catalogue)
         action, have = decide(f, state, force=force)
         steps.append(_step(f, target, action, have, state))
     return Plan(tuple(steps))

@@ -28,14 +28,15 @@ from ..errors import DownloadError, DownloadsFailed, KmnistError, VerificationEr
 from ..storage import layout as storage
 from ..urls import Origin, origin
 from ..verify import Hasher, check_digests, check_structure, expectation
-from .defaults import CONNECTIONS, JOBS
+from .defaults import CONNECTIONS, FAST_CONNECTION, JOBS, PIECE, TIMEOUT
 from .derive import build, check_derived, source_of
-from .filejob import FAST_CONNECTION, PIECE, Cancelled, FileJob, JobContext
+from .filejob import Cancelled, FileJob, JobContext
 from .outcome import Check, Outcome, check_of
 from .plan import Action, Plan, Step, decide, inspect, make_plan, stamp, verify_final
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
-from .transfer import DEFAULT_TIMEOUT, Body, make_session
+from .seams import Catalogue, Transport
+from .transfer import Body, make_session, open_url
 
 __all__ = ["Check", "Downloader", "Outcome", "Result", "RetryPolicy"]
 
@@ -78,12 +79,14 @@ class Downloader:
         progress: bool | Progress = True,
         jobs: int = JOBS,
         connections: int = CONNECTIONS,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: tuple[float, float] = TIMEOUT,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         piece: int = PIECE,
         fast_connection: float = FAST_CONNECTION,
         log: Callable[[str], None] | None = None,
+        catalogue: Catalogue = None,
+        transport: Transport | None = None,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise KmnistError("jobs and connections must be at least 1")
@@ -95,6 +98,7 @@ class Downloader:
         self.retry = retry or RetryPolicy()
         self.piece = piece
         self.fast_connection = fast_connection
+        self.catalogue = catalogue  # None: the manifest's entries
         self._session = session
         self._own_session = session is None  # a caller's session is the caller's to close
         # Where no connection could be made, per scheme, host and port (a folder:
@@ -121,6 +125,7 @@ class Downloader:
             register=self.register,
             unregister=self.unregister,
             cancelled=lambda: self.cancelled,
+            transport=transport or open_url,
         )
 
     # -- planning ---------------------------------------------------------
@@ -133,10 +138,10 @@ class Downloader:
         force: bool = False,
         flat: bool = False,
     ) -> Plan:
-        return make_plan(list(files), Path(root), force=force, flat=flat)
+        return make_plan(list(files), Path(root), force=force, flat=flat, catalogue=self.catalogue)
 
     def mirrors_for(self, file: RemoteFile) -> list[Mirror]:
-        entry = entry_for(file.path)
+        entry = entry_for(file.path, entries=self.catalogue)
         release = entry.release if entry else CURRENT_RELEASE
         return [m for m in self.mirrors if m.has(file, release)]
 
@@ -218,7 +223,7 @@ class Downloader:
         left: list[KmnistError] = []
         for f in failures:
             step = steps.get(f.path) if isinstance(f, DownloadError) else None
-            src = source_of(step.file) if step is not None else None
+            src = source_of(step.file, catalogue=self.catalogue) if step is not None else None
             if step is None or src is None:
                 left.append(f)
                 continue
@@ -226,9 +231,9 @@ class Downloader:
             source = step.target.with_name(src.name)
             self.note(f"{step.file.path}: no mirror gave it; building it from {src.path}")
             try:
-                fetched = self._one(_step_for(src, source))
-                build(step.file, step.target, source)
-                check_derived(step.file, step.target)
+                fetched = self._one(_step_for(src, source, self.catalogue))
+                build(step.file, step.target, source, catalogue=self.catalogue)
+                check_derived(step.file, step.target, catalogue=self.catalogue)
             except KmnistError as exc:
                 left.append(f)
                 self.note(f"{step.file.path}: could not be built from {src.path}: {exc}")
@@ -310,7 +315,7 @@ class Downloader:
             # Another process may have fetched it while we waited for the lock.
             if step.action is not Action.REFETCH and step.target.exists():
                 try:
-                    final = verify_final(step.file, step.target)
+                    final = verify_final(step.file, step.target, catalogue=self.catalogue)
                     stamp(step.file, step.target, final.stamp)
                     return Result(
                         step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, final.check
@@ -432,7 +437,7 @@ def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
     return out
 
 
-def _step_for(file: RemoteFile, target: Path) -> Step:
-    state = inspect(file, target)
+def _step_for(file: RemoteFile, target: Path, catalogue: Catalogue) -> Step:
+    state = inspect(file, target, catalogue=catalogue)
     action, have = decide(file, state)
     return Step(file, target, action, have, note=state.problem)
