@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kmnist.catalogue.manifest import RemoteFile, Structure
+from kmnist.catalogue import manifest
+from kmnist.catalogue.manifest import Entry, RemoteFile, Structure
 from kmnist.cli import report
 from kmnist.cli.download import main
 from kmnist.downloader.outcome import Check, Outcome
@@ -129,3 +132,94 @@ def test_a_run_stamps_what_its_plan_verified(server: FaultyServer, tmp_path: Pat
     stamps = sorted(p.name for p in (tmp_path / "2018/kmnist/.kmnist").iterdir())
     assert stamps == [IMAGES.rsplit("/")[-1] + ".verified", LABELS.rsplit("/")[-1] + ".verified"]
     assert server.requests == []
+
+
+# -- the typed request and the seams ---------------------------------------------
+
+
+def test_library_calls_name_every_keyword() -> None:
+    import inspect
+
+    import kmnist
+
+    for fn in (kmnist.download, kmnist.download_files):
+        params = inspect.signature(fn).parameters.values()
+        assert not any(p.kind is p.VAR_KEYWORD for p in params), fn
+        names = {p.name for p in params}
+        for kw in ("mirrors", "progress", "force", "flat", "jobs", "connections", "timeout"):
+            assert kw in names
+        assert {"retry", "session", "log", "catalogue", "transport"} <= names
+
+
+def test_options_are_frozen() -> None:
+    import dataclasses
+
+    from kmnist.downloader.request import DownloadOptions
+
+    o = DownloadOptions(jobs=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.jobs = 3  # type: ignore[misc]
+    assert o.downloader().jobs == 2
+
+
+def _synthetic_catalogue(server: FaultyServer) -> tuple[tuple[Entry, ...], dict[str, bytes]]:
+    """The manifest's KMNIST test entries (and class map) with other bytes, served."""
+    entries, bodies = [], {}
+    for e in manifest.ENTRIES:
+        if (e.dataset, e.release) == ("kmnist", "2019") and e.split in ("test", None):
+            body = os.urandom(200 + len(e.file.path))
+            f = RemoteFile(e.file.path, len(body), sha256=hashlib.sha256(body).hexdigest())
+            e = dataclasses.replace(e, file=f)
+            server.add(f.path, body)
+            bodies[f.path] = body
+        entries.append(e)
+    return tuple(entries), bodies
+
+
+def test_download_takes_a_catalogue_and_a_transport(server: FaultyServer, tmp_path: Path) -> None:
+    import kmnist
+    from kmnist.downloader import transfer
+
+    catalogue, bodies = _synthetic_catalogue(server)
+    opened: list[str] = []
+
+    def transport(url: str, offset: int, **kw: Any) -> transfer.Body:
+        opened.append(url)
+        return transfer.open_url(url, offset, **kw)
+
+    paths = kmnist.download(
+        "kmnist",
+        "npz",
+        "test",
+        tmp_path,
+        mirrors=[server.url],
+        progress=False,
+        catalogue=catalogue,
+        transport=transport,
+    )
+    got = sorted(p.relative_to(tmp_path).as_posix() for p in paths)
+    assert got == sorted(p for p in bodies if p.endswith((".npz", ".csv")))
+    for rel in got:
+        assert (tmp_path / rel).read_bytes() == bodies[rel]  # the catalogue's bytes, verified
+    assert sorted(opened) == [f"{server.url}/{rel}" for rel in got]
+    assert catalogue != manifest.ENTRIES  # nothing global was replaced
+
+
+def test_derive_follows_the_catalogue_given(server: FaultyServer, tmp_path: Path) -> None:
+    """A .npz no mirror has is built from the MNIST-format file of the catalogue in use."""
+    labels = bytes(range(10)) * 1000
+    idx = gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", len(labels)) + labels)
+    entries = []
+    for e in manifest.ENTRIES:
+        if e.file.path == "kmnist/t10k-labels-idx1-ubyte.gz":
+            e = dataclasses.replace(
+                e,
+                file=RemoteFile(e.file.path, len(idx), sha256=hashlib.sha256(idx).hexdigest()),
+            )
+        entries.append(e)
+    server.add("kmnist/t10k-labels-idx1-ubyte.gz", idx)  # the .npz is not served
+    [npz] = [e.file for e in entries if e.file.path == "kmnist/kmnist-test-labels.npz"]
+    d = Downloader(mirrors=[server.url], progress=False, catalogue=tuple(entries))
+    results = d.fetch([npz], tmp_path)
+    assert [r.action for r in results] == [Outcome.FETCHED, Outcome.DERIVED]
+    assert (tmp_path / "kmnist/t10k-labels-idx1-ubyte.gz").read_bytes() == idx
