@@ -223,3 +223,45 @@ def test_derive_follows_the_catalogue_given(server: FaultyServer, tmp_path: Path
     results = d.fetch([npz], tmp_path)
     assert [r.action for r in results] == [Outcome.FETCHED, Outcome.DERIVED]
     assert (tmp_path / "kmnist/t10k-labels-idx1-ubyte.gz").read_bytes() == idx
+
+
+def _npz_catalogue(root: Path) -> tuple[Entry, ...]:
+    """KMNIST's test .npz files written below ``root`` as three images, and a catalogue of them."""
+    import io
+
+    import numpy as np
+
+    arrays = {
+        "kmnist/kmnist-test-imgs.npz": np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28),
+        "kmnist/kmnist-test-labels.npz": np.array([0, 4, 9], dtype=np.uint8),
+    }
+    entries = []
+    for e in manifest.ENTRIES:
+        if e.file.path in arrays:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, arr_0=arrays[e.file.path])
+            body = buf.getvalue()
+            (root / e.file.path).parent.mkdir(parents=True, exist_ok=True)
+            (root / e.file.path).write_bytes(body)
+            f = RemoteFile(e.file.path, len(body), sha256=hashlib.sha256(body).hexdigest())
+            e = dataclasses.replace(e, file=f)
+        entries.append(e)
+    return tuple(entries)
+
+
+def test_load_and_audit_take_a_catalogue(tmp_path: Path) -> None:
+    import kmnist
+    from kmnist.data.audit import Status, audit
+    from kmnist.errors import VerificationError
+
+    catalogue = _npz_catalogue(tmp_path)
+    images, labels = kmnist.load("kmnist", "test", root=tmp_path, catalogue=catalogue)
+    assert images.shape == (3, 28, 28) and list(labels) == [0, 4, 9]
+    with pytest.raises(VerificationError):  # the manifest's checksums are not these files'
+        kmnist.load("kmnist", "test", root=tmp_path)
+    ask = {"root": tmp_path, "datasets": ["kmnist"], "format": "npz", "split": "test"}
+    reports = {r.path: r.status for r in audit(**ask, catalogue=catalogue)}  # type: ignore[arg-type]
+    assert reports["kmnist/kmnist-test-imgs.npz"] is Status.OK
+    assert reports["kmnist/kmnist-test-labels.npz"] is Status.OK
+    reports = {r.path: r.status for r in audit(**ask)}  # type: ignore[arg-type]
+    assert reports["kmnist/kmnist-test-imgs.npz"] is Status.CORRUPT
