@@ -19,7 +19,7 @@ from ..downloader.defaults import TIMEOUT as DEFAULT_TIMEOUT
 from ..errors import ExitStatus, KmnistError, UsageError
 
 if TYPE_CHECKING:
-    from ..catalogue.manifest import Mirror
+    from ..catalogue.manifest import Entry, Mirror
     from ..downloader.plan import Plan
     from ..downloader.request import DownloadRequest
     from ..downloader.run import Result
@@ -101,11 +101,23 @@ def request_log(verbose: bool) -> Callable[[str], None] | None:
     return log
 
 
-def extract(*, root: Path, force: bool, quiet: bool, out: TextIO) -> int:
-    """Unpack the Kanji archive in ``root`` (what ``--extract`` runs); say how it went."""
+def extract(
+    *,
+    root: Path,
+    force: bool,
+    quiet: bool,
+    out: TextIO,
+    catalogue: Sequence[Entry] | None = None,
+) -> int:
+    """Unpack the Kanji archive in ``root`` (what ``--extract`` runs); say how it went.
+
+    ``catalogue``: where the archive's published checksum is looked up (None: the manifest).
+    """
+    from ..catalogue.manifest import select
     from ..data.kanji import extract_kanji
 
-    check = extract_kanji(root=root, force=force)
+    published = None if catalogue is None else select("kkanji", entries=catalogue)[0].file
+    check = extract_kanji(root=root, force=force, published=published)
     if not (quiet and check.ok):
         print(check.summary(), file=out if check.ok else sys.stderr)
     return ExitStatus.OK if check.ok else ExitStatus.FAILURE
