@@ -819,7 +819,9 @@ def test_kanji_chosen_is_offered_unpacking_and_gets_it(
     pytest.importorskip("PIL")
     from .test_cli_load import kanji_mirror
 
-    mirror = kanji_mirror(at_terminal / "m", monkeypatch)
+    mirror, catalogue = kanji_mirror(at_terminal / "m", monkeypatch)
+    # The questions take no catalogue (the command's main does): they read the manifest's.
+    monkeypatch.setattr(manifest, "ENTRIES", catalogue)
     assert (
         drive(
             SPACE + DOWN + DOWN + SPACE + ENTER,  # Kuzushiji-Kanji alone
