@@ -15,6 +15,7 @@ import pytest
 
 import kmnist.catalogue.manifest
 import kmnist.data.kanji
+from kmnist.catalogue.manifest import Entry
 from kmnist.cli.download import main
 
 from .conftest import ROOT
@@ -142,8 +143,8 @@ def test_preview_without_pillow_fails_before_downloading(
 
 def kanji_mirror(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: tarfile.TarInfo | None = None
-) -> Path:
-    """A folder mirror serving a crafted kkanji.tar, which the manifest is told to expect."""
+) -> tuple[Path, tuple[Entry, ...]]:
+    """A folder mirror serving a crafted kkanji.tar, and a catalogue that expects it."""
     from PIL import Image
 
     png = io.BytesIO()
@@ -164,22 +165,27 @@ def kanji_mirror(
         else e
         for e in kmnist.catalogue.manifest.ENTRIES
     )
-    monkeypatch.setattr(kmnist.catalogue.manifest, "ENTRIES", entries)
     monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_IMAGES", 3)
     monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_CLASSES", 2)
-    return archive.parent.parent
+    return archive.parent.parent, entries
 
 
 def test_extract_after_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    mirror = kanji_mirror(tmp_path, monkeypatch)
+    mirror, catalogue = kanji_mirror(tmp_path, monkeypatch)
     data = tmp_path / "data"
-    assert main(["-d", "kkanji", "--extract", "--dir", str(data), "-m", str(mirror)]) == 0
+    assert (
+        main(
+            ["-d", "kkanji", "--extract", "--dir", str(data), "-m", str(mirror)],
+            catalogue=catalogue,
+        )
+        == 0
+    )
     assert "3 PNG files in 2 class folders: ok" in capsys.readouterr().out
     assert (data / "kkanji/kkanji2/U+4E8C/c.png").is_file()
     # The unpacked folder is part of what --verify checks from then on.
-    assert main(["--verify", "--dir", str(data)]) == 0
+    assert main(["--verify", "--dir", str(data)], catalogue=catalogue) == 0
     assert re.search(r"(?m)^kkanji/kkanji2/ +ok ", capsys.readouterr().out)
 
 
@@ -188,9 +194,15 @@ def test_extract_refuses_an_archive_with_a_link(
 ) -> None:
     link = tarfile.TarInfo("kkanji2/U+4E00/evil.png")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    mirror = kanji_mirror(tmp_path, monkeypatch, extra=link)
+    mirror, catalogue = kanji_mirror(tmp_path, monkeypatch, extra=link)
     data = tmp_path / "data"
-    assert main(["-d", "kkanji", "--extract", "--dir", str(data), "-m", str(mirror), "-q"]) == 1
+    assert (
+        main(
+            ["-d", "kkanji", "--extract", "--dir", str(data), "-m", str(mirror), "-q"],
+            catalogue=catalogue,
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "refused to unpack" in err and "symbolic link to /etc/passwd" in err
     assert not (data / "kkanji" / "kkanji2").exists()
@@ -200,9 +212,15 @@ def test_extract_reports_a_published_count_that_differs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Information, not failure: the folder matches the verified archive (issue 14)."""
-    mirror = kanji_mirror(tmp_path, monkeypatch)
+    mirror, catalogue = kanji_mirror(tmp_path, monkeypatch)
     monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_IMAGES", 4)
-    assert main(["-d", "kkanji", "--extract", "--dir", str(tmp_path / "d"), "-m", str(mirror)]) == 0
+    assert (
+        main(
+            ["-d", "kkanji", "--extract", "--dir", str(tmp_path / "d"), "-m", str(mirror)],
+            catalogue=catalogue,
+        )
+        == 0
+    )
     assert "this folder matches neither image count" in capsys.readouterr().out
 
 

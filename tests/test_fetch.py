@@ -478,12 +478,18 @@ def test_a_host_that_times_out_is_left_with_all_its_mirrors(
             raise Transient("ConnectTimeoutError", host_down=True)
         return real_open(url, offset, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(transfer, "open_url", open_url)
     other = remote(b"second file", "kmnist/second.bin")
     served.add(other.path, b"second file")
     alive = f"http://localhost:{port}"  # the same server under another host name
     with caplog.at_level("INFO", logger="kmnist"):
-        rs = fetch([dead_https, dead_http, alive], tmp_path, [remote(), other], retry=retry, jobs=1)
+        rs = fetch(
+            [dead_https, dead_http, alive],
+            tmp_path,
+            [remote(), other],
+            retry=retry,
+            jobs=1,
+            transport=open_url,  # the seam: no module global replaced
+        )
     assert [r.mirror for r in rs] == [alive, alive]
     # Health is per scheme, host and port: the same host's other port is still
     # tried (a network that drops 443 may pass 80), once per run like the first.

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import kmnist
 import kmnist.catalogue.manifest
 import kmnist.data.kanji
-from kmnist.catalogue.manifest import RemoteFile
+from kmnist.catalogue.manifest import Entry, RemoteFile
 from kmnist.cli.download import main
 from kmnist.data.kanji import Basis, Published, check_kanji, extract_kanji
 from kmnist.data.safetar import safe_extract
@@ -307,9 +307,12 @@ def test_an_index_is_never_written_through_a_link(tmp_path: Path) -> None:
 
 
 def serve_crafted_archive(
-    tmp_path: Path, server: FaultyServer, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, str]:
-    """A mirror serving a crafted kkanji.tar whose checksum the manifest is told: (data, sha)."""
+    tmp_path: Path, server: FaultyServer
+) -> tuple[Path, str, tuple[Entry, ...]]:
+    """A mirror serving a crafted kkanji.tar, and a catalogue with its checksum.
+
+    Returns (data folder, sha256, catalogue).
+    """
     archive = make_archive(tmp_path / "crafted.tar")
     sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
     server.add("kkanji/kkanji.tar", archive.read_bytes())
@@ -319,8 +322,7 @@ def serve_crafted_archive(
         else e
         for e in kmnist.catalogue.manifest.ENTRIES
     )
-    monkeypatch.setattr(kmnist.catalogue.manifest, "ENTRIES", entries)
-    return tmp_path / "data", sha256
+    return tmp_path / "data", sha256, entries
 
 
 def test_command_extract_with_unpublished_counts_exits_0_and_keeps_the_folder(
@@ -329,28 +331,28 @@ def test_command_extract_with_unpublished_counts_exits_0_and_keeps_the_folder(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    data, sha256 = serve_crafted_archive(tmp_path, server, monkeypatch)
+    data, sha256, catalogue = serve_crafted_archive(tmp_path, server)
     argv = ["-d", "kkanji", "--extract", "--dir", str(data), "-m", server.url]
-    assert main(argv) == 0
+    assert main(argv, catalogue=catalogue) == 0
     out = capsys.readouterr().out
     assert "6 PNG files in 3 class folders: ok" in out
     assert "this folder matches neither image count" in out
     assert f"its sha256 {sha256[:16]}... verified first" in out
     member = data / "kkanji" / "kkanji2" / "U+4E00" / "0000.png"
     inode = member.stat().st_ino
-    assert main(argv) == 0  # again: the archive is verified, the folder kept
+    assert main(argv, catalogue=catalogue) == 0  # again: the archive is verified, the folder kept
     assert member.stat().st_ino == inode
     assert len(server.gets("/kkanji/kkanji.tar")) == 1
     # Damage it: --verify names the file, --extract repairs it from the archive.
     member.unlink()
     capsys.readouterr()
-    assert main(["--verify", "--dir", str(data)]) == 1
+    assert main(["--verify", "--dir", str(data)], catalogue=catalogue) == 1
     assert re.search(
         r"kkanji/kkanji2/ +corrupt .*missing .*U\+4E00/0000\.png", capsys.readouterr().out
     )
-    assert main(argv) == 0
+    assert main(argv, catalogue=catalogue) == 0
     assert member.is_file()
-    assert main(["--verify", "--dir", str(data)]) == 0
+    assert main(["--verify", "--dir", str(data)], catalogue=catalogue) == 0
 
 
 def test_command_extract_of_a_changed_folder_without_the_archive(
@@ -360,15 +362,15 @@ def test_command_extract_of_a_changed_folder_without_the_archive(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The archive deleted, a member added: the download fetches it again, the unpack repairs."""
-    data, _ = serve_crafted_archive(tmp_path, server, monkeypatch)
+    data, _, catalogue = serve_crafted_archive(tmp_path, server)
     argv = ["-d", "kkanji", "--extract", "--dir", str(data), "-m", server.url, "-q"]
-    assert main(argv) == 0
+    assert main(argv, catalogue=catalogue) == 0
     (data / "kkanji" / "kkanji.tar").unlink()
     extra = data / "kkanji" / "kkanji2" / "U+4E8C" / "extra.png"
     extra.write_bytes(png())
-    assert main(["--verify", "--dir", str(data)]) == 1
+    assert main(["--verify", "--dir", str(data)], catalogue=catalogue) == 1
     assert "added (not in kkanji.tar): U+4E8C/extra.png" in capsys.readouterr().out
-    assert main(argv) == 0
+    assert main(argv, catalogue=catalogue) == 0
     assert not extra.exists()
     assert len(server.gets("/kkanji/kkanji.tar")) == 2
 

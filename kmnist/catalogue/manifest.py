@@ -8,6 +8,7 @@ the datasets-mila ``md5sums`` list) and was matched against real files.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -505,8 +506,15 @@ def select(
     format: str | None = None,
     split: str = "all",
     release: str = CURRENT_RELEASE,
+    *,
+    entries: Sequence[Entry] | None = None,
 ) -> tuple[Entry, ...]:
-    """The entries a request names. Raises a UsageError naming the valid choices."""
+    """The entries a request names. Raises a UsageError naming the valid choices.
+
+    ``entries``: the catalogue to choose from; None, this manifest's (looked up now).
+    """
+    if entries is None:
+        entries = ENTRIES
     names = [datasets] if isinstance(datasets, str) else list(datasets)
     if release not in RELEASES:
         raise UsageError(f"unknown release {release!r} (choose from {', '.join(RELEASES)})")
@@ -515,7 +523,7 @@ def select(
     if "all" in names:
         # "all" means every dataset the release has (Kanji came after 2018).
         names = [
-            n for n in DATASETS if any(e.dataset == n and e.release == release for e in ENTRIES)
+            n for n in DATASETS if any(e.dataset == n and e.release == release for e in entries)
         ]
     chosen: list[Entry] = []
     for name in dict.fromkeys(names):  # keeps order, drops repeats
@@ -524,7 +532,7 @@ def select(
                 f"unknown dataset {name!r} (choose from {', '.join((*DATASETS, 'all'))})"
             )
         ds = DATASETS[name]
-        in_release = [e for e in ENTRIES if e.dataset == name and e.release == release]
+        in_release = [e for e in entries if e.dataset == name and e.release == release]
         if not in_release:
             raise UnsupportedFormat(f"{name} is not part of the {release} release")
         fmt = format or ds.default_format
@@ -546,9 +554,9 @@ def files_of(entries: tuple[Entry, ...] | list[Entry]) -> list[RemoteFile]:
     return [e.file for e in entries]
 
 
-def entry_for(path: str) -> Entry | None:
-    """The catalogue entry of a relative path, if it is one of ours."""
-    for e in ENTRIES:
+def entry_for(path: str, *, entries: Sequence[Entry] | None = None) -> Entry | None:
+    """The catalogue entry of a relative path, if it is one of ours (or of ``entries``)."""
+    for e in ENTRIES if entries is None else entries:
         if e.file.path == path:
             return e
     return None

@@ -27,6 +27,7 @@ from .suggest import OneLineParser, choice
 
 if TYPE_CHECKING:
     from ..catalogue.manifest import Entry, Mirror, RemoteFile
+    from ..downloader.request import DownloadRequest
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -172,8 +173,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = PROG,
+    catalogue: Sequence[Entry] | None = None,
+) -> int:
     """Entry point of ``kmnist-download`` and ``download_data.py``.
+
+    ``catalogue``: the entries the command chooses from, fetches, checks and
+    unpacks (None: the manifest's); the seam tests pass instead of replacing
+    ``manifest.ENTRIES``.
 
     With no arguments at all it asks on a terminal (``kmnist.cli.interactive``),
     and says which flags to pass when there is no terminal to ask on. Every
@@ -186,7 +196,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         try:
             try:
                 let_through()
-                return _main(argv, prog)
+                return _main(argv, prog, catalogue)
             finally:
                 disarm()  # a signal while the outcome is reported is only noted
         except KeyboardInterrupt as exc:
@@ -211,7 +221,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
             return status
 
 
-def _main(argv: Sequence[str] | None, prog: str) -> int:
+def _main(argv: Sequence[str] | None, prog: str, catalogue: Sequence[Entry] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _tolerant(sys.stderr)  # argparse names a bad value there, whatever its bytes
     parser = build_parser(prog)
@@ -222,7 +232,7 @@ def _main(argv: Sequence[str] | None, prog: str) -> int:
         from .interactive import interact
 
         return interact(prog=prog, out=out)
-    return run(args, out=out)
+    return run(args, out=out, catalogue=catalogue)
 
 
 def _tolerant(stream: TextIO) -> TextIO:
@@ -238,7 +248,7 @@ def _tolerant(stream: TextIO) -> TextIO:
     return stream
 
 
-def run(args: argparse.Namespace, *, out: TextIO) -> int:
+def run(args: argparse.Namespace, *, out: TextIO, catalogue: Sequence[Entry] | None = None) -> int:
     # The catalogue is loaded here, not for --help (see catalogue/names.py).
     from ..catalogue.manifest import files_of, mirrors_from, select
     from . import report
@@ -249,11 +259,11 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
         print(citation(), file=out)
         return ExitStatus.OK
     if args.verify:
-        return _verify(args, out=out)
+        return _verify(args, out=out, catalogue=catalogue)
     _check_after_steps(args)
     mirrors = mirrors_from(args.mirror)
     if args.list:
-        chosen = _listed(args)
+        chosen = _listed(args, catalogue)
         show = report.catalogue_json if args.json else report.catalogue
         print(show(chosen, [m for m in mirrors if args.release in m.releases]), file=out)
         return ExitStatus.OK
@@ -264,34 +274,47 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
             "choose what to fetch: --dataset {" + ",".join([*DATASET_NAMES, "all"]) + "} "
             "(or --list to see every file)"
         )
-    entries = select(args.dataset, args.format, args.split, args.release)
+    entries = select(args.dataset, args.format, args.split, args.release, entries=catalogue)
     if args.check_mirrors:
         return _check_mirrors(files_of(entries), args, mirrors=mirrors, out=out)
-    fetched = session.download(
-        files_of(entries),
-        root=args.dir,
-        mirrors=mirrors,
-        out=out,
-        progress=not args.no_progress,
-        quiet=args.quiet,
-        verbose=args.verbose,
-        jobs=args.jobs,
-        connections=args.connections,
-        timeout=args.timeout,
-        force=args.force,
-        flat=args.flat,
-        dry_run=args.dry_run,
-    )
+    request = _request(args, files_of(entries), mirrors, catalogue)
+    fetched = session.download(request, out=out, quiet=args.quiet, dry_run=args.dry_run)
     if fetched is None:
         return ExitStatus.OK  # --dry-run: nothing was fetched to unpack or draw
     status: int = ExitStatus.OK
     if args.extract:
         status = max(
-            status, session.extract(root=args.dir, force=args.force, quiet=args.quiet, out=out)
+            status,
+            session.extract(
+                root=args.dir, force=args.force, quiet=args.quiet, out=out, catalogue=catalogue
+            ),
         )
     if args.preview:
         _preview(args, out=out)
     return status
+
+
+def _request(
+    args: argparse.Namespace,
+    files: Sequence[RemoteFile],
+    mirrors: Sequence[Mirror],
+    catalogue: Sequence[Entry] | None,
+) -> DownloadRequest:
+    """The command's flags as the library's typed request (argparse stops here)."""
+    from ..downloader.request import DownloadOptions, DownloadRequest
+
+    options = DownloadOptions(
+        mirrors=tuple(mirrors),
+        progress=not args.no_progress and not args.quiet,
+        force=args.force,
+        flat=args.flat,
+        jobs=args.jobs,
+        connections=args.connections,
+        timeout=session.timeouts(args.timeout),
+        log=session.request_log(args.verbose),
+        catalogue=catalogue,
+    )
+    return DownloadRequest(tuple(files), args.dir, options)
 
 
 def _check_mirrors(
@@ -307,7 +330,7 @@ def _check_mirrors(
             files,
             usable,
             session=http,
-            timeout=(min(10.0, args.timeout), args.timeout),
+            timeout=session.timeouts(args.timeout),
             log=session.request_log(args.verbose),
         )
     finally:
@@ -322,7 +345,9 @@ def _check_mirrors(
 # --- steps on the files once they are there: audit, unpack, picture ---
 
 
-def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
+def _verify(
+    args: argparse.Namespace, *, out: TextIO, catalogue: Sequence[Entry] | None = None
+) -> int:
     from ..data.audit import all_ok, audit, render_json, render_text
     from ..storage.folders import check_readable
 
@@ -335,6 +360,7 @@ def _verify(args: argparse.Namespace, *, out: TextIO) -> int:
         format=args.format,
         split=args.split,
         release=args.release,
+        catalogue=catalogue,
     )
     render = render_json if args.json else render_text
     print(render(reports, root=args.dir), file=out)
@@ -363,11 +389,12 @@ def _check_after_steps(args: argparse.Namespace) -> None:
             japanese_font(args.dataset[0], args.font)
 
 
-def _listed(args: argparse.Namespace) -> list[Entry]:
+def _listed(args: argparse.Namespace, catalogue: Sequence[Entry] | None = None) -> list[Entry]:
     """The catalogue entries ``--list`` shows: every format and split unless -d/-f/-s narrow it."""
     from ..catalogue.manifest import DATASETS, ENTRIES, select
 
-    in_release = [e for e in ENTRIES if e.release == args.release]
+    entries = ENTRIES if catalogue is None else catalogue
+    in_release = [e for e in entries if e.release == args.release]
     names = [n for n in DATASETS if any(e.dataset == n for e in in_release)]
     if args.dataset and "all" not in args.dataset:
         names = list(dict.fromkeys(args.dataset))
@@ -377,7 +404,7 @@ def _listed(args: argparse.Namespace) -> list[Entry]:
     for name in names:
         for fmt in [args.format] if args.format else DATASETS[name].formats:
             try:
-                found = select(name, fmt, args.split, args.release)
+                found = select(name, fmt, args.split, args.release, entries=catalogue)
             except UsageError:
                 if args.format:
                     raise  # asked for a format the dataset lacks: say so

@@ -643,12 +643,11 @@ def carry_out(
         return True
 
     # The command's defaults for everything the questions do not ask.
+    from ..downloader.request import DownloadOptions, DownloadRequest
+
+    options = DownloadOptions(mirrors=tuple(request.mirror_list(env)))
     results = session.download(
-        files_of(entries),
-        root=request.root,
-        mirrors=request.mirror_list(env),
-        out=out,
-        confirm=confirm,
+        DownloadRequest(tuple(files_of(entries)), request.root, options), out=out, confirm=confirm
     )
     if results is None:
         print("Nothing was downloaded. To do it later without questions:", file=out)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..catalogue.manifest import DATASETS, FORMATS, Entry, Mirror
+from ..downloader.outcome import Check, Outcome
 from ..downloader.plan import Action, Plan
 from ..urls import redact
 
@@ -130,11 +131,11 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
     """One aligned row per file (what happened, size, source, check, time), then totals."""
     rows = [
         (
-            r.action,
+            r.action.value,
             r.target.relative_to(root).as_posix(),
             size(r.target.stat().st_size),
             f"from {r.mirror}" if r.mirror else "",
-            f"checked: {r.checked}",
+            f"checked: {checked(r)}",
             f"{r.seconds:.1f} s" if r.mirror else "",
         )
         for r in rs
@@ -142,18 +143,39 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
     lines = _table(rows)
     total = sum(r.transferred for r in rs)
     lines.append(f"{len(rs)} file(s) ready in {root}; {size(total)} transferred in {seconds:.1f} s")
-    if any(r.action == "derived" for r in rs):
+    if any(r.action is Outcome.DERIVED for r in rs):
         lines.append(
             "note: no reachable mirror had the NumPy files marked 'derived'; they were built "
             "from the verified MNIST-format files (same arrays), not checked against the "
             "published .npz checksum"
         )
-    if any("unverified" in r.checked for r in rs):
+    if any(not r.checked.verified for r in rs):
         lines.append(
             "note: no checksum was ever published for the 2018 release; its files were "
             "checked by structure only"
         )
     return "\n".join(lines)
+
+
+def checked(r: Result) -> str:
+    """How a file of the summary was checked, in words true for it.
+
+    A skipped file was checked before this run (or while planning it): only
+    a file with a published checksum is "already verified".
+    """
+    from ..downloader.derive import source_of
+
+    if r.action is Outcome.SKIPPED:
+        return {
+            Check.DERIVED: "derived earlier, unchanged since",
+            Check.STRUCTURE: "already there, structure checked (no published checksum)",
+            Check.NOTHING: "already there, unverified (no checksum, no structure known)",
+        }.get(r.checked, "already verified")
+    if r.checked is Check.DERIVED:
+        src = source_of(r.file)
+        name = src.name if src is not None else "its source"
+        return f"derived from {name} (arrays equal; {name} sha256 matches)"
+    return str(r.checked.value)
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:

@@ -1,9 +1,10 @@
 """What the command and the questions share: plan, (confirm), run, summary; then unpack.
 
 ``kmnist-download`` (:mod:`kmnist.cli.download`) and the questions
-(:mod:`kmnist.cli.interactive`) both end in :func:`download` with explicit
-values, so that neither imports the other and no argparse namespace is made
-up for the questions. Everything heavy is imported by the functions.
+(:mod:`kmnist.cli.interactive`) both build a
+:class:`~kmnist.downloader.request.DownloadRequest` and end in :func:`download`,
+so that neither imports the other and no argparse namespace is made up for
+the questions. Everything heavy is imported by the functions.
 """
 
 from __future__ import annotations
@@ -14,58 +15,52 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from ..downloader.defaults import CONNECTIONS, JOBS
+from ..downloader.defaults import TIMEOUT as DEFAULT_TIMEOUT
 from ..errors import ExitStatus, KmnistError, UsageError
 
 if TYPE_CHECKING:
-    from ..catalogue.manifest import Mirror, RemoteFile
+    from ..catalogue.manifest import Entry, Mirror
     from ..downloader.plan import Plan
+    from ..downloader.request import DownloadRequest
     from ..downloader.run import Result
 
 # The command's name in the lines it prints while a run goes on (-v).
 PROG = "kmnist-download"
-# Seconds a read may stall before a try is retried (--timeout's default).
-TIMEOUT = 30.0
+# Seconds a read may stall before a try is retried (--timeout's default): the library's.
+TIMEOUT = DEFAULT_TIMEOUT[1]
+
+
+def timeouts(read: float) -> tuple[float, float]:
+    """--timeout SECONDS as (connect, read): a connection is given at most 10 s of it."""
+    return (min(DEFAULT_TIMEOUT[0], read), read)
 
 
 def download(
-    files: Sequence[RemoteFile],
+    request: DownloadRequest,
     *,
-    root: Path,
-    mirrors: Sequence[Mirror],
     out: TextIO,
-    progress: bool = True,
     quiet: bool = False,
-    verbose: bool = False,
-    jobs: int = JOBS,
-    connections: int = CONNECTIONS,
-    timeout: float = TIMEOUT,
-    force: bool = False,
-    flat: bool = False,
     dry_run: bool = False,
     confirm: Callable[[Plan, Sequence[Mirror]], bool] | None = None,
 ) -> list[Result] | None:
-    """Plan ``files`` into ``root``, then fetch them and print the summary.
+    """Plan ``request``, then fetch its files and print the summary.
 
     The command and the interactive flow both end here. Returns None when
     nothing was run: ``--dry-run`` (the plan is printed instead) or ``confirm``,
-    shown the plan, said no.
+    shown the plan, said no. ``quiet``: no summary (the request's options
+    say whether there is a progress bar).
     """
     from ..downloader.plan import Action
-    from ..downloader.run import Downloader, Result
+    from ..downloader.run import Result
     from . import report
 
+    root = request.root
     if root.exists() and not root.is_dir():
         raise UsageError(f"--dir {root} is a file, not a folder")
-    downloader = Downloader(
-        mirrors=list(mirrors),
-        progress=progress and not quiet,
-        jobs=jobs,
-        connections=connections,
-        timeout=(min(10.0, timeout), timeout),
-        log=request_log(verbose),
+    downloader = request.options.downloader()
+    plan = downloader.plan(
+        request.files, root, force=request.options.force, flat=request.options.flat
     )
-    plan = downloader.plan(files, root, force=force, flat=flat)
     # The mirrors this plan can use, in order (not the 2018 ones for 2019 files).
     useful = [
         m for m in downloader.mirrors if any(m in downloader.mirrors_for(s.file) for s in plan)
@@ -106,14 +101,26 @@ def request_log(verbose: bool) -> Callable[[str], None] | None:
     return log
 
 
-def extract(*, root: Path, force: bool, quiet: bool, out: TextIO) -> int:
-    """Unpack the Kanji archive in ``root`` (what ``--extract`` runs); say how it went."""
+def extract(
+    *,
+    root: Path,
+    force: bool,
+    quiet: bool,
+    out: TextIO,
+    catalogue: Sequence[Entry] | None = None,
+) -> int:
+    """Unpack the Kanji archive in ``root`` (what ``--extract`` runs); say how it went.
+
+    ``catalogue``: where the archive's published checksum is looked up (None: the manifest).
+    """
+    from ..catalogue.manifest import select
     from ..data.kanji import extract_kanji
 
-    check = extract_kanji(root=root, force=force)
+    published = None if catalogue is None else select("kkanji", entries=catalogue)[0].file
+    check = extract_kanji(root=root, force=force, published=published)
     if not (quiet and check.ok):
         print(check.summary(), file=out if check.ok else sys.stderr)
     return ExitStatus.OK if check.ok else ExitStatus.FAILURE
 
 
-__all__ = ["download", "extract", "request_log"]
+__all__ = ["download", "extract", "request_log", "timeouts"]

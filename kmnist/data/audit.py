@@ -57,7 +57,12 @@ class FileReport:
 
 
 def expected_entries(
-    root: Path, datasets: Sequence[str] | None, format: str | None, split: str, release: str
+    root: Path,
+    datasets: Sequence[str] | None,
+    format: str | None,
+    split: str,
+    release: str,
+    catalogue: Sequence[Entry] | None = None,
 ) -> tuple[Entry, ...]:
     """The files to audit.
 
@@ -75,12 +80,12 @@ def expected_entries(
     named = list(dict.fromkeys(datasets or ()))
     for name in named:
         if name != "all":
-            select(name, format, split, release)  # a UsageError naming the valid choices
+            select(name, format, split, release, entries=catalogue)  # UsageError names choices
     unpacked = kanji_paths(root)[1].is_dir()
     if not named:
         return tuple(
             e
-            for e in manifest.ENTRIES  # looked up now: the catalogue can be replaced
+            for e in (manifest.ENTRIES if catalogue is None else catalogue)
             if e.release == release
             and (format is None or e.format in (None, format))
             and (split == "all" or e.split in (None, split))
@@ -91,7 +96,7 @@ def expected_entries(
         begun = False
         for fmt in [format] if format else DATASETS[name].formats:
             try:
-                group = select(name, fmt, split, release)
+                group = select(name, fmt, split, release, entries=catalogue)
             except UsageError:  # a dataset or format this release does not have
                 continue
             kanji = name == "kkanji" and unpacked
@@ -100,7 +105,8 @@ def expected_entries(
                 begun = True
         if not begun:
             with contextlib.suppress(UsageError):  # "all": skip what the release lacks
-                chosen.update((e.file.path, e) for e in select(name, format, split, release))
+                found = select(name, format, split, release, entries=catalogue)
+                chosen.update((e.file.path, e) for e in found)
     return tuple(chosen.values())
 
 
@@ -109,7 +115,9 @@ def _present(root: Path, file: RemoteFile) -> bool:
     return path.exists() or part_path(path).exists()
 
 
-def check_file(root: Path, file: RemoteFile) -> FileReport:
+def check_file(
+    root: Path, file: RemoteFile, *, catalogue: Sequence[Entry] | None = None
+) -> FileReport:
     """The verdict on one file below ``root`` (nested or flat: see :func:`local_path`)."""
     path = local_path(root, file)
     rel = path.relative_to(root).as_posix()
@@ -129,8 +137,10 @@ def check_file(root: Path, file: RemoteFile) -> FileReport:
     leftover = f" (a leftover {part.name} can be deleted)" if part.exists() else ""
     try:
         # A file built locally (no mirror had it) is checked by its array, not its hash.
-        check = check_derived if is_derived(file, path) else verify_path
-        how = check(file, path)
+        if is_derived(file, path, catalogue=catalogue):
+            how = check_derived(file, path, catalogue=catalogue)
+        else:
+            how = verify_path(file, path)
     except VerificationError as exc:
         return _failed(file, path, rel, size, exc)
     except OSError as exc:
@@ -179,20 +189,24 @@ def audit(
     format: str | None = None,
     split: str = "all",
     release: str = CURRENT_RELEASE,
+    catalogue: Sequence[Entry] | None = None,
 ) -> tuple[FileReport, ...]:
     """Check every expected file below ``root`` (default ``$KMNIST_DATA``, else ``data``).
 
-    See :func:`expected_entries` for which files are expected.
+    See :func:`expected_entries` for which files are expected; ``catalogue``
+    is the entries they are looked up in (None: the manifest's).
     """
     root = data_root(root)
-    entries = expected_entries(root, datasets, format, split, release)
-    reports = [check_file(root, e.file) for e in entries]
+    entries = expected_entries(root, datasets, format, split, release, catalogue)
+    reports = [check_file(root, e.file, catalogue=catalogue) for e in entries]
     if any(e.dataset == "kkanji" for e in entries):
-        reports = _with_kanji_folder(root, reports)
+        reports = _with_kanji_folder(root, reports, catalogue)
     return tuple(reports)
 
 
-def _with_kanji_folder(root: Path, reports: list[FileReport]) -> list[FileReport]:
+def _with_kanji_folder(
+    root: Path, reports: list[FileReport], catalogue: Sequence[Entry] | None = None
+) -> list[FileReport]:
     """Add the unpacked Kanji folder, when there is one: unpacking is optional.
 
     Once the folder checks ok, the archive is no longer needed, and deleting
@@ -208,7 +222,7 @@ def _with_kanji_folder(root: Path, reports: list[FileReport]) -> list[FileReport
     if not check.ok:
         return [*reports, FileReport(rel, Status.CORRUPT, "; ".join(check.problems))]
     detail = f"{check.images:,} images in {check.classes:,} classes"
-    (entry,) = select("kkanji")
+    (entry,) = select("kkanji", entries=catalogue)
     tar = {entry.file.path, entry.file.name}  # nested or flat, wherever it was looked for
     kept = [r for r in reports if not (r.path in tar and r.status is Status.MISSING)]
     if len(kept) < len(reports):

@@ -40,6 +40,7 @@ def load(
     format: str | None = None,
     download: bool = False,
     verify: bool = True,
+    catalogue: Sequence[Entry] | None = None,
 ) -> tuple[Array, Array]:
     """Return ``(images, labels)`` of ``dataset`` (``"kmnist"`` or ``"k49"``), ``split``.
 
@@ -51,11 +52,12 @@ def load(
     truncated or foreign file is a :class:`VerificationError` that names it,
     never a reshape error. ``download=True`` fetches what is missing, and
     also replaces what fails verification, through :func:`kmnist.download`.
+    ``catalogue``: the entries to look the files up in (None: the manifest's).
     """
     root = data_root(root)
-    entries = _entries(dataset, split, format, root)
+    entries = _entries(dataset, split, format, root, catalogue)
     try:
-        return _read(dataset, split, entries, root, verify=verify)
+        return _read(dataset, split, entries, root, verify=verify, catalogue=catalogue)
     except (NotDownloaded, VerificationError):
         if not download:
             raise
@@ -63,13 +65,19 @@ def load(
         download as fetch,  # the public function; its plan skips what is verified
     )
 
-    fetch(dataset, format=entries[0].format, split=split, root=root)
+    fetch(dataset, format=entries[0].format, split=split, root=root, catalogue=catalogue)
     # Every file is now one the download verified (or skipped as verified).
-    return _read(dataset, split, entries, root, verify=False)
+    return _read(dataset, split, entries, root, verify=False, catalogue=catalogue)
 
 
 def _read(
-    dataset: str, split: str, entries: list[Entry], root: Path, *, verify: bool
+    dataset: str,
+    split: str,
+    entries: list[Entry],
+    root: Path,
+    *,
+    verify: bool,
+    catalogue: Sequence[Entry] | None = None,
 ) -> tuple[Array, Array]:
     missing = [e for e in entries if not local_path(root, e.file).is_file()]
     if missing:
@@ -79,13 +87,19 @@ def _read(
             f"or run: kmnist-download --dataset {dataset} --dir {root}"
         )
     by_kind = {e.kind: e for e in entries}
-    images = read_array(by_kind["images"], root, verify=verify)
-    labels = read_array(by_kind["labels"], root, verify=verify)
+    images = read_array(by_kind["images"], root, verify=verify, catalogue=catalogue)
+    labels = read_array(by_kind["labels"], root, verify=verify, catalogue=catalogue)
     _check_pair(dataset, split, images, labels, by_kind["labels"].file.path)
     return images, labels
 
 
-def _entries(dataset: str, split: str, format: str | None, root: Path) -> list[Entry]:
+def _entries(
+    dataset: str,
+    split: str,
+    format: str | None,
+    root: Path,
+    catalogue: Sequence[Entry] | None = None,
+) -> list[Entry]:
     """The images and labels entries to read: the asked format, or the first complete one."""
     if dataset == "kkanji":
         raise UnsupportedFormat(
@@ -93,29 +107,33 @@ def _entries(dataset: str, split: str, format: str | None, root: Path) -> list[E
         )
     if split not in SPLITS:
         raise UnsupportedFormat(f"unknown split {split!r} for load (choose from train, test)")
-    select(dataset, format, split)  # raises UnknownDataset / UnsupportedFormat, naming choices
+    # Raises UnknownDataset / UnsupportedFormat, naming the choices.
+    select(dataset, format, split, entries=catalogue)
     formats = [format] if format else list(DATASETS[dataset].formats)
-    candidates = [_pair(dataset, f, split) for f in formats]
+    candidates = [_pair(dataset, f, split, catalogue) for f in formats]
     for pair in candidates:
         if all(local_path(root, e.file).is_file() for e in pair):
             return pair
     return candidates[0]
 
 
-def _pair(dataset: str, format: str, split: str) -> list[Entry]:
-    chosen = select(dataset, format, split, CURRENT_RELEASE)
+def _pair(dataset: str, format: str, split: str, catalogue: Sequence[Entry] | None) -> list[Entry]:
+    chosen = select(dataset, format, split, CURRENT_RELEASE, entries=catalogue)
     return [e for e in chosen if e.kind in ("images", "labels")]
 
 
-def read_array(entry: Entry, root: Path, *, verify: bool = True) -> Array:
+def read_array(
+    entry: Entry, root: Path, *, verify: bool = True, catalogue: Sequence[Entry] | None = None
+) -> Array:
     """Decode one catalogued file (IDX or NumPy) into its array, checking its structure."""
     path = local_path(root, entry.file)
     if verify:
         from ..downloader.derive import check_derived, is_derived
 
         try:
-            if is_derived(entry.file, path):  # built from the MNIST file: arrays compared
-                check_derived(entry.file, path)
+            # Built from the MNIST file: arrays compared.
+            if is_derived(entry.file, path, catalogue=catalogue):
+                check_derived(entry.file, path, catalogue=catalogue)
             else:
                 verify_path(entry.file, path)
         except VerificationError as exc:

@@ -7,12 +7,19 @@ Everything below is imported by the functions that use it, so that
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Callable
+
+from .defaults import CONNECTIONS, FAST_CONNECTION, JOBS, PIECE, TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..catalogue.manifest import Mirror, RemoteFile
+    import requests
+
+    from ..catalogue.manifest import Entry, Mirror, RemoteFile
+    from .progress import Progress
+    from .retry import RetryPolicy
+    from .seams import Transport
 
 
 def download_files(
@@ -20,23 +27,50 @@ def download_files(
     root: str | Path,
     *,
     mirrors: Sequence[str | Mirror] | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     force: bool = False,
     flat: bool = False,
-    **options: Any,
+    jobs: int = JOBS,
+    connections: int = CONNECTIONS,
+    timeout: tuple[float, float] = TIMEOUT,
+    retry: RetryPolicy | None = None,
+    session: requests.Session | None = None,
+    piece: int = PIECE,
+    fast_connection: float = FAST_CONNECTION,
+    log: Callable[[str], None] | None = None,
+    catalogue: Sequence[Entry] | None = None,
+    transport: Transport | None = None,
 ) -> list[Path]:
     """Fetch ``files`` into ``root/<path>``, verified; return their final paths.
 
     ``flat`` puts each into ``root/<name>`` instead. ``mirrors`` are base URLs
     (http, https, ``file://``), URL templates with ``{path}`` or ``{name}``,
     plain folders, or :class:`Mirror` objects; by default ``KMNIST_MIRROR`` or
-    the built-in list. Raises a :class:`KmnistError` subclass when a file
-    cannot be had.
+    the built-in list. ``jobs`` files at once, at most ``connections`` per
+    host; ``timeout`` is (connect, read) seconds. ``catalogue`` (the entries
+    to look files up in) and ``transport`` (what opens a URL) replace the
+    built-in ones. Raises a :class:`KmnistError` subclass when a file cannot
+    be had.
     """
-    from .run import Downloader
+    from .request import DownloadOptions, DownloadRequest, fetch
 
-    d = Downloader(mirrors=mirrors, progress=progress, **options)
-    return [r.target for r in d.fetch(list(files), Path(root), force=force, flat=flat)]
+    options = DownloadOptions(
+        mirrors=None if mirrors is None else tuple(mirrors),
+        progress=progress,
+        force=force,
+        flat=flat,
+        jobs=jobs,
+        connections=connections,
+        timeout=timeout,
+        retry=retry,
+        session=session,
+        piece=piece,
+        fast_connection=fast_connection,
+        log=log,
+        catalogue=catalogue,
+        transport=transport,
+    )
+    return [r.target for r in fetch(DownloadRequest(tuple(files), Path(root), options))]
 
 
 def download(
@@ -47,24 +81,34 @@ def download(
     *,
     release: str = "2019",
     mirrors: Sequence[str | Mirror] | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     force: bool = False,
     flat: bool = False,
-    **options: Any,
+    jobs: int = JOBS,
+    connections: int = CONNECTIONS,
+    timeout: tuple[float, float] = TIMEOUT,
+    retry: RetryPolicy | None = None,
+    session: requests.Session | None = None,
+    piece: int = PIECE,
+    fast_connection: float = FAST_CONNECTION,
+    log: Callable[[str], None] | None = None,
+    catalogue: Sequence[Entry] | None = None,
+    transport: Transport | None = None,
 ) -> list[Path]:
     """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``.
 
     ``format`` is ``"npz"`` (default where it exists) or ``"mnist"``; class maps
     always come along. ``root`` defaults to ``$KMNIST_DATA``, else ``data``.
     The files go in ``root/<dataset>/``, or straight into ``root`` if ``flat``
-    (torchvision's ``KMNIST`` reads ``<its root>/KMNIST/raw`` flat).
-    Returns the final paths of the files.
+    (torchvision's ``KMNIST`` reads ``<its root>/KMNIST/raw`` flat). The other
+    keywords are :func:`download_files`'s; ``catalogue`` is also where the
+    dataset is looked up. Returns the final paths of the files.
     """
     from ..catalogue.manifest import files_of, select
     from ..storage.root import data_root
 
     names = [dataset] if isinstance(dataset, str) else list(dataset)
-    entries = select(names, format, split, release)
+    entries = select(names, format, split, release, entries=catalogue)
     return download_files(
         files_of(entries),
         data_root(root),
@@ -72,7 +116,16 @@ def download(
         progress=progress,
         force=force,
         flat=flat,
-        **options,
+        jobs=jobs,
+        connections=connections,
+        timeout=timeout,
+        retry=retry,
+        session=session,
+        piece=piece,
+        fast_connection=fast_connection,
+        log=log,
+        catalogue=catalogue,
+        transport=transport,
     )
 
 

@@ -1,7 +1,8 @@
-"""The Downloader's default parallelism, in a module of its own.
+"""The Downloader's defaults (parallelism, timeouts, pieces), in a module of its own.
 
-The command shows these in ``--help``; importing them from here keeps the
-transfers, requests and the thread pool out of that start-up.
+The command shows some in ``--help`` and the library's signatures name them;
+importing them from here keeps the transfers, requests and the thread pool
+out of that start-up.
 """
 
 # At most this many connections to any one host. Hosts that cap each
@@ -13,3 +14,18 @@ CONNECTIONS = 8
 # Files at once: enough to keep every connection busy while the small files
 # go by; a large file fills the connections with its byte ranges anyway.
 JOBS = 4
+
+# Connect quickly or give up (a dead host should cost seconds, not minutes);
+# a read may stall longer on a slow mirror before we call it a stall.
+TIMEOUT = (10.0, 30.0)
+
+# Byte ranges are handed out in order, 8 MiB at a time, to whichever connection
+# is free (as aria2c does with its pieces): fast connections take more, the
+# contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
+# retry of the rest of one piece, not of a whole segment.
+PIECE = 8 << 20
+# A connection faster than this (50 MB/s, 400 Mbit/s) is not what limits a
+# download on a machine that must also write and hash every byte: no more are
+# opened. Its speed is taken over the first 2 MiB: 100 ms at 20 MB/s, a few ms
+# over loopback even with other files arriving at the same time.
+FAST_CONNECTION = 50e6

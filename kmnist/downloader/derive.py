@@ -14,16 +14,22 @@ and calls them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..catalogue.manifest import CURRENT_RELEASE, ENTRIES, Entry, RemoteFile
+from ..catalogue import manifest
+from ..catalogue.manifest import CURRENT_RELEASE, Entry, RemoteFile
 from ..errors import VerificationError
 from ..storage import layout as storage
 from ..verify import verify_path
 
 
-def _sources() -> dict[str, Entry]:
-    current = [e for e in ENTRIES if e.release == CURRENT_RELEASE and e.dataset == "kmnist"]
+def _sources(entries: Sequence[Entry]) -> dict[str, Entry]:
+    """npz path -> the MNIST-format entry it can be built from, in ``entries``.
+
+    KMNIST only: K49 and Kanji were never published in another format.
+    """
+    current = [e for e in entries if e.release == CURRENT_RELEASE and e.dataset == "kmnist"]
     idx = {(e.split, e.kind): e for e in current if e.format == "mnist"}
     return {
         e.file.path: idx[(e.split, e.kind)]
@@ -32,29 +38,30 @@ def _sources() -> dict[str, Entry]:
     }
 
 
-# npz path -> the MNIST-format entry it can be built from (KMNIST only: K49 and
-# Kanji were never published in another format).
-SOURCES: dict[str, Entry] = _sources()
+def source_of(file: RemoteFile, *, catalogue: Sequence[Entry] | None = None) -> RemoteFile | None:
+    """The MNIST-format file ``file`` can be built from, in ``catalogue`` (None: the manifest).
 
-
-def source_of(file: RemoteFile) -> RemoteFile | None:
-    e = SOURCES.get(file.path)
+    Looked up in the catalogue of the call, so that a replaced one is followed.
+    """
+    e = _sources(manifest.ENTRIES if catalogue is None else catalogue).get(file.path)
     return e.file if e is not None else None
 
 
-def expectation(file: RemoteFile) -> str:
+def expectation(file: RemoteFile, *, catalogue: Sequence[Entry] | None = None) -> str:
     """What a derived file's stamp records (``storage.write_stamp``'s ``expect``)."""
-    src = source_of(file)
+    src = source_of(file, catalogue=catalogue)
     assert src is not None
     return f"derived from {src.path} (sha256 {src.sha256}), arr_0 equal to its array"
 
 
-def is_derived(file: RemoteFile, path: Path) -> bool:
+def is_derived(file: RemoteFile, path: Path, *, catalogue: Sequence[Entry] | None = None) -> bool:
     """True when ``path`` is a file this module built, unchanged since."""
-    return source_of(file) is not None and storage.has_stamp(path, expectation(file))
+    return source_of(file, catalogue=catalogue) is not None and storage.has_stamp(
+        path, expectation(file, catalogue=catalogue)
+    )
 
 
-def check_derived(file: RemoteFile, path: Path) -> str:
+def check_derived(file: RemoteFile, path: Path, *, catalogue: Sequence[Entry] | None = None) -> str:
     """Check a derived file: its source is verified, and its array equals the source's.
 
     Returns how it was checked; raises VerificationError otherwise.
@@ -63,7 +70,7 @@ def check_derived(file: RemoteFile, path: Path) -> str:
 
     from ..formats import read_idx, read_npz
 
-    src = source_of(file)
+    src = source_of(file, catalogue=catalogue)
     assert src is not None
     source = path.with_name(src.name)
     if not source.is_file():
@@ -81,13 +88,15 @@ def check_derived(file: RemoteFile, path: Path) -> str:
     return f"derived from {src.name} (arrays equal; {src.name} sha256 matches)"
 
 
-def build(file: RemoteFile, target: Path, source: Path) -> None:
+def build(
+    file: RemoteFile, target: Path, source: Path, *, catalogue: Sequence[Entry] | None = None
+) -> None:
     """Write ``target`` from the verified IDX file ``source``; stamp it as derived."""
     import numpy as np
 
     from ..formats import read_idx
 
-    src = source_of(file)
+    src = source_of(file, catalogue=catalogue)
     assert src is not None
     ndim = 3 if "imgs" in file.name else 1
     array = read_idx(source, ndim=ndim, name=src.path)
@@ -96,4 +105,4 @@ def build(file: RemoteFile, target: Path, source: Path) -> None:
     with storage.open_part(part, "wb") as fh:
         np.savez_compressed(fh, arr_0=array)  # as published: one compressed arr_0
     storage.promote(part, target)
-    storage.write_stamp(target, expectation(file))
+    storage.write_stamp(target, expectation(file, catalogue=catalogue))

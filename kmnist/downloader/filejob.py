@@ -29,17 +29,9 @@ if TYPE_CHECKING:
 
     from ..catalogue.manifest import Mirror, RemoteFile
     from .progress import FileProgress
+    from .seams import Transport
 
-# Byte ranges are handed out in order, 8 MiB at a time, to whichever connection
-# is free (as aria2c does with its pieces): fast connections take more, the
-# contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
-# retry of the rest of one piece, not of a whole segment.
-PIECE = 8 << 20
-# A connection faster than this (50 MB/s, 400 Mbit/s) is not what limits a
-# download on a machine that must also write and hash every byte: no more are
-# opened. Its speed is taken over the first 2 MiB: 100 ms at 20 MB/s, a few ms
-# over loopback even with other files arriving at the same time.
-FAST_CONNECTION = 50e6
+# A connection's speed is taken over its first 2 MiB (defaults.FAST_CONNECTION says why).
 RATE_SAMPLE = 2 << 20
 # The hashing thread wakes for at least this much new prefix: one read and
 # one sha256 call per MiB, not one per network chunk.
@@ -74,6 +66,7 @@ class JobContext:
     register: Callable[[Body], None]
     unregister: Callable[[Body], None]
     cancelled: Callable[[], bool]
+    transport: Transport  # opens a URL: transfer.open_url unless the caller gave another
 
 
 class FileJob:
@@ -404,11 +397,9 @@ class FileJob:
     # -- helpers -------------------------------------------------------------
 
     def _open(self, offset: int, end: int | None) -> Body:
-        from .transfer import open_url
-
         self.waiting_for = f"waiting for {self.mirror.name} to answer"
         self.last_activity = time.monotonic()
-        body = open_url(
+        body = self.context.transport(
             self.url,
             offset,
             end=end,

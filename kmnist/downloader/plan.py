@@ -1,21 +1,26 @@
 """What to do for each file: fetch, resume, skip or refetch. Decisions only.
 
 ``decide`` is pure; ``inspect`` looks at the disk (and hashes a file that is
-already there), so ``--dry-run`` shows exactly the plan a real run follows.
+already there) but writes nothing, so ``--dry-run`` shows exactly the plan a
+real run follows and leaves the folder as it was. A final file found good
+and not yet stamped carries what it looked like (``Step.stamp``): the run,
+not the plan, records the stamp.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalogue.manifest import RemoteFile
+from ..catalogue.manifest import Entry, RemoteFile
 from ..errors import UsageError, VerificationError
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
 from ..verify import expectation, verify_path
+from .outcome import Check, check_of
 
 
 class Action(enum.Enum):
@@ -32,6 +37,10 @@ class DiskState:
     final_ok: bool | None  # None: no final file
     part_size: int | None  # usable bytes of the .part; None: no .part
     problem: str | None = None  # why a final file is not ok
+    check: Check | None = None  # how a good final file was checked
+    # A good final file hashed now, as it was before the hash: the run stamps
+    # it if it still looks so. None: stamped already, or nothing to stamp.
+    stamp: os.stat_result | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class Step:
     action: Action
     have: int  # bytes already on disk that will be kept
     note: str | None = None
+    check: Check | None = None  # SKIP: how the final file was checked
+    stamp: os.stat_result | None = None  # SKIP: see DiskState.stamp
 
     @property
     def todo(self) -> int | None:
@@ -83,38 +94,72 @@ def decide(file: RemoteFile, state: DiskState, *, force: bool = False) -> tuple[
     return Action.FETCH, 0
 
 
-def inspect(file: RemoteFile, target: Path, *, check_final: bool = True) -> DiskState:
-    """Look at the disk for one file: is the final file verified, how big is the .part."""
+def inspect(
+    file: RemoteFile,
+    target: Path,
+    *,
+    check_final: bool = True,
+    catalogue: Sequence[Entry] | None = None,
+) -> DiskState:
+    """Look at the disk for one file: is the final file verified, how big is the .part.
+
+    ``catalogue``: where a derived file's source is looked up (None: the manifest).
+    """
     part = PartFile.load(target, file.size).have if storage.part_path(target).exists() else None
     if not target.exists():
         return DiskState(final_ok=None, part_size=part)
     if not check_final:
         return DiskState(final_ok=True, part_size=part)
     try:
-        verify_final(file, target)
+        final = verify_final(file, target, catalogue=catalogue)
     except VerificationError as exc:
         return DiskState(final_ok=False, part_size=part, problem=f"wrong {exc.what}")
     except OSError as exc:
         return DiskState(final_ok=False, part_size=part, problem=str(exc))
-    return DiskState(final_ok=True, part_size=part)
+    return DiskState(final_ok=True, part_size=part, check=final.check, stamp=final.stamp)
 
 
-def verify_final(file: RemoteFile, target: Path) -> str:
-    """Check a final file, trusting a stamp of an earlier check while the file is unchanged."""
-    expect = expectation(file)
-    if storage.has_stamp(target, expect):
-        return "verified earlier, unchanged since"
+@dataclass(frozen=True)
+class FinalCheck:
+    """A final file found good: how, and (when it was hashed now) its figures before."""
+
+    check: Check
+    stamp: os.stat_result | None  # None: an earlier stamp vouched for it
+
+
+def verify_final(
+    file: RemoteFile, target: Path, *, catalogue: Sequence[Entry] | None = None
+) -> FinalCheck:
+    """Check a final file, trusting a stamp of an earlier check while the file is unchanged.
+
+    Writes nothing (see :func:`stamp`). Raises VerificationError or OSError.
+    """
+    if storage.has_stamp(target, expectation(file)):
+        return FinalCheck(check_of(file), None)
     from .derive import is_derived
 
-    if is_derived(file, target):  # built from the MNIST-format file when no mirror had it
-        return "derived earlier, unchanged since"
-    how = verify_path(file, target)
-    storage.write_stamp(target, expect)
-    return how
+    if is_derived(
+        file, target, catalogue=catalogue
+    ):  # built from the MNIST-format file when no mirror had it
+        return FinalCheck(Check.DERIVED, None)
+    before = target.stat()  # taken first: a write during the hash changes its ctime
+    verify_path(file, target)
+    return FinalCheck(check_of(file), before)
+
+
+def stamp(file: RemoteFile, target: Path, seen: os.stat_result | None) -> None:
+    """Record the check of a final file hashed while planning, if it is unchanged since."""
+    if seen is not None:
+        storage.write_stamp(target, expectation(file), as_seen=seen)
 
 
 def make_plan(
-    files: list[RemoteFile], root: Path, *, force: bool = False, flat: bool = False
+    files: list[RemoteFile],
+    root: Path,
+    *,
+    force: bool = False,
+    flat: bool = False,
+    catalogue: Sequence[Entry] | None = None,
 ) -> Plan:
     """A step per file, its target ``root/<path>``, or ``root/<name>`` when ``flat``.
 
@@ -132,7 +177,15 @@ def make_plan(
             # Only possible flat: the same name from two folders (two releases).
             raise UsageError(f"{seen[target].path} and {f.path} would both be {target}")
         seen[target] = f
-        state = inspect(f, target, check_final=not force)
+        state = inspect(f, target, check_final=not force, catalogue=catalogue)
         action, have = decide(f, state, force=force)
-        steps.append(Step(f, target, action, have, note=state.problem))
+        steps.append(_step(f, target, action, have, state))
     return Plan(tuple(steps))
+
+
+def _step(file: RemoteFile, target: Path, action: Action, have: int, state: DiskState) -> Step:
+    if action is not Action.SKIP:
+        return Step(file, target, action, have, note=state.problem)
+    return Step(
+        file, target, action, have, note=state.problem, check=state.check, stamp=state.stamp
+    )

@@ -28,15 +28,17 @@ from ..errors import DownloadError, DownloadsFailed, KmnistError, VerificationEr
 from ..storage import layout as storage
 from ..urls import Origin, origin
 from ..verify import Hasher, check_digests, check_structure, expectation
-from .defaults import CONNECTIONS, JOBS
+from .defaults import CONNECTIONS, FAST_CONNECTION, JOBS, PIECE, TIMEOUT
 from .derive import build, check_derived, source_of
-from .filejob import FAST_CONNECTION, PIECE, Cancelled, FileJob, JobContext
-from .plan import Action, Plan, Step, decide, inspect, make_plan, verify_final
+from .filejob import Cancelled, FileJob, JobContext
+from .outcome import Check, Outcome, check_of
+from .plan import Action, Plan, Step, decide, inspect, make_plan, stamp, verify_final
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
-from .transfer import DEFAULT_TIMEOUT, Body, make_session
+from .seams import Catalogue, Transport
+from .transfer import Body, make_session, open_url
 
-__all__ = ["Downloader", "Result", "RetryPolicy"]
+__all__ = ["Check", "Downloader", "Outcome", "Result", "RetryPolicy"]
 
 if TYPE_CHECKING:
     import requests
@@ -48,11 +50,11 @@ class Result:
 
     file: RemoteFile
     target: Path
-    action: str  # "fetched", "resumed", "skipped"
+    action: Outcome
     mirror: str | None
     transferred: int
     seconds: float
-    checked: str  # "sha256", "md5", "structure only (unverified)", ...
+    checked: Check
 
 
 MirrorSpec = Union[str, Mirror]
@@ -77,12 +79,14 @@ class Downloader:
         progress: bool | Progress = True,
         jobs: int = JOBS,
         connections: int = CONNECTIONS,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: tuple[float, float] = TIMEOUT,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         piece: int = PIECE,
         fast_connection: float = FAST_CONNECTION,
         log: Callable[[str], None] | None = None,
+        catalogue: Catalogue = None,
+        transport: Transport | None = None,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise KmnistError("jobs and connections must be at least 1")
@@ -94,6 +98,7 @@ class Downloader:
         self.retry = retry or RetryPolicy()
         self.piece = piece
         self.fast_connection = fast_connection
+        self.catalogue = catalogue  # None: the manifest's entries
         self._session = session
         self._own_session = session is None  # a caller's session is the caller's to close
         # Where no connection could be made, per scheme, host and port (a folder:
@@ -120,6 +125,7 @@ class Downloader:
             register=self.register,
             unregister=self.unregister,
             cancelled=lambda: self.cancelled,
+            transport=transport or open_url,
         )
 
     # -- planning ---------------------------------------------------------
@@ -132,10 +138,10 @@ class Downloader:
         force: bool = False,
         flat: bool = False,
     ) -> Plan:
-        return make_plan(list(files), Path(root), force=force, flat=flat)
+        return make_plan(list(files), Path(root), force=force, flat=flat, catalogue=self.catalogue)
 
     def mirrors_for(self, file: RemoteFile) -> list[Mirror]:
-        entry = entry_for(file.path)
+        entry = entry_for(file.path, entries=self.catalogue)
         release = entry.release if entry else CURRENT_RELEASE
         return [m for m in self.mirrors if m.has(file, release)]
 
@@ -217,7 +223,7 @@ class Downloader:
         left: list[KmnistError] = []
         for f in failures:
             step = steps.get(f.path) if isinstance(f, DownloadError) else None
-            src = source_of(step.file) if step is not None else None
+            src = source_of(step.file, catalogue=self.catalogue) if step is not None else None
             if step is None or src is None:
                 left.append(f)
                 continue
@@ -225,17 +231,19 @@ class Downloader:
             source = step.target.with_name(src.name)
             self.note(f"{step.file.path}: no mirror gave it; building it from {src.path}")
             try:
-                fetched = self._one(_step_for(src, source))
-                build(step.file, step.target, source)
-                how = check_derived(step.file, step.target)
+                fetched = self._one(_step_for(src, source, self.catalogue))
+                build(step.file, step.target, source, catalogue=self.catalogue)
+                check_derived(step.file, step.target, catalogue=self.catalogue)
             except KmnistError as exc:
                 left.append(f)
                 self.note(f"{step.file.path}: could not be built from {src.path}: {exc}")
                 continue
-            if fetched.action != "skipped":
+            if fetched.action is not Outcome.SKIPPED:
                 done.append(fetched)
             seconds = time.monotonic() - started
-            done.append(Result(step.file, step.target, "derived", None, 0, seconds, how))
+            done.append(
+                Result(step.file, step.target, Outcome.DERIVED, None, 0, seconds, Check.DERIVED)
+            )
         return done, left
 
     def _down_mirrors(self) -> list[KmnistError]:
@@ -290,7 +298,10 @@ class Downloader:
     def _one(self, step: Step) -> Result:
         start = time.monotonic()
         if step.action is Action.SKIP:
-            return Result(step.file, step.target, "skipped", None, 0, 0.0, "already verified")
+            # Acting, not planning: the check the plan made is recorded now.
+            stamp(step.file, step.target, step.stamp)
+            check = step.check or check_of(step.file)
+            return Result(step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, check)
         lock = storage.file_lock(step.target, lambda: self.cancelled)
         lock.waiting = lambda: self.note(
             f"{step.file.path}: waiting for another process that is fetching it (lock {lock.path})"
@@ -304,8 +315,11 @@ class Downloader:
             # Another process may have fetched it while we waited for the lock.
             if step.action is not Action.REFETCH and step.target.exists():
                 try:
-                    how = verify_final(step.file, step.target)
-                    return Result(step.file, step.target, "skipped", None, 0, 0.0, how)
+                    final = verify_final(step.file, step.target, catalogue=self.catalogue)
+                    stamp(step.file, step.target, final.stamp)
+                    return Result(
+                        step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, final.check
+                    )
                 except (VerificationError, OSError):
                     pass
             return self._from_mirrors(step, start)
@@ -386,17 +400,15 @@ class Downloader:
 
             if not job.encoded or not gunzip_part(job.part_path, file):
                 raise
-        if file.verified:
-            how = "sha256" if file.sha256 else "md5"
-        else:
+        check = check_of(file)
+        if not check.verified:
             check_structure(file, job.part_path, mirror.name)
-            how = "structure only (unverified)" if file.structure else "unverified"
         storage.promote(job.part_path, step.target)
         storage.write_stamp(step.target, expectation(file))
         job.finished()
-        action = "resumed" if job.resumed_from else "fetched"
+        action = Outcome.RESUMED if job.resumed_from else Outcome.FETCHED
         seconds = time.monotonic() - start
-        return Result(file, step.target, action, mirror.name, job.transferred, seconds, how)
+        return Result(file, step.target, action, mirror.name, job.transferred, seconds, check)
 
 
 def _key(mirror: Mirror) -> Origin | str:
@@ -425,7 +437,7 @@ def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
     return out
 
 
-def _step_for(file: RemoteFile, target: Path) -> Step:
-    state = inspect(file, target)
+def _step_for(file: RemoteFile, target: Path, catalogue: Catalogue) -> Step:
+    state = inspect(file, target, catalogue=catalogue)
     action, have = decide(file, state)
     return Step(file, target, action, have, note=state.problem)

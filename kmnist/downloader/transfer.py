@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..urls import origin, redact
 from . import headers as hdr
+from .defaults import TIMEOUT
 
 if TYPE_CHECKING:
     import requests
@@ -46,9 +47,7 @@ LOW_WATER_WAIT = 0.25  # seconds
 LOW_WATER_PATIENCE = 1.0  # seconds
 LOW_WATER_MARGIN = 64 << 10
 
-# Connect quickly or give up (a dead host should cost seconds, not minutes);
-# a read may stall longer on a slow mirror before we call it a stall.
-DEFAULT_TIMEOUT = (10.0, 30.0)
+DEFAULT_TIMEOUT = TIMEOUT  # connect, read (seconds): defaults.py says why
 
 # A body that brings less than this many bytes per second, averaged over the
 # read timeout, is stalled, as curl's --speed-limit/--speed-time say: a read

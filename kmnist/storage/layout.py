@@ -150,14 +150,17 @@ def _figures(st: os.stat_result) -> dict[str, int]:
     }
 
 
-def write_stamp(target: Path, expect: str) -> bool:
+def write_stamp(target: Path, expect: str, *, as_seen: os.stat_result | None = None) -> bool:
     """Record that ``target`` was verified against ``expect``. False when it could not be.
 
     A stamp only spares a later hash: in a folder kmnist may read but not
     write (a read-only copy of the data), verification still holds without it.
+    ``as_seen``: the file as it was when it was hashed; no stamp if it changed since.
     """
     try:
         st = target.stat()
+        if as_seen is not None and _figures(st) != _figures(as_seen):
+            return False
         path = meta_dir(target) / (target.name + STAMP_SUFFIX)
         safeopen.replace_text(path, json.dumps({**_figures(st), "expect": expect}))
     except (OSError, UnsafePath):
