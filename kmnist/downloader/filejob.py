@@ -216,9 +216,41 @@ class FileJob:
     # -- byte ranges on several connections ---------------------------------------
 
     def _segmented(self) -> Hasher:
-        pf = self.pf
-        start = pf.missing()[0][0] if pf.size is not None else pf.contiguous()
-        gap_end = pf.missing()[0][1] if pf.size is not None else start + self.context.piece
+        """Fill the gaps of the .part piece by piece, on up to ``connections`` connections.
+
+        The first piece's request is the probe: its answer says whether the
+        server honours ranges at all, and its speed how many connections help.
+        """
+        probe = self._open_first_piece()
+        if not probe.ranged or probe.total is None:
+            return self._one_stream_after(probe)
+        self._check_size_or_close(probe)
+        if self.pf.size != probe.total or not self.pf.path.exists():
+            self.pf.allocate(probe.total)
+        workers = _PieceWorkers(self, probe)
+        hasher = Hasher(self.file)
+        hash_thread = threading.Thread(
+            target=self._hash_prefix, args=(hasher, workers.stop), daemon=True
+        )
+        hash_thread.start()
+        try:
+            rest_in_one_stream = workers.fetch()
+        finally:
+            if workers.errors or not self.pf.complete():
+                workers.stop.set()
+            self.pf.save()
+            hash_thread.join()
+        if workers.errors:
+            raise workers.errors[0]
+        if rest_in_one_stream and not self.pf.complete():
+            return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
+        return hasher
+
+    def _open_first_piece(self) -> Body:
+        """Ask for the first missing piece (retried as any request is)."""
+        part = self.pf
+        start = part.missing()[0][0] if part.size is not None else part.contiguous()
+        gap_end = part.missing()[0][1] if part.size is not None else start + self.context.piece
         first_end = min(start + self.context.piece, gap_end)
         attempts = Attempts(self.context.retry, self._say)
         probe: Body | None = None
@@ -226,100 +258,21 @@ class FileJob:
             self._check_cancel()
             with _one_try(attempts):
                 probe = self._open(start, first_end)
-        if not probe.ranged or probe.total is None:
-            # No usable range support: one stream, from whatever it sent.
-            if probe.ranged:
-                self._close(probe)
-                return self._sequential(None)
-            return self._sequential(probe)
-        try:
-            self._check_size(probe)
-        except BaseException:
+        return probe
+
+    def _one_stream_after(self, probe: Body) -> Hasher:
+        """No usable range support: one stream, from whatever the server sent."""
+        if probe.ranged:
             self._close(probe)
-            raise
-        if pf.size != probe.total or not pf.path.exists():
-            pf.allocate(probe.total)
-        pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
-        for s, e in pf.missing():
-            for p in range(s, e, self.context.piece):
-                pieces.put((p, min(p + self.context.piece, e)))
-        stop = threading.Event()
-        hasher = Hasher(self.file)
-        hash_thread = threading.Thread(target=self._hash_prefix, args=(hasher, stop), daemon=True)
-        hash_thread.start()
-        errors: list[BaseException] = []
-        # The probe's body already carries the first piece: the first worker
-        # takes it, and its speed says whether more connections would help.
-        first = pieces.get_nowait()
-        assert first[0] == probe.start
+            return self._sequential(None)
+        return self._sequential(probe)
 
-        carry_on = threading.Event()  # the first worker goes on to further pieces
-
-        def worker(initial: tuple[int, int, Body] | None = None) -> None:
-            try:
-                if initial is not None:
-                    self._piece(*initial, stop)
-                    if not carry_on.is_set():
-                        return
-                while not stop.is_set():
-                    try:
-                        s, e = pieces.get_nowait()
-                    except queue.Empty:
-                        return
-                    self._piece(s, e, None, stop)
-            except BaseException as exc:  # handed to the caller below
-                errors.append(exc)
-                stop.set()
-
-        threads = [threading.Thread(target=worker, args=((*first, probe),), daemon=True)]
-        one_stream = False
+    def _check_size_or_close(self, body: Body) -> None:
         try:
-            started = time.monotonic()
-            threads[0].start()
-            # Parallel connections help when one connection is the bottleneck
-            # (a capped or distant host); when one already outruns the disk and
-            # the hash (loopback, a fast LAN), more only compete for the CPU.
-            # The first MiB of the first piece tells which.
-            while threads[0].is_alive() and not self._sampled.wait(0.05):
-                pass
-            rate = self.transferred / max(time.monotonic() - started, 1e-6)
-            # What is missing past the first piece (a gap may start inside it).
-            rest = [(max(a, first[1]), b) for a, b in pf.missing() if b > first[1]]
-            if rate < self.context.fast_connection:
-                carry_on.set()  # before the look below: the first worker sees one or the other
-                first_goes_on = threads[0].is_alive()
-                more = min(self.context.connections - first_goes_on, pieces.qsize())
-                threads += [threading.Thread(target=worker, daemon=True) for _ in range(more)]
-                for t in threads[1:]:
-                    t.start()
-            elif pf.contiguous() >= first[0] and rest == [(first[1], pf.size)]:
-                # Fast, and the rest is one gap to the end: after this piece it
-                # comes in one request, hashed as it arrives (see below).
-                one_stream = True
-            else:
-                carry_on.set()  # fast, but with holes to fill: one connection, piece by piece
-            for t in threads:
-                t.join()
-            if not errors and not one_stream:
-                # Whatever no worker took (the first one ended its piece before
-                # it was told to go on): this thread fetches it.
-                worker()
+            self._check_size(body)
         except BaseException:
-            stop.set()
-            for t in threads:
-                if t.is_alive():
-                    t.join()
+            self._close(body)
             raise
-        finally:
-            if errors or not pf.complete():
-                stop.set()
-            pf.save()
-            hash_thread.join()
-        if errors:
-            raise errors[0]
-        if one_stream and not pf.complete():
-            return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
-        return hasher
 
     def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:
         """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
@@ -480,6 +433,111 @@ def _room(file: RemoteFile, body: Body) -> int:
     if body.ranged and body.length is not None:
         room = min(room, body.length)
     return room
+
+
+class _PieceWorkers:
+    """The connections of one segmented download: which piece each takes, and when all stop.
+
+    The first worker gets the probe's body (the first piece); its speed over
+    the first RATE_SAMPLE bytes decides whether more connections are opened.
+    """
+
+    def __init__(self, job: FileJob, probe: Body) -> None:
+        self.job = job
+        self.probe = probe
+        self.pieces = _pieces(job.pf.missing(), job.context.piece)
+        self.first = self.pieces.get_nowait()
+        assert self.first[0] == probe.start
+        self.stop = threading.Event()  # every worker ends: a failure, or the job is over
+        self.carry_on = threading.Event()  # the first worker goes on to further pieces
+        self.errors: list[BaseException] = []  # handed to the job, the first one raised
+        self.threads: list[threading.Thread] = []
+
+    def fetch(self) -> bool:
+        """Fetch the pieces. True when the rest should come in one stream instead."""
+        first = self.first
+        self.threads = [
+            threading.Thread(target=self._work, args=((*first, self.probe),), daemon=True)
+        ]
+        rest_in_one_stream = False
+        try:
+            started = time.monotonic()
+            self.threads[0].start()
+            rate = self._first_rate(started)
+            rest_in_one_stream = self._choose_connections(rate)
+            for t in self.threads:
+                t.join()
+            if not self.errors and not rest_in_one_stream:
+                # Whatever no worker took (the first one ended its piece before
+                # it was told to go on): this thread fetches it.
+                self._work()
+        except BaseException:
+            self.stop.set()
+            for t in self.threads:
+                if t.is_alive():
+                    t.join()
+            raise
+        return rest_in_one_stream
+
+    def _first_rate(self, started: float) -> float:
+        """Bytes per second of the first connection, over its first RATE_SAMPLE bytes.
+
+        Parallel connections help when one connection is the bottleneck (a
+        capped or distant host); when one already outruns the disk and the
+        hash (loopback, a fast LAN), more only compete for the CPU.
+        """
+        job = self.job
+        while self.threads[0].is_alive() and not job._sampled.wait(0.05):
+            pass
+        return job.transferred / max(time.monotonic() - started, 1e-6)
+
+    def _choose_connections(self, rate: float) -> bool:
+        """Open more connections, go on with one, or (True) take the rest in one stream."""
+        job, first = self.job, self.first
+        part = job.pf
+        # What is missing past the first piece (a gap may start inside it).
+        rest = [(max(a, first[1]), b) for a, b in part.missing() if b > first[1]]
+        if rate < job.context.fast_connection:
+            self.carry_on.set()  # before the look below: the first worker sees one or the other
+            first_goes_on = self.threads[0].is_alive()
+            more = min(job.context.connections - first_goes_on, self.pieces.qsize())
+            added = [threading.Thread(target=self._work, daemon=True) for _ in range(more)]
+            self.threads += added
+            for t in added:
+                t.start()
+            return False
+        if part.contiguous() >= first[0] and rest == [(first[1], part.size)]:
+            # Fast, and the rest is one gap to the end: after this piece it
+            # comes in one request, hashed as it arrives.
+            return True
+        self.carry_on.set()  # fast, but with holes to fill: one connection, piece by piece
+        return False
+
+    def _work(self, initial: tuple[int, int, Body] | None = None) -> None:
+        """One connection: its initial piece (the probe's), then pieces from the queue."""
+        try:
+            if initial is not None:
+                self.job._piece(*initial, self.stop)
+                if not self.carry_on.is_set():
+                    return
+            while not self.stop.is_set():
+                try:
+                    start, end = self.pieces.get_nowait()
+                except queue.Empty:
+                    return
+                self.job._piece(start, end, None, self.stop)
+        except BaseException as exc:  # handed to the job by _segmented
+            self.errors.append(exc)
+            self.stop.set()
+
+
+def _pieces(missing: list[tuple[int, int]], piece: int) -> queue.SimpleQueue[tuple[int, int]]:
+    """The missing ranges cut into pieces of at most ``piece`` bytes, in order."""
+    pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+    for gap_start, gap_end in missing:
+        for at in range(gap_start, gap_end, piece):
+            pieces.put((at, min(at + piece, gap_end)))
+    return pieces
 
 
 @contextlib.contextmanager
