@@ -159,31 +159,32 @@ class Score:
         return f"{first}\n{self._verdict_line()}"
 
     def _verdict_line(self) -> str:
-        c = self.comparison
+        comparison = self.comparison
+        published = comparison.published
         metric = self.metric.replace("_", " ")
-        if c.published is None:
-            return f"published: {'; '.join(c.reasons)}"
-        figure = f"{c.published.value:.2%} {metric} on the {c.published.release.label}"
-        if c.verdict is Verdict.COMPARABLE:
-            assert c.difference is not None  # set for every comparable result
+        if published is None:
+            return f"published: {'; '.join(comparison.reasons)}"
+        figure = f"{published.value:.2%} {metric} on the {published.release.label}"
+        if comparison.verdict is Verdict.COMPARABLE:
+            assert comparison.difference is not None  # set for every comparable result
             return (
-                f"published: {figure} ({c.published.source}); "
-                f"difference {100 * c.difference:+.2f} points"
+                f"published: {figure} ({published.source}); "
+                f"difference {100 * comparison.difference:+.2f} points"
             )
-        return f"not comparable with the published {figure}: {'; '.join(c.reasons)}"
+        return f"not comparable with the published {figure}: {'; '.join(comparison.reasons)}"
 
     def as_json(self) -> dict[str, Any]:
         """Everything about the run as JSON-ready data: one object per run."""
-        c = self.comparison
+        comparison = self.comparison
         published = None
-        if c.published is not None:
-            p = c.published
+        if comparison.published is not None:
+            figure = comparison.published
             published = {
-                "name": p.name,
-                "value": p.value,
-                "metric": p.metric,
-                "release": p.release.value,
-                "source": p.source,
+                "name": figure.name,
+                "value": figure.value,
+                "metric": figure.metric,
+                "release": figure.release.value,
+                "source": figure.source,
             }
         return {
             "model": self.model,
@@ -195,9 +196,9 @@ class Score:
             "accuracy": self.accuracy,
             "balanced_accuracy": self.balanced_accuracy,
             "published": published,
-            "difference": c.difference,
-            "comparison": c.verdict.value,
-            "comparison_reasons": list(c.reasons),
+            "difference": comparison.difference,
+            "comparison": comparison.verdict.value,
+            "comparison_reasons": list(comparison.reasons),
             "n_train": self.n_train,
             "n_test": self.n_test,
             "hyperparameters": dict(self.hyperparameters),

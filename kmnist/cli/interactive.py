@@ -222,13 +222,13 @@ def on_disk(name: str, root: Path) -> str | None:
     a menu would make the first question slow; the plan shown before
     anything is fetched hashes them.
     """
-    ds = DATASETS[name]
+    dataset = DATASETS[name]
     partly = False
-    for fmt in ds.formats:
+    for fmt in dataset.formats:
         files = files_of(select(name, fmt))
         present = [f for f in files if _size_matches(f, root)]
         if present and len(present) == len(files):
-            fmt_note = f" ({fmt})" if len(ds.formats) > 1 else ""
+            fmt_note = f" ({fmt})" if len(dataset.formats) > 1 else ""
             sized = all(f.size is not None for f in files)
             return f"in {_shown(root)}{fmt_note}, {'sizes match' if sized else 'not checked yet'}"
         partly = partly or bool(present)

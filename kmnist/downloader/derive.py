@@ -38,8 +38,8 @@ SOURCES: dict[str, Entry] = _sources()
 
 
 def source_of(file: RemoteFile) -> RemoteFile | None:
-    e = SOURCES.get(file.path)
-    return e.file if e is not None else None
+    entry = SOURCES.get(file.path)
+    return entry.file if entry is not None else None
 
 
 def expectation(file: RemoteFile) -> str:

@@ -83,8 +83,8 @@ class FileJob:
         self.mirror = mirror
         self.url = mirror.url(file)
         self.bar: FileProgress = NullFileProgress()
-        self.pf = PartFile.load(target, file.size)
-        self.resumed_from = self.pf.have
+        self.part = PartFile.load(target, file.size)
+        self.resumed_from = self.part.have
         self.transferred = 0
         self._lock = threading.Lock()
         self._sampled = threading.Event()  # RATE_SAMPLE bytes have arrived
@@ -99,9 +99,9 @@ class FileJob:
 
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
-        file, pf = self.file, self.pf
-        storage.check_part(pf.path)  # a link planted in its place: refused before any request
-        if pf.complete():
+        file, part = self.file, self.part
+        storage.check_part(part.path)  # a link planted in its place: refused before any request
+        if part.complete():
             return self._hash_existing()
         one_stream = (
             self.mirror.is_local
@@ -115,7 +115,7 @@ class FileJob:
     @property
     def part_path(self) -> Path:
         """The ``.part`` file the job fills (verified, then promoted by the run)."""
-        return self.pf.path
+        return self.part.path
 
     def show_progress(self, bar: FileProgress) -> None:
         """Count this job's bytes on ``bar`` from now on."""
@@ -123,11 +123,11 @@ class FileJob:
 
     def discard(self) -> None:
         """Forget every byte of the .part: they are not the published ones."""
-        self.pf.reset()
+        self.part.reset()
 
     def finished(self) -> None:
         """The .part was promoted to its final name: drop what tracked it."""
-        self.pf.finished()
+        self.part.finished()
 
     # -- one stream ----------------------------------------------------------
 
@@ -138,8 +138,8 @@ class FileJob:
         fetched before a fast connection went on in one stream); only the rest
         of the prefix is read back.
         """
-        pf = self.pf
-        keep = pf.as_prefix()
+        part = self.part
+        keep = part.as_prefix()
         if seen is None or seen.size > keep:
             seen = Hasher(self.file)
         hasher = PipelinedHasher(self._hash_existing(limit=keep, into=seen))
@@ -187,7 +187,7 @@ class FileJob:
         # body that goes on (no Content-Length, chunked, a 206 without one) is
         # cut there, and the hash decides. One comparison per chunk.
         limit = _room(self.file, body)
-        with storage.open_part(self.pf.path, "ab" if body.start else "wb") as fh:
+        with storage.open_part(self.part.path, "ab" if body.start else "wb") as fh:
             try:
                 for chunk in body.chunks():
                     self._check_cancel()
@@ -225,8 +225,8 @@ class FileJob:
         if not probe.ranged or probe.total is None:
             return self._one_stream_after(probe)
         self._check_size_or_close(probe)
-        if self.pf.size != probe.total or not self.pf.path.exists():
-            self.pf.allocate(probe.total)
+        if self.part.size != probe.total or not self.part.path.exists():
+            self.part.allocate(probe.total)
         workers = _PieceWorkers(self, probe)
         hasher = Hasher(self.file)
         hash_thread = threading.Thread(
@@ -236,19 +236,19 @@ class FileJob:
         try:
             rest_in_one_stream = workers.fetch()
         finally:
-            if workers.errors or not self.pf.complete():
+            if workers.errors or not self.part.complete():
                 workers.stop.set()
-            self.pf.save()
+            self.part.save()
             hash_thread.join()
         if workers.errors:
             raise workers.errors[0]
-        if rest_in_one_stream and not self.pf.complete():
+        if rest_in_one_stream and not self.part.complete():
             return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
         return hasher
 
     def _open_first_piece(self) -> Body:
         """Ask for the first missing piece (retried as any request is)."""
-        part = self.pf
+        part = self.part
         start = part.missing()[0][0] if part.size is not None else part.contiguous()
         gap_end = part.missing()[0][1] if part.size is not None else start + self.context.piece
         first_end = min(start + self.context.piece, gap_end)
@@ -279,7 +279,7 @@ class FileJob:
         pos = start
         attempts = Attempts(self.context.retry, self._say)
         try:
-            with storage.open_part(self.pf.path, "r+b", buffering=0) as fh:
+            with storage.open_part(self.part.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
                     self._check_cancel()
                     before = pos
@@ -303,7 +303,7 @@ class FileJob:
         finally:
             if body is not None:
                 self._close(body)
-            self.pf.save()
+            self.part.save()
 
     def _write_range(
         self, fh: BinaryIO, body: Body, pos: int, end: int
@@ -320,13 +320,13 @@ class FileJob:
                 while view:
                     n = fh.write(view)
                     if not n:
-                        raise OSError(f"cannot write to {self.pf.path}")
+                        raise OSError(f"cannot write to {self.part.path}")
                     pos += n
                     view = view[n:]
                 # Recorded in batches: the bookkeeping per network chunk was a
                 # measurable share of the CPU time at 64 KiB chunks.
                 if pos - marked >= MARK_STEP:
-                    self.pf.mark(marked, pos)
+                    self.part.mark(marked, pos)
                     self._count(pos - marked)
                     marked = pos
                 if pos >= end:
@@ -335,20 +335,20 @@ class FileJob:
             return pos, exc
         finally:
             if pos > marked:
-                self.pf.mark(marked, pos)
+                self.part.mark(marked, pos)
                 self._count(pos - marked)
         return pos, None
 
     def _hash_prefix(self, hasher: Hasher, stop: threading.Event) -> None:
         """Hash the .part as its contiguous prefix grows (a thread beside the receivers)."""
-        pf = self.pf
-        assert pf.size is not None
+        part = self.part
+        assert part.size is not None
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
         buf = bytearray(HASH_STEP)
-        with storage.open_part(pf.path, "rb", buffering=0) as fh:
-            while hasher.size < pf.size:
-                end = pf.wait_contiguous(hasher.size, stop, step=HASH_STEP)
+        with storage.open_part(part.path, "rb", buffering=0) as fh:
+            while hasher.size < part.size:
+                end = part.wait_contiguous(hasher.size, stop, step=HASH_STEP)
                 if end <= hasher.size:
                     return  # stopped
                 fh.seek(hasher.size)
@@ -408,13 +408,13 @@ class FileJob:
 
     def _hash_existing(self, limit: int | None = None, into: Hasher | None = None) -> Hasher:
         """Hash the .part (its first ``limit`` bytes), after what ``into`` has seen of it."""
-        h = into if into is not None else Hasher(self.file)
-        want = None if limit is None else limit - h.size
-        if storage.size_or_none(self.pf.path) is not None and want != 0:
-            with storage.open_part(self.pf.path, "rb") as fh:
-                fh.seek(h.size)
-                h.feed(fh, want)
-        return h
+        hasher = into if into is not None else Hasher(self.file)
+        want = None if limit is None else limit - hasher.size
+        if storage.size_or_none(self.part.path) is not None and want != 0:
+            with storage.open_part(self.part.path, "rb") as fh:
+                fh.seek(hasher.size)
+                hasher.feed(fh, want)
+        return hasher
 
 
 # gzip's worst case on bytes that do not compress (the .gz and .npz files):
@@ -445,7 +445,7 @@ class _PieceWorkers:
     def __init__(self, job: FileJob, probe: Body) -> None:
         self.job = job
         self.probe = probe
-        self.pieces = _pieces(job.pf.missing(), job.context.piece)
+        self.pieces = _pieces(job.part.missing(), job.context.piece)
         self.first = self.pieces.get_nowait()
         assert self.first[0] == probe.start
         self.stop = threading.Event()  # every worker ends: a failure, or the job is over
@@ -494,7 +494,7 @@ class _PieceWorkers:
     def _choose_connections(self, rate: float) -> bool:
         """Open more connections, go on with one, or (True) take the rest in one stream."""
         job, first = self.job, self.first
-        part = job.pf
+        part = job.part
         # What is missing past the first piece (a gap may start inside it).
         rest = [(max(a, first[1]), b) for a, b in part.missing() if b > first[1]]
         if rate < job.context.fast_connection:

@@ -201,24 +201,24 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     """
     import requests
 
-    s = requests.Session()
+    session = requests.Session()
     adapter = _deadline_adapter(
         pool_connections=8, pool_maxsize=connections, pool_block=True, max_retries=0
     )
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     # With trust_env, requests walks os.environ for proxies and CA bundles on
     # every request (2 ms each here, 0.25 s of CPU for the full set). The
     # environment is read once instead: proxies per origin in open_url, the
     # CA bundle here.
-    s.trust_env = False
+    session.trust_env = False
     ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if ca_bundle:
-        s.verify = ca_bundle
+        session.verify = ca_bundle
     # identity: no layer may un-gzip a .gz on the way (requests asks for gzip
     # by default, and some servers then compress or relabel binary files).
-    s.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
-    return s
+    session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
+    return session
 
 
 class _HeaderDeadline:
@@ -355,27 +355,28 @@ class _Exchange:
 
     def open(self, session: requests.Session, timeout: tuple[float, float]) -> Body:
         """Send the request; the Body of a usable answer, or Transient / Refused."""
-        r = self._send(session, timeout)
-        self.response = r
-        conn = getattr(r.raw, "_connection", None) or getattr(r.raw, "connection", None)
+        response = self._send(session, timeout)
+        self.response = response
+        raw = response.raw
+        conn = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
         self.sock = getattr(conn, "sock", None)
         # read1 returns what has arrived (up to n) instead of waiting for n bytes,
         # so a read that times out loses nothing already received: the retry
         # resumes from the last byte that reached us. urllib3 1.x lacks it.
-        self._raw_read = getattr(r.raw, "read1", r.raw.read)
-        status = r.status_code
+        self._raw_read = getattr(raw, "read1", raw.read)
+        status = response.status_code
         if status == 416 and self.offset:
             # Nothing past ``offset``: the .part may already be whole. The caller
             # verifies it rather than trusting either side.
             self.close()
-            total = hdr.parse_unsatisfied_range(r.headers.get("Content-Range"))
+            total = hdr.parse_unsatisfied_range(response.headers.get("Content-Range"))
             return Body(self.offset, 0, total, lambda n: b"", lambda: None)
         self._refuse_what_is_not_the_file(status)
         if status == 206:
             return self._ranged_body(timeout)
         # 200: the whole file, whatever we asked for. An encoded body's length is
         # not the file's.
-        length = hdr.parse_content_length(r.headers.get("Content-Length"))
+        length = hdr.parse_content_length(response.headers.get("Content-Length"))
         total = None if self._encoding() else length
         return self._make_body(0, length, total, ranged=False, timeout=timeout)
 
@@ -422,13 +423,14 @@ class _Exchange:
             raise Refused(f"{self.shown} served an HTML page instead of the file")
 
     def _ranged_body(self, timeout: tuple[float, float]) -> Body:
-        cr = hdr.parse_content_range(self.response.headers.get("Content-Range"))
-        if cr is None or cr[0] != self.offset:
+        content_range = hdr.parse_content_range(self.response.headers.get("Content-Range"))
+        if content_range is None or content_range[0] != self.offset:
             self.close()
             if self.offset == 0:
                 raise Refused(f"unusable Content-Range from {self.shown}")
             raise _RangeNotAsked()
-        return self._make_body(self.offset, cr[1] - cr[0] + 1, cr[2], ranged=True, timeout=timeout)
+        first, last, total = content_range
+        return self._make_body(self.offset, last - first + 1, total, ranged=True, timeout=timeout)
 
     def _make_body(
         self,
@@ -555,8 +557,8 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
     import requests
     import urllib3.exceptions as u3
 
-    o = origin(url)
-    host, where = (o.host, str(o)) if o else ("?", "?")
+    address = origin(url)
+    host, where = (address.host, str(address)) if address else ("?", "?")
     cause = getattr(exc.args[0], "reason", None) if exc.args else None
     no_name = getattr(u3, "NameResolutionError", None)  # urllib3 2.x only
     # Most specific first: a name that does not resolve is a NewConnectionError,
