@@ -497,10 +497,6 @@ def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> 
     return BUILTIN_MIRRORS
 
 
-def dataset_names() -> tuple[str, ...]:
-    return tuple(DATASETS)
-
-
 def select(
     datasets: list[str] | tuple[str, ...] | str,
     format: str | None = None,

@@ -46,8 +46,6 @@ RATE_SAMPLE = 2 << 20
 HASH_STEP = 1 << 20
 # Written ranges are recorded (and counted for progress) every 256 KiB.
 MARK_STEP = 256 << 10
-# A file smaller than two pieces goes on one connection: a second one would
-# only add a request's latency.
 
 
 class Cancelled(Exception):
@@ -103,6 +101,8 @@ class FileJob:
         storage.check_part(part.path)  # a link planted in its place: refused before any request
         if part.complete():
             return self._hash_existing()
+        # A file smaller than two pieces goes on one connection: a second one
+        # would only add a request's latency.
         one_stream = (
             self.mirror.is_local
             or self.context.connections == 1

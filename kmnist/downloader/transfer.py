@@ -79,10 +79,10 @@ class Transient(Exception):
         # Bytes came too slowly (or not at all) for the read timeout.
         self.stalled = stalled
         # No connection could be made (refused, timed out, no such host).
+        # ``host_down`` says the host itself is out of reach (connect timeout,
+        # name not resolved), not just one port: either way the run skips
+        # that origin for the rest of the run.
         self.unreachable = unreachable or host_down
-        # The host itself is out of reach (connect timeout, name not resolved):
-        # every mirror on it, whatever the scheme or port, is too.
-        self.host_down = host_down
         self.got = 0  # bytes written by the try that failed (set by the caller)
 
 
