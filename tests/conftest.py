@@ -12,6 +12,11 @@ from .server import FaultyServer
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
+# For a test that reads the published files directly (the ``realdata`` fixture
+# is the same check for a test that takes the folder as an argument).
+needs_realdata = pytest.mark.skipif(
+    not (REALDATA / "kmnist").is_dir(), reason=f"real published files not found at {REALDATA}"
+)
 
 
 @pytest.fixture(autouse=True)

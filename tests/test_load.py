@@ -14,10 +14,7 @@ import pytest
 import kmnist
 from kmnist.formats import read_idx, read_npz
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "kmnist").is_dir(), reason=f"real published files not found at {REALDATA}"
-)
+from .conftest import REALDATA, needs_realdata
 
 
 def idx_bytes(shape: tuple[int, ...], payload: bytes | None = None, magic_type: int = 8) -> bytes:
