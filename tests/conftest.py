@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -43,6 +44,26 @@ def server() -> Iterator[FaultyServer]:
 def cdn() -> Iterator[FaultyServer]:
     """A second host, where a mirror's redirects lead."""
     yield from _running()
+
+
+# Starts one more server: for a test that needs more hosts than server and cdn.
+StartServer = Callable[..., FaultyServer]
+
+
+@pytest.fixture
+def start_server() -> Iterator[StartServer]:
+    """Start further servers (``start_server(tls=True)`` for HTTPS); each is stopped after the test."""
+    started: list[FaultyServer] = []
+
+    def start(*, tls: bool = False) -> FaultyServer:
+        started.append(FaultyServer(tls=tls).start())
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.stop()
 
 
 @pytest.fixture
