@@ -14,9 +14,10 @@ The models themselves are in :mod:`kmnist.baselines.knn_model` (NumPy only) and
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -316,18 +317,8 @@ def knn(
         raise UsageError(f"k={k} needs at least {k} training images, got {data.n_train}")
     started = provenance.utc_now()
     clock = time.monotonic()
-    bar = _bar(progress, data.n_train * len(data.test_x), "distances", "k-NN")
-    try:
-        pred = model.predict(
-            data.train_x,
-            data.train_y,
-            data.test_x,
-            k=k,
-            progress=None if bar is None else bar.update,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
+    with _progress_bar(progress, data.n_train * len(data.test_x), "distances", "k-NN") as advance:
+        pred = model.predict(data.train_x, data.train_y, data.test_x, k=k, progress=advance)
     return _score(
         "knn",
         dataset,
@@ -377,8 +368,7 @@ def cnn(
     data = _data(dataset, _root(root), download, limit, holdout)
     started = provenance.utc_now()
     clock = time.monotonic()
-    bar = _bar(progress, epochs * data.n_train, "img", "CNN")
-    try:
+    with _progress_bar(progress, epochs * data.n_train, "img", "CNN") as advance:
         fit = model.fit_predict(
             data.train_x,
             data.train_y,
@@ -389,11 +379,8 @@ def cnn(
             seed=seed,
             device=device,
             threads=threads,
-            progress=None if bar is None else bar.update,
+            progress=advance,
         )
-    finally:
-        if bar is not None:
-            bar.close()
     return _score(
         "cnn",
         dataset,
@@ -510,13 +497,24 @@ def _pairs(dataset: str, split: str) -> list[tuple[Entry, ...]]:
     ]
 
 
-def _bar(show: bool, total: int, unit: str, desc: str) -> Any:
-    """A tqdm bar on stderr (hidden when stderr is not a terminal), or None."""
+@contextlib.contextmanager
+def _progress_bar(
+    show: bool, total: int, unit: str, desc: str
+) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal), closed after the block.
+
+    Yields what advances it, or None when no bar is shown.
+    """
     if not show:
-        return None
+        yield None
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit=f" {unit}", unit_scale=True, desc=desc, disable=None)
+    bar: Any = tqdm(total=total, unit=f" {unit}", unit_scale=True, desc=desc, disable=None)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
 
 
 def _score(
