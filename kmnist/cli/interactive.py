@@ -15,7 +15,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from ..catalogue.manifest import (
 )
 from ..downloader.plan import Action
 from ..errors import ExitStatus, StoppedAtQuestion, UsageError
+from ..storage.folders import can_write_in
 from ..storage.root import DATA_ENV, DEFAULT_DATA, data_root
 from .report import size
 
@@ -342,21 +342,11 @@ def check_folder(text: str) -> str | None:
             return f"{probe} is a file, so {path} cannot be made"
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
-    if _writable(probe):
+    if can_write_in(probe):
         return None
     if probe == path:
         return f"{path} is not writable"
     return f"{path} cannot be made: {probe} is not writable"
-
-
-def _writable(folder: Path) -> bool:
-    # A real file, removed at once, answers the question; os.access does not
-    # (it says yes to root, and knows nothing of read-only mounts or ACLs).
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 def check_mirror(text: str) -> str | None:
