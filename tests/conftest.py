@@ -84,13 +84,6 @@ def realdata() -> Path:
     return REALDATA
 
 
-def realdata_file(rel: str) -> Path:
-    p = REALDATA / rel
-    if not p.is_file():
-        pytest.skip(f"{p} not available")
-    return p
-
-
 def no_part_files(root: Path) -> list[str]:
     return [str(p) for p in root.rglob("*.part")] if root.exists() else []
 
