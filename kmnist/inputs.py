@@ -111,11 +111,3 @@ def check_url(url: str, source: str, *, given: str | None = None) -> None:
         raise UsageError(f"{label}: use http://, https://, file:// or a folder")
     if not host:
         raise UsageError(f"{label}: no host name in the URL")
-
-
-def check_path_text(text: str, source: str) -> None:
-    """A path string for the disk: not empty, no NUL byte."""
-    if not text:
-        raise UsageError(f"{source}: empty path")
-    if "\0" in text:
-        raise UsageError(f"{source} {shown(text)}: a path cannot contain a NUL byte")

@@ -118,26 +118,28 @@ class PipelinedHasher:
 
 def check_digests(hasher: Hasher, source: str) -> None:
     """Raise VerificationError unless size and every published hash match."""
-    f = hasher.file
-    if f.size is not None and hasher.size != f.size:
-        raise VerificationError(f.path, source, "size", f"{f.size} bytes", f"{hasher.size} bytes")
-    if f.sha256 is not None and hasher.sha256 != f.sha256:
+    file = hasher.file
+    if file.size is not None and hasher.size != file.size:
+        raise VerificationError(
+            file.path, source, "size", f"{file.size} bytes", f"{hasher.size} bytes"
+        )
+    if file.sha256 is not None and hasher.sha256 != file.sha256:
         got = hasher.sha256
         if got in KNOWN_STALE:
             got += f" ({KNOWN_STALE[got]})"
-        raise VerificationError(f.path, source, "sha256", f.sha256, got)
-    if f.md5 is not None and f.sha256 is None and hasher.md5 != f.md5:
+        raise VerificationError(file.path, source, "sha256", file.sha256, got)
+    if file.md5 is not None and file.sha256 is None and hasher.md5 != file.md5:
         got = hasher.md5 or ""
         if hasher.sha256 in KNOWN_STALE:
             got += f" ({KNOWN_STALE[hasher.sha256]})"
-        raise VerificationError(f.path, source, "md5", f.md5, got)
+        raise VerificationError(file.path, source, "md5", file.md5, got)
 
 
 def hash_path(file: RemoteFile, path: Path) -> Hasher:
-    h = Hasher(file)
+    hasher = Hasher(file)
     with open(path, "rb") as fh:
-        h.feed(fh)
-    return h
+        hasher.feed(fh)
+    return hasher
 
 
 def expectation(file: RemoteFile) -> str:
@@ -253,14 +255,14 @@ def structure_of(kind: str, path: Path) -> tuple[int, ...]:
 
 
 def check_structure(file: RemoteFile, path: Path, source: str) -> None:
-    s: Structure | None = file.structure
-    if s is None:
+    expected: Structure | None = file.structure
+    if expected is None:
         return
     try:
-        shape = structure_of(s.kind, path)
+        shape = structure_of(expected.kind, path)
     except ValueError as exc:
         raise VerificationError(
-            file.path, source, "structure", f"{s.kind} {s.shape}", str(exc)
+            file.path, source, "structure", f"{expected.kind} {expected.shape}", str(exc)
         ) from None
-    if shape != s.shape:
-        raise VerificationError(file.path, source, "shape", str(s.shape), str(shape))
+    if shape != expected.shape:
+        raise VerificationError(file.path, source, "shape", str(expected.shape), str(shape))

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -12,6 +13,11 @@ from .server import FaultyServer
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
+# For a test that reads the published files directly (the ``realdata`` fixture
+# is the same check for a test that takes the folder as an argument).
+needs_realdata = pytest.mark.skipif(
+    not (REALDATA / "kmnist").is_dir(), reason=f"real published files not found at {REALDATA}"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +46,26 @@ def cdn() -> Iterator[FaultyServer]:
     yield from _running()
 
 
+# Starts one more server: for a test that needs more hosts than server and cdn.
+StartServer = Callable[..., FaultyServer]
+
+
+@pytest.fixture
+def start_server() -> Iterator[StartServer]:
+    """Start further servers (``start_server(tls=True)`` for HTTPS); each is stopped after the test."""
+    started: list[FaultyServer] = []
+
+    def start(*, tls: bool = False) -> FaultyServer:
+        started.append(FaultyServer(tls=tls).start())
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.stop()
+
+
 @pytest.fixture
 def sleeps() -> list[float]:
     return []
@@ -56,13 +82,6 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real published files not found at {REALDATA}")
     return REALDATA
-
-
-def realdata_file(rel: str) -> Path:
-    p = REALDATA / rel
-    if not p.is_file():
-        pytest.skip(f"{p} not available")
-    return p
 
 
 def no_part_files(root: Path) -> list[str]:

@@ -225,11 +225,7 @@ class FaultyServer:
         cut: bool = False,
         stall: bool = False,
     ) -> None:
-        h.send_response(status)
-        for k, v in headers.items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
+        _head(h, status, headers, len(body))
         part = body if send is None else body[:send]
         try:
             h.wfile.write(part)
@@ -285,11 +281,7 @@ class FaultyServer:
         headers: dict[str, str],
         every: float,
     ) -> None:
-        h.send_response(status)
-        for k, v in headers.items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
+        _head(h, status, headers, len(body))
         h.close_connection = True
         try:
             h.wfile.flush()
@@ -322,3 +314,12 @@ class FaultyServer:
             h.wfile.write(body)
         except OSError:
             return
+
+
+def _head(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], length: int) -> None:
+    """The status line and headers of a body of ``length`` bytes."""
+    h.send_response(status)
+    for k, v in headers.items():
+        h.send_header(k, v)
+    h.send_header("Content-Length", str(length))
+    h.end_headers()

@@ -21,10 +21,8 @@ from kmnist.data.audit import (
 )
 from kmnist.errors import UnknownDataset, UnsupportedFormat
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "kmnist").is_dir(), reason=f"real published files not found at {REALDATA}"
-)
+from .conftest import REALDATA, needs_realdata
+
 TEST_NPZ = ["kmnist/kmnist-test-imgs.npz", "kmnist/kmnist-test-labels.npz"]
 
 

@@ -9,7 +9,7 @@ import pytest
 import kmnist
 from kmnist.catalogue.classmap import format_codepoint, parse_codepoint, read_classmap_csv
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+from .conftest import REALDATA
 
 
 def test_kmnist_classes_in_order() -> None:

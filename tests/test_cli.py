@@ -16,7 +16,7 @@ import pytest
 from kmnist.catalogue.manifest import CURRENT_RELEASE, ENTRIES, select
 from kmnist.cli.download import main
 
-from .conftest import ROOT, no_part_files
+from .conftest import ROOT, StartServer, no_part_files
 from .server import FaultyServer
 
 TEST_NPZ = [
@@ -160,31 +160,27 @@ def test_stale_mirror_exits_1_and_leaves_no_final_file(
     assert "2 file(s) ready" in out
 
 
-def test_falls_back_from_stale_to_good_mirror(realdata: Path, tmp_path: Path) -> None:
-    stale, good = FaultyServer().start(), FaultyServer().start()
-    try:
-        stale.add(
-            "kmnist/kmnist-test-imgs.npz", (realdata / "v1/kmnist-test-imgs.npz").read_bytes()
-        )
-        good.add_tree(realdata)
-        argv = [
-            "-d",
-            "kmnist",
-            "-s",
-            "test",
-            "--dir",
-            str(tmp_path),
-            "-m",
-            stale.url,
-            "-m",
-            good.url,
-            "-q",
-        ]
-        assert main(argv) == 0
-        assert (tmp_path / TEST_NPZ[0]).read_bytes() == (realdata / TEST_NPZ[0]).read_bytes()
-    finally:
-        stale.stop()
-        good.stop()
+def test_falls_back_from_stale_to_good_mirror(
+    realdata: Path, tmp_path: Path, start_server: StartServer
+) -> None:
+    stale, good = start_server(), start_server()
+    stale.add("kmnist/kmnist-test-imgs.npz", (realdata / "v1/kmnist-test-imgs.npz").read_bytes())
+    good.add_tree(realdata)
+    argv = [
+        "-d",
+        "kmnist",
+        "-s",
+        "test",
+        "--dir",
+        str(tmp_path),
+        "-m",
+        stale.url,
+        "-m",
+        good.url,
+        "-q",
+    ]
+    assert main(argv) == 0
+    assert (tmp_path / TEST_NPZ[0]).read_bytes() == (realdata / TEST_NPZ[0]).read_bytes()
 
 
 def test_local_folder_mirror_from_environment(

@@ -24,15 +24,12 @@ from kmnist.catalogue.classmap import classmap
 from kmnist.data.kanji import KanjiIndex
 from kmnist.data.kanjisplit import kanji_split
 
-from .conftest import REALDATA, no_part_files
+from .conftest import REALDATA, needs_realdata, no_part_files
 from .server import FaultyServer
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(
     not HAS_TORCH, reason="PyTorch is not installed (pip install 'kmnist[torch]')"
-)
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "kmnist").is_dir(), reason=f"real published files not found at {REALDATA}"
 )
 # torchvision/datasets/mnist.py, class KMNIST, word for word.
 TORCHVISION_KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]

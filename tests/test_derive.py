@@ -16,19 +16,18 @@ MNIST_TEST = ("kmnist/t10k-images-idx3-ubyte.gz", "kmnist/t10k-labels-idx1-ubyte
 
 
 def test_npz_less_mirror_gives_derived_npz_equal_to_the_published_arrays(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    realdata: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    server: FaultyServer,
 ) -> None:
     import numpy as np
 
-    server = FaultyServer().start()
-    try:
-        # As the CDN copies: the MNIST format only (and the class map).
-        for rel in (*MNIST_TEST, "kmnist/kmnist_classmap.csv"):
-            server.add(rel, (realdata / rel).read_bytes())
-        argv = ["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url]
-        assert main(argv) == 0
-    finally:
-        server.stop()
+    # As the CDN copies: the MNIST format only (and the class map).
+    for rel in (*MNIST_TEST, "kmnist/kmnist_classmap.csv"):
+        server.add(rel, (realdata / rel).read_bytes())
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "derived  kmnist/kmnist-test-imgs.npz" in out
     assert "derived from t10k-images-idx3-ubyte.gz" in out and "not checked against" in out
@@ -63,14 +62,12 @@ def test_npz_less_mirror_gives_derived_npz_equal_to_the_published_arrays(
 
 
 def test_k49_cannot_be_derived_and_the_hint_says_what_would_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    server: FaultyServer,
 ) -> None:
-    server = FaultyServer().start()
-    try:
-        argv = ["-d", "k49", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q"]
-        assert main(argv) == 1
-    finally:
-        server.stop()
+    argv = ["-d", "k49", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q"]
+    assert main(argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert "--check-mirrors" in err[-1] and "Internet Archive" in err[-1]
     assert not [p for p in tmp_path.rglob("*.npz")]

@@ -18,7 +18,7 @@ from kmnist.errors import DownloadError, DownloadsFailed, VerificationError
 from kmnist.storage.layout import part_path
 from kmnist.verify import verify_path
 
-from .conftest import no_part_files
+from .conftest import StartServer, no_part_files
 from .server import FaultyServer
 
 DATA = os.urandom(3 * 2**20 + 12345)  # several 1 MiB chunks and a ragged end
@@ -80,18 +80,17 @@ def test_429_honours_retry_after(
 
 
 def test_long_retry_after_moves_to_next_mirror(
-    tmp_path: Path, retry: RetryPolicy, sleeps: list[float]
+    tmp_path: Path,
+    retry: RetryPolicy,
+    sleeps: list[float],
+    start_server: StartServer,
 ) -> None:
-    a, b = FaultyServer().start(), FaultyServer().start()
-    try:
-        a.add(PATH, DATA)
-        b.add(PATH, DATA)
-        a.always(PATH, "429:3600")
-        [r] = fetch([a.url, b.url], tmp_path, retry=retry)
-        assert r.mirror == b.url and sleeps == []
-    finally:
-        a.stop()
-        b.stop()
+    a, b = start_server(), start_server()
+    a.add(PATH, DATA)
+    b.add(PATH, DATA)
+    a.always(PATH, "429:3600")
+    [r] = fetch([a.url, b.url], tmp_path, retry=retry)
+    assert r.mirror == b.url and sleeps == []
 
 
 def test_connection_cut_mid_body_resumes_from_last_byte(
@@ -201,19 +200,15 @@ def test_whole_part_of_known_size_needs_no_request(served: FaultyServer, tmp_pat
     assert served.requests == []
 
 
-def test_wrong_bytes_move_to_next_mirror_at_once(tmp_path: Path) -> None:
-    bad, good = FaultyServer().start(), FaultyServer().start()
-    try:
-        bad.add(PATH, DATA)
-        good.add(PATH, DATA)
-        bad.always(PATH, "wrong")
-        [r] = fetch([bad.url, good.url], tmp_path)
-        assert r.mirror == good.url
-        assert len(bad.gets(PATH)) == 1  # a wrong hash is never retried on the same mirror
-        assert (tmp_path / PATH).read_bytes() == DATA
-    finally:
-        bad.stop()
-        good.stop()
+def test_wrong_bytes_move_to_next_mirror_at_once(tmp_path: Path, start_server: StartServer) -> None:
+    bad, good = start_server(), start_server()
+    bad.add(PATH, DATA)
+    good.add(PATH, DATA)
+    bad.always(PATH, "wrong")
+    [r] = fetch([bad.url, good.url], tmp_path)
+    assert r.mirror == good.url
+    assert len(bad.gets(PATH)) == 1  # a wrong hash is never retried on the same mirror
+    assert (tmp_path / PATH).read_bytes() == DATA
 
 
 def test_wrong_bytes_everywhere_leave_no_file(served: FaultyServer, tmp_path: Path) -> None:
@@ -263,15 +258,11 @@ def test_stalled_body_times_out_and_resumes(served: FaultyServer, tmp_path: Path
     assert [q.range for q in served.gets(PATH)] == [None, "bytes=100000-"]
 
 
-def test_404_moves_to_next_mirror(tmp_path: Path) -> None:
-    a, b = FaultyServer().start(), FaultyServer().start()
-    try:
-        b.add(PATH, DATA)
-        [r] = fetch([a.url, b.url], tmp_path)
-        assert r.mirror == b.url and len(a.gets(PATH)) == 1
-    finally:
-        a.stop()
-        b.stop()
+def test_404_moves_to_next_mirror(tmp_path: Path, start_server: StartServer) -> None:
+    a, b = start_server(), start_server()
+    b.add(PATH, DATA)
+    [r] = fetch([a.url, b.url], tmp_path)
+    assert r.mirror == b.url and len(a.gets(PATH)) == 1
 
 
 def test_rerun_makes_no_request_and_force_refetches(served: FaultyServer, tmp_path: Path) -> None:
@@ -294,21 +285,19 @@ def test_corrupt_final_file_is_refetched(served: FaultyServer, tmp_path: Path) -
     assert target.read_bytes() == DATA
 
 
-def test_partial_mirror_is_asked_only_for_what_it_carries(tmp_path: Path) -> None:
-    a, b = FaultyServer().start(), FaultyServer().start()
-    try:
-        other = remote(b"other bytes", "kmnist/other.bin")
-        for s in (a, b):
-            s.add(PATH, DATA)
-            s.add(other.path, b"other bytes")
-        partial = Mirror("partial", a.url + "/{path}", carries=frozenset({other.path}))
-        d = Downloader(mirrors=[partial, b.url], progress=False, jobs=1)
-        rs = d.fetch([remote(), other], tmp_path)
-        assert [r.mirror for r in rs] == [b.url, "partial"]
-        assert a.gets(PATH) == []
-    finally:
-        a.stop()
-        b.stop()
+def test_partial_mirror_is_asked_only_for_what_it_carries(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    a, b = start_server(), start_server()
+    other = remote(b"other bytes", "kmnist/other.bin")
+    for s in (a, b):
+        s.add(PATH, DATA)
+        s.add(other.path, b"other bytes")
+    partial = Mirror("partial", a.url + "/{path}", carries=frozenset({other.path}))
+    d = Downloader(mirrors=[partial, b.url], progress=False, jobs=1)
+    rs = d.fetch([remote(), other], tmp_path)
+    assert [r.mirror for r in rs] == [b.url, "partial"]
+    assert a.gets(PATH) == []
 
 
 def _closed_port() -> int:

@@ -14,10 +14,7 @@ import pytest
 import kmnist
 from kmnist.formats import read_idx, read_npz
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "kmnist").is_dir(), reason=f"real published files not found at {REALDATA}"
-)
+from .conftest import REALDATA, needs_realdata
 
 
 def idx_bytes(shape: tuple[int, ...], payload: bytes | None = None, magic_type: int = 8) -> bytes:
@@ -124,14 +121,17 @@ def test_load_from_the_environment_folder(monkeypatch: pytest.MonkeyPatch) -> No
     assert x.shape == (10000, 28, 28) and y.shape == (10000,)
 
 
-@pytest.mark.realdata
-@needs_realdata
-def test_download_true_fetches_what_is_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The real files as a local mirror in the official layout: no network.
+@pytest.fixture
+def realdata_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real files as the mirror: a local folder in the official layout, no network."""
     monkeypatch.setenv("KMNIST_MIRROR", str(REALDATA))
     monkeypatch.setenv("TQDM_DISABLE", "1")
+
+
+@pytest.mark.realdata
+@needs_realdata
+@pytest.mark.usefixtures("realdata_mirror")
+def test_download_true_fetches_what_is_missing(tmp_path: Path) -> None:
     link_real(tmp_path, "kmnist/kmnist-test-labels.npz")
     x, y = kmnist.load("kmnist", "test", root=tmp_path, download=True)
     assert x.shape == (10000, 28, 28) and len(y) == 10000
@@ -292,11 +292,8 @@ def test_flat_folder_of_the_original_script(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 @needs_realdata
-def test_download_true_replaces_the_2018_images(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", str(REALDATA))
-    monkeypatch.setenv("TQDM_DISABLE", "1")
+@pytest.mark.usefixtures("realdata_mirror")
+def test_download_true_replaces_the_2018_images(tmp_path: Path) -> None:
     images = tmp_path / "kmnist/kmnist-test-imgs.npz"
     images.parent.mkdir()
     images.write_bytes((REALDATA / "v1/kmnist-test-imgs.npz").read_bytes())

@@ -21,7 +21,7 @@ from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.storage.layout import lock_path, part_path
 from kmnist.storage.lock import FileLock
 
-from .conftest import no_part_files
+from .conftest import StartServer, no_part_files
 from .server import FaultyServer
 
 DATA = os.urandom(300_000)
@@ -118,29 +118,28 @@ def test_a_body_that_never_ends_is_cut_at_the_published_size(
 
 
 def test_a_one_byte_per_second_trickle_is_a_stall(
-    server: FaultyServer, good: FaultyServer, tmp_path: Path
+    server: FaultyServer,
+    good: FaultyServer,
+    tmp_path: Path,
+    start_server: StartServer,
 ) -> None:
-    slow = FaultyServer().start()
-    try:
-        slow.add(PATH, DATA)
-        slow.always(PATH, "trickle:0.2")
-        rs, notes = run([slow.url, good.url], tmp_path)
-    finally:
-        slow.stop()
+    slow = start_server()
+    slow.add(PATH, DATA)
+    slow.always(PATH, "trickle:0.2")
+    rs, notes = run([slow.url, good.url], tmp_path)
     assert (tmp_path / PATH).read_bytes() == DATA
     assert [r.mirror for r in rs] == [good.url]  # type: ignore[attr-defined]
     said = "\n".join(notes.lines)
     assert "stalled" in said and "under 1024 B/s" in said and "trying the next mirror" in said
 
 
-def test_headers_sent_a_byte_at_a_time_time_out(good: FaultyServer, tmp_path: Path) -> None:
-    slow = FaultyServer().start()
-    try:
-        slow.add(PATH, DATA)
-        slow.always(PATH, "slowheaders:0.2")  # each byte well within the read timeout
-        rs, notes = run([slow.url, good.url], tmp_path)
-    finally:
-        slow.stop()
+def test_headers_sent_a_byte_at_a_time_time_out(
+    good: FaultyServer, tmp_path: Path, start_server: StartServer
+) -> None:
+    slow = start_server()
+    slow.add(PATH, DATA)
+    slow.always(PATH, "slowheaders:0.2")  # each byte well within the read timeout
+    rs, notes = run([slow.url, good.url], tmp_path)
     assert (tmp_path / PATH).read_bytes() == DATA
     assert [r.mirror for r in rs] == [good.url]  # type: ignore[attr-defined]
     assert "no response from" in "\n".join(notes.lines)

@@ -20,8 +20,8 @@ import pytest
 import kmnist
 import kmnist.data.kanji
 
-ROOT = Path(__file__).resolve().parents[1]
-REALDATA = ROOT.parent / "shared" / "realdata"
+from .conftest import REALDATA, ROOT
+
 SECTIONS = ("## Load the data", "## PyTorch", "## Kuzushiji-Kanji")
 
 

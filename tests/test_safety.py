@@ -80,12 +80,18 @@ def temp_leftovers(root: Path) -> list[str]:
 # -- planted links -------------------------------------------------------------
 
 
+def part_in(root: Path) -> Path:
+    """Where the .part of the test file goes in ``root``, its folder made."""
+    part = storage.part_path(root / PATH)
+    part.parent.mkdir(parents=True)
+    return part
+
+
 def test_a_part_that_links_outside_is_refused(
     served: FaultyServer, tmp_path: Path, outside: Path
 ) -> None:
     root = tmp_path / "data"
-    part = storage.part_path(root / PATH)
-    part.parent.mkdir(parents=True)
+    part = part_in(root)
     part.symlink_to(outside)
     with pytest.raises(UnsafePath, match="symbolic link"):
         downloader(served.url, connections=1).fetch([remote()], root)
@@ -97,8 +103,7 @@ def test_a_part_that_links_outside_is_refused_on_the_ranged_path(
     served: FaultyServer, tmp_path: Path, outside: Path
 ) -> None:
     root = tmp_path / "data"
-    part = storage.part_path(root / PATH)
-    part.parent.mkdir(parents=True)
+    part = part_in(root)
     part.symlink_to(outside)
     with pytest.raises(UnsafePath):
         downloader(served.url).fetch([remote()], root)
@@ -110,8 +115,7 @@ def test_a_fifo_in_place_of_the_part_is_refused_without_hanging(
     served: FaultyServer, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
-    part = storage.part_path(root / PATH)
-    part.parent.mkdir(parents=True)
+    part = part_in(root)
     os.mkfifo(part)
     with pytest.raises(UnsafePath, match="not a regular file"):
         downloader(served.url, connections=1).fetch([remote()], root)
@@ -122,8 +126,7 @@ def test_a_range_record_that_links_outside_is_replaced(
     served: FaultyServer, tmp_path: Path, outside: Path
 ) -> None:
     root = tmp_path / "data"
-    part = storage.part_path(root / PATH)
-    part.parent.mkdir(parents=True)
+    part = part_in(root)
     part.write_bytes(b"")  # an earlier run's .part, so that the record is read
     state_path(root / PATH).symlink_to(outside)
     downloader(served.url).fetch([remote()], root)

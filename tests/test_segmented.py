@@ -17,7 +17,7 @@ from kmnist.storage.layout import part_path
 from kmnist.storage.partfile import PartFile, state_path
 from kmnist.verify import Hasher
 
-from .conftest import no_part_files
+from .conftest import StartServer, no_part_files
 from .server import FaultyServer
 
 PIECE = 256 << 10
@@ -157,20 +157,18 @@ def test_a_range_cut_midway_resumes_within_the_range(served: FaultyServer, tmp_p
     assert any(s % PIECE for s in starts), "a retry asked for the rest of a piece"
 
 
-def test_a_range_that_keeps_failing_moves_to_the_next_mirror(tmp_path: Path) -> None:
-    a, b = FaultyServer().start(), FaultyServer().start()
-    try:
-        a.add(PATH, DATA)
-        b.add(PATH, DATA)
-        a.fault(PATH, "delay:0", *["503"] * 50)
-        [r] = downloader(a.url, b.url).fetch([remote()], tmp_path)
-        assert r.mirror == b.url
-        assert (tmp_path / PATH).read_bytes() == DATA
-        # What mirror a delivered before it failed was kept, not fetched again.
-        assert a.body_bytes + b.body_bytes == len(DATA)
-    finally:
-        a.stop()
-        b.stop()
+def test_a_range_that_keeps_failing_moves_to_the_next_mirror(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    a, b = start_server(), start_server()
+    a.add(PATH, DATA)
+    b.add(PATH, DATA)
+    a.fault(PATH, "delay:0", *["503"] * 50)
+    [r] = downloader(a.url, b.url).fetch([remote()], tmp_path)
+    assert r.mirror == b.url
+    assert (tmp_path / PATH).read_bytes() == DATA
+    # What mirror a delivered before it failed was kept, not fetched again.
+    assert a.body_bytes + b.body_bytes == len(DATA)
 
 
 def test_server_without_range_support_gets_one_connection(
@@ -240,19 +238,15 @@ def test_record_that_does_not_match_is_not_trusted(
     assert target.read_bytes() == DATA
 
 
-def test_wrong_bytes_in_ranges_are_all_discarded(tmp_path: Path) -> None:
-    bad, good = FaultyServer().start(), FaultyServer().start()
-    try:
-        bad.add(PATH, DATA)
-        good.add(PATH, DATA)
-        bad.always(PATH, "wrong")  # every range starts with 64 flipped bytes
-        [r] = downloader(bad.url, good.url).fetch([remote()], tmp_path)
-        assert r.mirror == good.url
-        assert (tmp_path / PATH).read_bytes() == DATA
-        assert good.body_bytes == len(DATA)  # nothing from the bad mirror was kept
-    finally:
-        bad.stop()
-        good.stop()
+def test_wrong_bytes_in_ranges_are_all_discarded(tmp_path: Path, start_server: StartServer) -> None:
+    bad, good = start_server(), start_server()
+    bad.add(PATH, DATA)
+    good.add(PATH, DATA)
+    bad.always(PATH, "wrong")  # every range starts with 64 flipped bytes
+    [r] = downloader(bad.url, good.url).fetch([remote()], tmp_path)
+    assert r.mirror == good.url
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert good.body_bytes == len(DATA)  # nothing from the bad mirror was kept
 
 
 def test_wrong_total_in_content_range_is_refused(served: FaultyServer, tmp_path: Path) -> None:

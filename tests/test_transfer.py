@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import kmnist
 from kmnist.downloader import transfer
 from kmnist.downloader.transfer import LOW_WATER, LOW_WATER_MARGIN, make_session, open_url
 
+from .conftest import StartServer
 from .server import CERT, FaultyServer
 
 
@@ -90,13 +90,9 @@ def test_a_pooled_connection_is_reused_after_a_marked_body(
 
 
 @pytest.fixture
-def tls_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyServer]:
-    s = FaultyServer(tls=True).start()
+def tls_server(monkeypatch: pytest.MonkeyPatch, start_server: StartServer) -> FaultyServer:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(CERT))  # read once per session
-    try:
-        yield s
-    finally:
-        s.stop()
+    return start_server(tls=True)
 
 
 @pytest.mark.skipif(not transfer._SO_RCVLOWAT, reason="no SO_RCVLOWAT here")

@@ -14,9 +14,10 @@ The models themselves are in :mod:`kmnist.baselines.knn_model` (NumPy only) and
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,31 +160,32 @@ class Score:
         return f"{first}\n{self._verdict_line()}"
 
     def _verdict_line(self) -> str:
-        c = self.comparison
+        comparison = self.comparison
+        published = comparison.published
         metric = self.metric.replace("_", " ")
-        if c.published is None:
-            return f"published: {'; '.join(c.reasons)}"
-        figure = f"{c.published.value:.2%} {metric} on the {c.published.release.label}"
-        if c.verdict is Verdict.COMPARABLE:
-            assert c.difference is not None  # set for every comparable result
+        if published is None:
+            return f"published: {'; '.join(comparison.reasons)}"
+        figure = f"{published.value:.2%} {metric} on the {published.release.label}"
+        if comparison.verdict is Verdict.COMPARABLE:
+            assert comparison.difference is not None  # set for every comparable result
             return (
-                f"published: {figure} ({c.published.source}); "
-                f"difference {100 * c.difference:+.2f} points"
+                f"published: {figure} ({published.source}); "
+                f"difference {100 * comparison.difference:+.2f} points"
             )
-        return f"not comparable with the published {figure}: {'; '.join(c.reasons)}"
+        return f"not comparable with the published {figure}: {'; '.join(comparison.reasons)}"
 
     def as_json(self) -> dict[str, Any]:
         """Everything about the run as JSON-ready data: one object per run."""
-        c = self.comparison
+        comparison = self.comparison
         published = None
-        if c.published is not None:
-            p = c.published
+        if comparison.published is not None:
+            figure = comparison.published
             published = {
-                "name": p.name,
-                "value": p.value,
-                "metric": p.metric,
-                "release": p.release.value,
-                "source": p.source,
+                "name": figure.name,
+                "value": figure.value,
+                "metric": figure.metric,
+                "release": figure.release.value,
+                "source": figure.source,
             }
         return {
             "model": self.model,
@@ -195,9 +197,9 @@ class Score:
             "accuracy": self.accuracy,
             "balanced_accuracy": self.balanced_accuracy,
             "published": published,
-            "difference": c.difference,
-            "comparison": c.verdict.value,
-            "comparison_reasons": list(c.reasons),
+            "difference": comparison.difference,
+            "comparison": comparison.verdict.value,
+            "comparison_reasons": list(comparison.reasons),
             "n_train": self.n_train,
             "n_test": self.n_test,
             "hyperparameters": dict(self.hyperparameters),
@@ -315,18 +317,8 @@ def knn(
         raise UsageError(f"k={k} needs at least {k} training images, got {data.n_train}")
     started = provenance.utc_now()
     clock = time.monotonic()
-    bar = _bar(progress, data.n_train * len(data.test_x), "distances", "k-NN")
-    try:
-        pred = model.predict(
-            data.train_x,
-            data.train_y,
-            data.test_x,
-            k=k,
-            progress=None if bar is None else bar.update,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
+    with _progress_bar(progress, data.n_train * len(data.test_x), "distances", "k-NN") as advance:
+        pred = model.predict(data.train_x, data.train_y, data.test_x, k=k, progress=advance)
     return _score(
         "knn",
         dataset,
@@ -376,8 +368,7 @@ def cnn(
     data = _data(dataset, _root(root), download, limit, holdout)
     started = provenance.utc_now()
     clock = time.monotonic()
-    bar = _bar(progress, epochs * data.n_train, "img", "CNN")
-    try:
+    with _progress_bar(progress, epochs * data.n_train, "img", "CNN") as advance:
         fit = model.fit_predict(
             data.train_x,
             data.train_y,
@@ -388,11 +379,8 @@ def cnn(
             seed=seed,
             device=device,
             threads=threads,
-            progress=None if bar is None else bar.update,
+            progress=advance,
         )
-    finally:
-        if bar is not None:
-            bar.close()
     return _score(
         "cnn",
         dataset,
@@ -509,13 +497,24 @@ def _pairs(dataset: str, split: str) -> list[tuple[Entry, ...]]:
     ]
 
 
-def _bar(show: bool, total: int, unit: str, desc: str) -> Any:
-    """A tqdm bar on stderr (hidden when stderr is not a terminal), or None."""
+@contextlib.contextmanager
+def _progress_bar(
+    show: bool, total: int, unit: str, desc: str
+) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal), closed after the block.
+
+    Yields what advances it, or None when no bar is shown.
+    """
     if not show:
-        return None
+        yield None
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit=f" {unit}", unit_scale=True, desc=desc, disable=None)
+    bar: Any = tqdm(total=total, unit=f" {unit}", unit_scale=True, desc=desc, disable=None)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
 
 
 def _score(

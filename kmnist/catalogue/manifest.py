@@ -148,7 +148,7 @@ FORMATS: dict[str, str] = {
 }
 
 
-def _e(
+def _entry(
     path: str,
     size: int | None,
     *,
@@ -162,6 +162,7 @@ def _e(
     structure: Structure | None = None,
     ceiling: int | None = None,
 ) -> Entry:
+    """One catalogue row: the file (what its bytes must be) and what it is of."""
     return Entry(
         RemoteFile(path, size, sha256=sha256, md5=md5, structure=structure, ceiling=ceiling),
         dataset=dataset,
@@ -175,7 +176,7 @@ def _e(
 # The February 2019 release, the one every current mirror serves.
 _CURRENT: tuple[Entry, ...] = (
     # Kuzushiji-MNIST, MNIST format
-    _e(
+    _entry(
         "kmnist/train-images-idx3-ubyte.gz",
         18165135,
         dataset="kmnist",
@@ -185,7 +186,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="bdb82020997e1d708af4cf47b453dcf7",
         sha256="51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
     ),
-    _e(
+    _entry(
         "kmnist/train-labels-idx1-ubyte.gz",
         29497,
         dataset="kmnist",
@@ -195,7 +196,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="e144d726b3acfaa3e44228e80efcd344",
         sha256="e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
     ),
-    _e(
+    _entry(
         "kmnist/t10k-images-idx3-ubyte.gz",
         3041136,
         dataset="kmnist",
@@ -205,7 +206,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="5c965bf0a639b31b8f53240b1b52f4d7",
         sha256="edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
     ),
-    _e(
+    _entry(
         "kmnist/t10k-labels-idx1-ubyte.gz",
         5120,
         dataset="kmnist",
@@ -216,7 +217,7 @@ _CURRENT: tuple[Entry, ...] = (
         sha256="20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
     ),
     # Kuzushiji-MNIST, NumPy format
-    _e(
+    _entry(
         "kmnist/kmnist-train-imgs.npz",
         18384171,
         dataset="kmnist",
@@ -226,7 +227,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="a183fbc01ed9a345513b145673d3d0bb",
         sha256="11d69e17c8fd294905864aef177fd10c2185e5a3655f4da03d72ea5a64c17a72",
     ),
-    _e(
+    _entry(
         "kmnist/kmnist-train-labels.npz",
         29700,
         dataset="kmnist",
@@ -236,7 +237,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="b0e1d240e8afec72b50437fc3bc5908a",
         sha256="a325c877035602cb9b9ba54f4194a2a1b5f718026a463db5b5e0cdc124c03720",
     ),
-    _e(
+    _entry(
         "kmnist/kmnist-test-imgs.npz",
         3079479,
         dataset="kmnist",
@@ -246,7 +247,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="dace6de62ca8b90843cc45366337d02e",
         sha256="692d824896bec8f3c357ebf7a0fe904ed67ac632ce953d0b58f7fbef7bb27d87",
     ),
-    _e(
+    _entry(
         "kmnist/kmnist-test-labels.npz",
         5304,
         dataset="kmnist",
@@ -256,7 +257,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="3ae489a79983d0fe386152684e3b5412",
         sha256="660f13a4705431ea2a6391c41ecbe384cd0d932c595a101ec4f3b8989e785046",
     ),
-    _e(
+    _entry(
         "kmnist/kmnist_classmap.csv",
         151,
         dataset="kmnist",
@@ -268,7 +269,7 @@ _CURRENT: tuple[Entry, ...] = (
     ),
     # Kuzushiji-49, NumPy format only. No sha256 was ever published for the two
     # image files; md5 and size pin them.
-    _e(
+    _entry(
         "k49/k49-train-imgs.npz",
         66117696,
         dataset="k49",
@@ -277,7 +278,7 @@ _CURRENT: tuple[Entry, ...] = (
         kind="images",
         md5="7ac088b20481cf51dcd01ceaab89d821",
     ),
-    _e(
+    _entry(
         "k49/k49-train-labels.npz",
         164485,
         dataset="k49",
@@ -287,7 +288,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="44a8e1b893f81e63ff38d73cad420f7a",
         sha256="fbfef4750ce9aa70b6072f0bca7daa9e80e2d79b379d5ae923265a63396260e4",
     ),
-    _e(
+    _entry(
         "k49/k49-test-imgs.npz",
         10971201,
         dataset="k49",
@@ -296,7 +297,7 @@ _CURRENT: tuple[Entry, ...] = (
         kind="images",
         md5="d352e201d846ce6b94f42c990966f374",
     ),
-    _e(
+    _entry(
         "k49/k49-test-labels.npz",
         27450,
         dataset="k49",
@@ -306,7 +307,7 @@ _CURRENT: tuple[Entry, ...] = (
         md5="4da6f7a62e67a832d5eb1bd85c5ee448",
         sha256="299be30ea32c2cc69318f5a5a579ffbffb0a6a1ccff134fb0ca834cd525ad6af",
     ),
-    _e(
+    _entry(
         "k49/k49_classmap.csv",
         697,
         dataset="k49",
@@ -319,7 +320,7 @@ _CURRENT: tuple[Entry, ...] = (
     # Kuzushiji-Kanji: no size was published, so the hash alone checks it. The
     # ceiling is the published "310MB" with a third more: a body that goes on
     # past it is not the archive.
-    _e(
+    _entry(
         "kkanji/kkanji.tar",
         None,
         dataset="kkanji",
@@ -334,7 +335,7 @@ _CURRENT: tuple[Entry, ...] = (
 
 def _legacy(name: str, dataset: str, format: str, split: str, kind: str, n: int) -> Entry:
     shape = (n, 28, 28) if kind == "images" else (n,)
-    return _e(
+    return _entry(
         f"2018/{dataset}/{name}",
         None,
         dataset=dataset,
@@ -495,10 +496,6 @@ def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> 
     if env_value.split():
         return tuple(user_mirror(s, f"${MIRROR_ENV}") for s in env_value.split())
     return BUILTIN_MIRRORS
-
-
-def dataset_names() -> tuple[str, ...]:
-    return tuple(DATASETS)
 
 
 def select(

@@ -35,6 +35,6 @@ def romaji(dataset: str) -> tuple[str, ...]:
 
     ``romaji("kmnist")[y]`` names label ``y``. Unknown datasets (and
     Kuzushiji-Kanji, whose 3,832 classes are folders) raise what
-    :func:`kmnist.classmap.classmap` raises.
+    :func:`kmnist.catalogue.classmap.classmap` raises.
     """
     return tuple(ROMAJI[c.char] for c in classmap(dataset))

@@ -15,7 +15,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from ..catalogue.manifest import (
 )
 from ..downloader.plan import Action
 from ..errors import ExitStatus, StoppedAtQuestion, UsageError
+from ..storage.folders import can_write_in
 from ..storage.root import DATA_ENV, DEFAULT_DATA, data_root
 from .report import size
 
@@ -222,13 +222,13 @@ def on_disk(name: str, root: Path) -> str | None:
     a menu would make the first question slow; the plan shown before
     anything is fetched hashes them.
     """
-    ds = DATASETS[name]
+    dataset = DATASETS[name]
     partly = False
-    for fmt in ds.formats:
+    for fmt in dataset.formats:
         files = files_of(select(name, fmt))
         present = [f for f in files if _size_matches(f, root)]
         if present and len(present) == len(files):
-            fmt_note = f" ({fmt})" if len(ds.formats) > 1 else ""
+            fmt_note = f" ({fmt})" if len(dataset.formats) > 1 else ""
             sized = all(f.size is not None for f in files)
             return f"in {_shown(root)}{fmt_note}, {'sizes match' if sized else 'not checked yet'}"
         partly = partly or bool(present)
@@ -342,21 +342,11 @@ def check_folder(text: str) -> str | None:
             return f"{probe} is a file, so {path} cannot be made"
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
-    if _writable(probe):
+    if can_write_in(probe):
         return None
     if probe == path:
         return f"{path} is not writable"
     return f"{path} cannot be made: {probe} is not writable"
-
-
-def _writable(folder: Path) -> bool:
-    # A real file, removed at once, answers the question; os.access does not
-    # (it says yes to root, and knows nothing of read-only mounts or ACLs).
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 def check_mirror(text: str) -> str | None:

@@ -209,15 +209,15 @@ def _against(index: MemberIndex, found: Found) -> tuple[list[str], list[str], se
     .DS_Store a file browser left) changes no image or label, so it is a
     note; anything else that differs is a problem.
     """
-    d = compare(index, found)
-    harmless = [n for n in d.added if n in found.files and not _is_image(n)]
-    harmful = [n for n in d.added if n not in harmless]
-    problems = _examples(f"missing (in {index.archive}, not in the folder)", d.missing)
-    problems += _examples("changed size", d.resized)
-    problems += _examples("changed kind", d.retyped)
+    difference = compare(index, found)
+    harmless = [n for n in difference.added if n in found.files and not _is_image(n)]
+    harmful = [n for n in difference.added if n not in harmless]
+    problems = _examples(f"missing (in {index.archive}, not in the folder)", difference.missing)
+    problems += _examples("changed size", difference.resized)
+    problems += _examples("changed kind", difference.retyped)
     problems += _examples(f"added (not in {index.archive})", harmful)
     notes = _examples(f"other files added (not in {index.archive}; ignored)", harmless)
-    return problems, notes, set(d.added)
+    return problems, notes, set(difference.added)
 
 
 def _index_of(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..catalogue.classmap import classmap
 from ..catalogue.romaji import romaji
 from ..errors import UsageError
 from ..optional import import_pillow
+from ..storage.folders import can_write_in
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -112,19 +112,9 @@ def check_target(out: str | Path) -> str:
         raise UsageError(f"{prefix}: no folder {folder}")
     if not folder.is_dir():
         raise UsageError(f"{prefix}: {folder} is not a folder")
-    if not _writable(folder):
+    if not can_write_in(folder):
         raise UsageError(f"{prefix}: the folder {folder} is not writable")
     return fmt
-
-
-def _writable(folder: Path) -> bool:
-    # A real file, removed at once, answers the question; os.access does not
-    # (it says yes to root, and knows nothing of read-only mounts).
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 # -- the font -----------------------------------------------------------------

@@ -218,7 +218,7 @@ class KuzushijiKanji(_Vision):
     The labels are the class folders (``classes[i]`` is ``"U+XXXX"``, sorted
     by code point, the same list for both splits). The split is this
     package's own, since the authors published none: see
-    :mod:`kmnist.kanjisplit`. ``samples`` lists ``(path, label)`` as
+    :mod:`kmnist.data.kanjisplit`. ``samples`` lists ``(path, label)`` as
     torchvision's ``ImageFolder`` does; ``data`` decodes every image of the
     split on first use (the whole archive is 575 MB of pixels).
     ``download=True`` fetches the archive and unpacks it when the unpacked

@@ -32,20 +32,20 @@ def gunzip_part(part: Path, file: RemoteFile) -> bool:
     ok = False
     try:
         with open(part, "rb") as src, open(tmp, "wb") as dst:
-            z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing only
-            while not z.eof:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing only
+            while not inflater.eof:
                 data = src.read(CHUNK)
                 if not data:
                     return False  # cut short
-                out = z.decompress(data, CHUNK)
+                out = inflater.decompress(data, CHUNK)
                 while True:
                     dst.write(out)
                     hasher.update(out)
                     if limit is not None and hasher.size >= limit:
                         return False
-                    if not z.unconsumed_tail:
+                    if not inflater.unconsumed_tail:
                         break
-                    out = z.decompress(z.unconsumed_tail, CHUNK)
+                    out = inflater.decompress(inflater.unconsumed_tail, CHUNK)
         check_digests(hasher, "decoded")
         ok = True
     except (OSError, zlib.error, VerificationError):

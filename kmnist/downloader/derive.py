@@ -48,7 +48,7 @@ def source_of(file: RemoteFile, *, catalogue: Sequence[Entry] | None = None) -> 
 
 
 def expectation(file: RemoteFile, *, catalogue: Sequence[Entry] | None = None) -> str:
-    """What a derived file's stamp records (``storage.write_stamp``'s ``expect``)."""
+    """What a derived file's stamp records (``storage.layout.write_stamp``'s ``expect``)."""
     src = source_of(file, catalogue=catalogue)
     assert src is not None
     return f"derived from {src.path} (sha256 {src.sha256}), arr_0 equal to its array"

@@ -38,8 +38,6 @@ RATE_SAMPLE = 2 << 20
 HASH_STEP = 1 << 20
 # Written ranges are recorded (and counted for progress) every 256 KiB.
 MARK_STEP = 256 << 10
-# A file smaller than two pieces goes on one connection: a second one would
-# only add a request's latency.
 
 
 class Cancelled(Exception):
@@ -76,8 +74,8 @@ class FileJob:
         self.mirror = mirror
         self.url = mirror.url(file)
         self.bar: FileProgress = NullFileProgress()
-        self.pf = PartFile.load(target, file.size)
-        self.resumed_from = self.pf.have
+        self.part = PartFile.load(target, file.size)
+        self.resumed_from = self.part.have
         self.transferred = 0
         self._lock = threading.Lock()
         self._sampled = threading.Event()  # RATE_SAMPLE bytes have arrived
@@ -92,10 +90,12 @@ class FileJob:
 
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
-        file, pf = self.file, self.pf
-        storage.check_part(pf.path)  # a link planted in its place: refused before any request
-        if pf.complete():
+        file, part = self.file, self.part
+        storage.check_part(part.path)  # a link planted in its place: refused before any request
+        if part.complete():
             return self._hash_existing()
+        # A file smaller than two pieces goes on one connection: a second one
+        # would only add a request's latency.
         one_stream = (
             self.mirror.is_local
             or self.context.connections == 1
@@ -108,7 +108,7 @@ class FileJob:
     @property
     def part_path(self) -> Path:
         """The ``.part`` file the job fills (verified, then promoted by the run)."""
-        return self.pf.path
+        return self.part.path
 
     def show_progress(self, bar: FileProgress) -> None:
         """Count this job's bytes on ``bar`` from now on."""
@@ -116,11 +116,11 @@ class FileJob:
 
     def discard(self) -> None:
         """Forget every byte of the .part: they are not the published ones."""
-        self.pf.reset()
+        self.part.reset()
 
     def finished(self) -> None:
         """The .part was promoted to its final name: drop what tracked it."""
-        self.pf.finished()
+        self.part.finished()
 
     # -- one stream ----------------------------------------------------------
 
@@ -131,8 +131,8 @@ class FileJob:
         fetched before a fast connection went on in one stream); only the rest
         of the prefix is read back.
         """
-        pf = self.pf
-        keep = pf.as_prefix()
+        part = self.part
+        keep = part.as_prefix()
         if seen is None or seen.size > keep:
             seen = Hasher(self.file)
         hasher = PipelinedHasher(self._hash_existing(limit=keep, into=seen))
@@ -180,7 +180,7 @@ class FileJob:
         # body that goes on (no Content-Length, chunked, a 206 without one) is
         # cut there, and the hash decides. One comparison per chunk.
         limit = _room(self.file, body)
-        with storage.open_part(self.pf.path, "ab" if body.start else "wb") as fh:
+        with storage.open_part(self.part.path, "ab" if body.start else "wb") as fh:
             try:
                 for chunk in body.chunks():
                     self._check_cancel()
@@ -209,9 +209,41 @@ class FileJob:
     # -- byte ranges on several connections ---------------------------------------
 
     def _segmented(self) -> Hasher:
-        pf = self.pf
-        start = pf.missing()[0][0] if pf.size is not None else pf.contiguous()
-        gap_end = pf.missing()[0][1] if pf.size is not None else start + self.context.piece
+        """Fill the gaps of the .part piece by piece, on up to ``connections`` connections.
+
+        The first piece's request is the probe: its answer says whether the
+        server honours ranges at all, and its speed how many connections help.
+        """
+        probe = self._open_first_piece()
+        if not probe.ranged or probe.total is None:
+            return self._one_stream_after(probe)
+        self._check_size_or_close(probe)
+        if self.part.size != probe.total or not self.part.path.exists():
+            self.part.allocate(probe.total)
+        workers = _PieceWorkers(self, probe)
+        hasher = Hasher(self.file)
+        hash_thread = threading.Thread(
+            target=self._hash_prefix, args=(hasher, workers.stop), daemon=True
+        )
+        hash_thread.start()
+        try:
+            rest_in_one_stream = workers.fetch()
+        finally:
+            if workers.errors or not self.part.complete():
+                workers.stop.set()
+            self.part.save()
+            hash_thread.join()
+        if workers.errors:
+            raise workers.errors[0]
+        if rest_in_one_stream and not self.part.complete():
+            return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
+        return hasher
+
+    def _open_first_piece(self) -> Body:
+        """Ask for the first missing piece (retried as any request is)."""
+        part = self.part
+        start = part.missing()[0][0] if part.size is not None else part.contiguous()
+        gap_end = part.missing()[0][1] if part.size is not None else start + self.context.piece
         first_end = min(start + self.context.piece, gap_end)
         attempts = Attempts(self.context.retry, self._say)
         probe: Body | None = None
@@ -219,107 +251,28 @@ class FileJob:
             self._check_cancel()
             with _one_try(attempts):
                 probe = self._open(start, first_end)
-        if not probe.ranged or probe.total is None:
-            # No usable range support: one stream, from whatever it sent.
-            if probe.ranged:
-                self._close(probe)
-                return self._sequential(None)
-            return self._sequential(probe)
-        try:
-            self._check_size(probe)
-        except BaseException:
+        return probe
+
+    def _one_stream_after(self, probe: Body) -> Hasher:
+        """No usable range support: one stream, from whatever the server sent."""
+        if probe.ranged:
             self._close(probe)
-            raise
-        if pf.size != probe.total or not pf.path.exists():
-            pf.allocate(probe.total)
-        pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
-        for s, e in pf.missing():
-            for p in range(s, e, self.context.piece):
-                pieces.put((p, min(p + self.context.piece, e)))
-        stop = threading.Event()
-        hasher = Hasher(self.file)
-        hash_thread = threading.Thread(target=self._hash_prefix, args=(hasher, stop), daemon=True)
-        hash_thread.start()
-        errors: list[BaseException] = []
-        # The probe's body already carries the first piece: the first worker
-        # takes it, and its speed says whether more connections would help.
-        first = pieces.get_nowait()
-        assert first[0] == probe.start
+            return self._sequential(None)
+        return self._sequential(probe)
 
-        carry_on = threading.Event()  # the first worker goes on to further pieces
-
-        def worker(initial: tuple[int, int, Body] | None = None) -> None:
-            try:
-                if initial is not None:
-                    self._piece(*initial, stop)
-                    if not carry_on.is_set():
-                        return
-                while not stop.is_set():
-                    try:
-                        s, e = pieces.get_nowait()
-                    except queue.Empty:
-                        return
-                    self._piece(s, e, None, stop)
-            except BaseException as exc:  # handed to the caller below
-                errors.append(exc)
-                stop.set()
-
-        threads = [threading.Thread(target=worker, args=((*first, probe),), daemon=True)]
-        one_stream = False
+    def _check_size_or_close(self, body: Body) -> None:
         try:
-            started = time.monotonic()
-            threads[0].start()
-            # Parallel connections help when one connection is the bottleneck
-            # (a capped or distant host); when one already outruns the disk and
-            # the hash (loopback, a fast LAN), more only compete for the CPU.
-            # The first MiB of the first piece tells which.
-            while threads[0].is_alive() and not self._sampled.wait(0.05):
-                pass
-            rate = self.transferred / max(time.monotonic() - started, 1e-6)
-            # What is missing past the first piece (a gap may start inside it).
-            rest = [(max(a, first[1]), b) for a, b in pf.missing() if b > first[1]]
-            if rate < self.context.fast_connection:
-                carry_on.set()  # before the look below: the first worker sees one or the other
-                first_goes_on = threads[0].is_alive()
-                more = min(self.context.connections - first_goes_on, pieces.qsize())
-                threads += [threading.Thread(target=worker, daemon=True) for _ in range(more)]
-                for t in threads[1:]:
-                    t.start()
-            elif pf.contiguous() >= first[0] and rest == [(first[1], pf.size)]:
-                # Fast, and the rest is one gap to the end: after this piece it
-                # comes in one request, hashed as it arrives (see below).
-                one_stream = True
-            else:
-                carry_on.set()  # fast, but with holes to fill: one connection, piece by piece
-            for t in threads:
-                t.join()
-            if not errors and not one_stream:
-                # Whatever no worker took (the first one ended its piece before
-                # it was told to go on): this thread fetches it.
-                worker()
+            self._check_size(body)
         except BaseException:
-            stop.set()
-            for t in threads:
-                if t.is_alive():
-                    t.join()
+            self._close(body)
             raise
-        finally:
-            if errors or not pf.complete():
-                stop.set()
-            pf.save()
-            hash_thread.join()
-        if errors:
-            raise errors[0]
-        if one_stream and not pf.complete():
-            return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
-        return hasher
 
     def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:
         """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
         pos = start
         attempts = Attempts(self.context.retry, self._say)
         try:
-            with storage.open_part(self.pf.path, "r+b", buffering=0) as fh:
+            with storage.open_part(self.part.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
                     self._check_cancel()
                     before = pos
@@ -343,7 +296,7 @@ class FileJob:
         finally:
             if body is not None:
                 self._close(body)
-            self.pf.save()
+            self.part.save()
 
     def _write_range(
         self, fh: BinaryIO, body: Body, pos: int, end: int
@@ -360,13 +313,13 @@ class FileJob:
                 while view:
                     n = fh.write(view)
                     if not n:
-                        raise OSError(f"cannot write to {self.pf.path}")
+                        raise OSError(f"cannot write to {self.part.path}")
                     pos += n
                     view = view[n:]
                 # Recorded in batches: the bookkeeping per network chunk was a
                 # measurable share of the CPU time at 64 KiB chunks.
                 if pos - marked >= MARK_STEP:
-                    self.pf.mark(marked, pos)
+                    self.part.mark(marked, pos)
                     self._count(pos - marked)
                     marked = pos
                 if pos >= end:
@@ -375,20 +328,20 @@ class FileJob:
             return pos, exc
         finally:
             if pos > marked:
-                self.pf.mark(marked, pos)
+                self.part.mark(marked, pos)
                 self._count(pos - marked)
         return pos, None
 
     def _hash_prefix(self, hasher: Hasher, stop: threading.Event) -> None:
         """Hash the .part as its contiguous prefix grows (a thread beside the receivers)."""
-        pf = self.pf
-        assert pf.size is not None
+        part = self.part
+        assert part.size is not None
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
         buf = bytearray(HASH_STEP)
-        with storage.open_part(pf.path, "rb", buffering=0) as fh:
-            while hasher.size < pf.size:
-                end = pf.wait_contiguous(hasher.size, stop, step=HASH_STEP)
+        with storage.open_part(part.path, "rb", buffering=0) as fh:
+            while hasher.size < part.size:
+                end = part.wait_contiguous(hasher.size, stop, step=HASH_STEP)
                 if end <= hasher.size:
                     return  # stopped
                 fh.seek(hasher.size)
@@ -446,13 +399,13 @@ class FileJob:
 
     def _hash_existing(self, limit: int | None = None, into: Hasher | None = None) -> Hasher:
         """Hash the .part (its first ``limit`` bytes), after what ``into`` has seen of it."""
-        h = into if into is not None else Hasher(self.file)
-        want = None if limit is None else limit - h.size
-        if storage.size_or_none(self.pf.path) is not None and want != 0:
-            with storage.open_part(self.pf.path, "rb") as fh:
-                fh.seek(h.size)
-                h.feed(fh, want)
-        return h
+        hasher = into if into is not None else Hasher(self.file)
+        want = None if limit is None else limit - hasher.size
+        if storage.size_or_none(self.part.path) is not None and want != 0:
+            with storage.open_part(self.part.path, "rb") as fh:
+                fh.seek(hasher.size)
+                hasher.feed(fh, want)
+        return hasher
 
 
 # gzip's worst case on bytes that do not compress (the .gz and .npz files):
@@ -471,6 +424,111 @@ def _room(file: RemoteFile, body: Body) -> int:
     if body.ranged and body.length is not None:
         room = min(room, body.length)
     return room
+
+
+class _PieceWorkers:
+    """The connections of one segmented download: which piece each takes, and when all stop.
+
+    The first worker gets the probe's body (the first piece); its speed over
+    the first RATE_SAMPLE bytes decides whether more connections are opened.
+    """
+
+    def __init__(self, job: FileJob, probe: Body) -> None:
+        self.job = job
+        self.probe = probe
+        self.pieces = _pieces(job.part.missing(), job.context.piece)
+        self.first = self.pieces.get_nowait()
+        assert self.first[0] == probe.start
+        self.stop = threading.Event()  # every worker ends: a failure, or the job is over
+        self.carry_on = threading.Event()  # the first worker goes on to further pieces
+        self.errors: list[BaseException] = []  # handed to the job, the first one raised
+        self.threads: list[threading.Thread] = []
+
+    def fetch(self) -> bool:
+        """Fetch the pieces. True when the rest should come in one stream instead."""
+        first = self.first
+        self.threads = [
+            threading.Thread(target=self._work, args=((*first, self.probe),), daemon=True)
+        ]
+        rest_in_one_stream = False
+        try:
+            started = time.monotonic()
+            self.threads[0].start()
+            rate = self._first_rate(started)
+            rest_in_one_stream = self._choose_connections(rate)
+            for t in self.threads:
+                t.join()
+            if not self.errors and not rest_in_one_stream:
+                # Whatever no worker took (the first one ended its piece before
+                # it was told to go on): this thread fetches it.
+                self._work()
+        except BaseException:
+            self.stop.set()
+            for t in self.threads:
+                if t.is_alive():
+                    t.join()
+            raise
+        return rest_in_one_stream
+
+    def _first_rate(self, started: float) -> float:
+        """Bytes per second of the first connection, over its first RATE_SAMPLE bytes.
+
+        Parallel connections help when one connection is the bottleneck (a
+        capped or distant host); when one already outruns the disk and the
+        hash (loopback, a fast LAN), more only compete for the CPU.
+        """
+        job = self.job
+        while self.threads[0].is_alive() and not job._sampled.wait(0.05):
+            pass
+        return job.transferred / max(time.monotonic() - started, 1e-6)
+
+    def _choose_connections(self, rate: float) -> bool:
+        """Open more connections, go on with one, or (True) take the rest in one stream."""
+        job, first = self.job, self.first
+        part = job.part
+        # What is missing past the first piece (a gap may start inside it).
+        rest = [(max(a, first[1]), b) for a, b in part.missing() if b > first[1]]
+        if rate < job.context.fast_connection:
+            self.carry_on.set()  # before the look below: the first worker sees one or the other
+            first_goes_on = self.threads[0].is_alive()
+            more = min(job.context.connections - first_goes_on, self.pieces.qsize())
+            added = [threading.Thread(target=self._work, daemon=True) for _ in range(more)]
+            self.threads += added
+            for t in added:
+                t.start()
+            return False
+        if part.contiguous() >= first[0] and rest == [(first[1], part.size)]:
+            # Fast, and the rest is one gap to the end: after this piece it
+            # comes in one request, hashed as it arrives.
+            return True
+        self.carry_on.set()  # fast, but with holes to fill: one connection, piece by piece
+        return False
+
+    def _work(self, initial: tuple[int, int, Body] | None = None) -> None:
+        """One connection: its initial piece (the probe's), then pieces from the queue."""
+        try:
+            if initial is not None:
+                self.job._piece(*initial, self.stop)
+                if not self.carry_on.is_set():
+                    return
+            while not self.stop.is_set():
+                try:
+                    start, end = self.pieces.get_nowait()
+                except queue.Empty:
+                    return
+                self.job._piece(start, end, None, self.stop)
+        except BaseException as exc:  # handed to the job by _segmented
+            self.errors.append(exc)
+            self.stop.set()
+
+
+def _pieces(missing: list[tuple[int, int]], piece: int) -> queue.SimpleQueue[tuple[int, int]]:
+    """The missing ranges cut into pieces of at most ``piece`` bytes, in order."""
+    pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+    for gap_start, gap_end in missing:
+        for at in range(gap_start, gap_end, piece):
+            pieces.put((at, min(at + piece, gap_end)))
+    return pieces
 
 
 @contextlib.contextmanager

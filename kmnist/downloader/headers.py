@@ -19,14 +19,13 @@ MAX_DIGITS = 18
 # policy then sends us to the next mirror.
 MAX_RETRY_AFTER = 86400.0
 
-_DIGITS = re.compile(r"[0-9]{1,18}", re.ASCII)
+_NUMBER = f"[0-9]{{1,{MAX_DIGITS}}}"
+_DIGITS = re.compile(_NUMBER, re.ASCII)
 _CONTENT_RANGE = re.compile(
-    r"[ \t]*bytes[ \t]+([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\*)[ \t]*",
+    rf"[ \t]*bytes[ \t]+({_NUMBER})-({_NUMBER})/({_NUMBER}|\*)[ \t]*",
     re.ASCII | re.IGNORECASE,
 )
-_UNSATISFIED_RANGE = re.compile(
-    r"[ \t]*bytes[ \t]+\*/([0-9]{1,18})[ \t]*", re.ASCII | re.IGNORECASE
-)
+_UNSATISFIED_RANGE = re.compile(rf"[ \t]*bytes[ \t]+\*/({_NUMBER})[ \t]*", re.ASCII | re.IGNORECASE)
 # RFC 9110's IMF-fixdate, the one form servers must send (the obsolete RFC 850
 # and asctime forms are parsed too, as the RFC asks of recipients).
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

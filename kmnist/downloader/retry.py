@@ -21,12 +21,10 @@ class GiveUp(Exception):
         reason: str,
         *,
         unreachable: bool = False,
-        host_down: bool = False,
         stalled: bool = False,
     ) -> None:
         super().__init__(reason)
         self.unreachable = unreachable
-        self.host_down = host_down
         self.stalled = stalled
 
 
@@ -89,7 +87,6 @@ class Attempts:
             raise GiveUp(
                 f"{exc} (after {self.tries} tries)",
                 unreachable=exc.unreachable,
-                host_down=exc.host_down,
                 stalled=exc.stalled,
             )
         if wait:

@@ -11,7 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
@@ -163,52 +163,67 @@ class Downloader:
         if steps:
             storage.ensure_space(steps[0].target.parent, plan.todo_bytes)
         self._progress = self._make_progress(plan)
-        results: dict[int, Result] = {}
-        failures: list[KmnistError] = []
         derived: list[Result] = []
         try:
-            with ThreadPoolExecutor(max_workers=min(self.jobs, max(len(steps), 1))) as pool:
-                # Largest first (an unpublished size counts as largest): the
-                # biggest file is the critical path, and the small ones fill in
-                # around it. Results are still reported in the plan's order.
-                order = sorted(
-                    range(len(steps)), key=lambda i: -(steps[i].file.size or float("inf"))
-                )
-                futures = {pool.submit(self._one, steps[i]): i for i in order}
-                try:
-                    pending = set(futures)
-                    while pending:
-                        done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                        self._watch()
-                        for fut in done:
-                            exc = fut.exception()
-                            if exc is None:
-                                results[futures[fut]] = fut.result()
-                            elif isinstance(exc, KmnistError):
-                                failures.append(exc)
-                            else:
-                                raise exc
-                except BaseException:
-                    # Ctrl-C or a bug: stop every worker now. Their .part files
-                    # stay, so the next run resumes; no final name is touched.
-                    self._abort()
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+            results, failures = self._fetch_steps(steps)
             if failures:
                 # A NumPy file no mirror gave may be built from the MNIST one.
                 derived, failures = self._derive_failed(plan, failures)
         finally:
             self._progress.close()
-            if self._session is not None and self._own_session:
-                self._session.close()
-                self._session = None
-        completed = [results[i] for i in sorted(results)] + derived
+            self._close_own_session()
+        completed = results + derived
         if failures:
-            failures = self._down_mirrors() + failures
-            error = failures[0] if len(failures) == 1 else DownloadsFailed(failures)
-            error.completed = tuple(completed)
-            raise error
+            raise self._run_failed(failures, completed)
         return completed
+
+    def _fetch_steps(self, steps: list[Step]) -> tuple[list[Result], list[KmnistError]]:
+        """Every step, ``jobs`` at a time: the results in the plan's order, and the failures."""
+        results: dict[int, Result] = {}
+        failures: list[KmnistError] = []
+        with ThreadPoolExecutor(max_workers=min(self.jobs, max(len(steps), 1))) as pool:
+            futures = {pool.submit(self._fetch_step, steps[i]): i for i in _largest_first(steps)}
+            try:
+                self._collect(futures, results, failures)
+            except BaseException:
+                # Ctrl-C or a bug: stop every worker now. Their .part files
+                # stay, so the next run resumes; no final name is touched.
+                self._abort()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return [results[i] for i in sorted(results)], failures
+
+    def _collect(
+        self,
+        futures: dict[Future[Result], int],
+        results: dict[int, Result],
+        failures: list[KmnistError],
+    ) -> None:
+        """Wait for the futures, watching for stalls; a bug (not a KmnistError) is raised."""
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            self._watch()
+            for fut in done:
+                exc = fut.exception()
+                if exc is None:
+                    results[futures[fut]] = fut.result()
+                elif isinstance(exc, KmnistError):
+                    failures.append(exc)
+                else:
+                    raise exc
+
+    def _close_own_session(self) -> None:
+        if self._session is not None and self._own_session:
+            self._session.close()
+            self._session = None
+
+    def _run_failed(self, failures: list[KmnistError], completed: list[Result]) -> KmnistError:
+        """The error a run with failures raises: the mirrors found down first."""
+        failures = self._down_mirrors() + failures
+        error = failures[0] if len(failures) == 1 else DownloadsFailed(failures)
+        error.completed = tuple(completed)
+        return error
 
     def _derive_failed(
         self, plan: Plan, failures: list[KmnistError]
@@ -231,7 +246,7 @@ class Downloader:
             source = step.target.with_name(src.name)
             self.note(f"{step.file.path}: no mirror gave it; building it from {src.path}")
             try:
-                fetched = self._one(_step_for(src, source, self.catalogue))
+                fetched = self._fetch_step(_step_for(src, source, self.catalogue))
                 build(step.file, step.target, source, catalogue=self.catalogue)
                 check_derived(step.file, step.target, catalogue=self.catalogue)
             except KmnistError as exc:
@@ -295,7 +310,8 @@ class Downloader:
                 self._session = make_session(f"kmnist/{__version__}", self.connections)
             return self._session
 
-    def _one(self, step: Step) -> Result:
+    def _fetch_step(self, step: Step) -> Result:
+        """One step: skipped, or fetched under its lock from the first mirror that gives it."""
         start = time.monotonic()
         if step.action is Action.SKIP:
             # Acting, not planning: the check the plan made is recorded now.
@@ -435,6 +451,14 @@ def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
     if not out:
         raise KmnistError("no mirrors given")
     return out
+
+
+def _largest_first(steps: list[Step]) -> list[int]:
+    """The steps' indexes, largest file first (an unpublished size counts as largest).
+
+    The biggest file is the critical path, and the small ones fill in around it.
+    """
+    return sorted(range(len(steps)), key=lambda i: -(steps[i].file.size or float("inf")))
 
 
 def _step_for(file: RemoteFile, target: Path, catalogue: Catalogue) -> Step:

@@ -78,10 +78,10 @@ class Transient(Exception):
         # Bytes came too slowly (or not at all) for the read timeout.
         self.stalled = stalled
         # No connection could be made (refused, timed out, no such host).
+        # ``host_down`` says the host itself is out of reach (connect timeout,
+        # name not resolved), not just one port: either way the run skips
+        # that origin for the rest of the run.
         self.unreachable = unreachable or host_down
-        # The host itself is out of reach (connect timeout, name not resolved):
-        # every mirror on it, whatever the scheme or port, is too.
-        self.host_down = host_down
         self.got = 0  # bytes written by the try that failed (set by the caller)
 
 
@@ -200,24 +200,24 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     """
     import requests
 
-    s = requests.Session()
+    session = requests.Session()
     adapter = _deadline_adapter(
         pool_connections=8, pool_maxsize=connections, pool_block=True, max_retries=0
     )
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     # With trust_env, requests walks os.environ for proxies and CA bundles on
     # every request (2 ms each here, 0.25 s of CPU for the full set). The
     # environment is read once instead: proxies per origin in open_url, the
     # CA bundle here.
-    s.trust_env = False
+    session.trust_env = False
     ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if ca_bundle:
-        s.verify = ca_bundle
+        session.verify = ca_bundle
     # identity: no layer may un-gzip a .gz on the way (requests asks for gzip
     # by default, and some servers then compress or relabel binary files).
-    s.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
-    return s
+    session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
+    return session
 
 
 class _HeaderDeadline:
@@ -319,119 +319,179 @@ def open_url(
     """
     if not url.startswith(("http://", "https://")):
         return _open_local(url, offset)
-    import requests
-
-    shown = redact(url)
-    where = str(origin(url) or "?")
-    headers: dict[str, str] = {}
-    if end is not None:
-        headers["Range"] = f"bytes={offset}-{end - 1}"
-    elif offset:
-        headers["Range"] = f"bytes={offset}-"
-    asked = f" {headers['Range']}" if headers else ""
-    began = time.monotonic()
     try:
+        return _Exchange(url, offset, end, log).open(session, timeout)
+    except _RangeNotAsked:
+        # A range we did not ask for cannot be stitched on: start over, once
+        # (from byte 0 no Range is sent, so this cannot happen again).
+        return _Exchange(url, 0, None, log).open(session, timeout)
+
+
+class _RangeNotAsked(Exception):
+    """A 206 whose Content-Range does not start where we asked."""
+
+
+class _Exchange:
+    """One GET and its response: what the Body it becomes reads, closes and aborts."""
+
+    def __init__(
+        self, url: str, offset: int, end: int | None, log: Callable[[str], None] | None
+    ) -> None:
+        self.url = url
+        self.offset = offset
+        self.shown = redact(url)
+        self.where = str(origin(url) or "?")
+        self.headers: dict[str, str] = {}
+        if end is not None:
+            self.headers["Range"] = f"bytes={offset}-{end - 1}"
+        elif offset:
+            self.headers["Range"] = f"bytes={offset}-"
+        self.asked = f" {self.headers['Range']}" if self.headers else ""
+        self.log = log
+        self.began = 0.0
+        self.body: Body | None = None  # once there is one, for the bytes it received
+        self.sock: socket.socket | None = None
+
+    def open(self, session: requests.Session, timeout: tuple[float, float]) -> Body:
+        """Send the request; the Body of a usable answer, or Transient / Refused."""
+        response = self._send(session, timeout)
+        self.response = response
+        raw = response.raw
+        conn = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+        self.sock = getattr(conn, "sock", None)
+        # read1 returns what has arrived (up to n) instead of waiting for n bytes,
+        # so a read that times out loses nothing already received: the retry
+        # resumes from the last byte that reached us. urllib3 1.x lacks it.
+        self._raw_read = getattr(raw, "read1", raw.read)
+        status = response.status_code
+        if status == 416 and self.offset:
+            # Nothing past ``offset``: the .part may already be whole. The caller
+            # verifies it rather than trusting either side.
+            self.close()
+            total = hdr.parse_unsatisfied_range(response.headers.get("Content-Range"))
+            return Body(self.offset, 0, total, lambda n: b"", lambda: None)
+        self._refuse_what_is_not_the_file(status)
+        if status == 206:
+            return self._ranged_body(timeout)
+        # 200: the whole file, whatever we asked for. An encoded body's length is
+        # not the file's.
+        length = hdr.parse_content_length(response.headers.get("Content-Length"))
+        total = None if self._encoding() else length
+        return self._make_body(0, length, total, ranged=False, timeout=timeout)
+
+    def _send(self, session: requests.Session, timeout: tuple[float, float]) -> requests.Response:
+        """The GET itself: a failure to get any answer in plain words (and logged)."""
+        import requests
+
+        self.began = time.monotonic()
         try:
-            r = session.get(
-                url, headers=headers, stream=True, timeout=timeout, proxies=env_proxies(url)
+            try:
+                return session.get(
+                    self.url,
+                    headers=self.headers,
+                    stream=True,
+                    timeout=timeout,
+                    proxies=env_proxies(self.url),
+                )
+            except requests.exceptions.ConnectionError as exc:
+                raise _connection_failure(exc, self.url, timeout) from exc
+            except requests.exceptions.Timeout as exc:
+                raise Transient(f"no response from {self.where} within {timeout[1]:g} s") from exc
+            except requests.exceptions.RequestException as exc:
+                raise Refused(f"{redact(_reason(exc))} for {self.shown}") from exc
+        except (Transient, Refused) as exc:
+            if self.log is not None:
+                self.log(f"GET {self.shown}{self.asked}: {exc} ({self._seconds():.2f} s)")
+            raise
+
+    def _refuse_what_is_not_the_file(self, status: int) -> None:
+        """Transient for a status a later try may cure, Refused for any other error or a page."""
+        headers = self.response.headers
+        if status in TRANSIENT_STATUS:
+            self.close()
+            raise Transient(
+                f"HTTP {status} for {self.shown}",
+                retry_after=hdr.parse_retry_after(headers.get("Retry-After")),
             )
-        except requests.exceptions.ConnectionError as exc:
-            raise _connection_failure(exc, url, timeout) from exc
-        except requests.exceptions.Timeout as exc:
-            raise Transient(f"no response from {where} within {timeout[1]:g} s") from exc
-        except requests.exceptions.RequestException as exc:
-            raise Refused(f"{redact(_reason(exc))} for {shown}") from exc
-    except (Transient, Refused) as exc:
-        if log is not None:
-            log(f"GET {shown}{asked}: {exc} ({time.monotonic() - began:.2f} s)")
-        raise
+        if status not in (200, 206):
+            self.close()
+            raise Refused(f"HTTP {status} for {self.shown}")
+        if "text/html" in (headers.get("Content-Type") or "").lower():
+            # No file of ours is HTML: this is an error or login page sent with 200.
+            self.close()
+            raise Refused(f"{self.shown} served an HTML page instead of the file")
 
-    status = r.status_code
-    body: Body | None = None
+    def _ranged_body(self, timeout: tuple[float, float]) -> Body:
+        content_range = hdr.parse_content_range(self.response.headers.get("Content-Range"))
+        if content_range is None or content_range[0] != self.offset:
+            self.close()
+            if self.offset == 0:
+                raise Refused(f"unusable Content-Range from {self.shown}")
+            raise _RangeNotAsked()
+        first, last, total = content_range
+        return self._make_body(self.offset, last - first + 1, total, ranged=True, timeout=timeout)
 
-    def close() -> None:
-        r.close()
-        if log is not None:
-            got = body.received if body is not None else 0
-            log(f"GET {shown}{asked}: {status}, {got} bytes in {time.monotonic() - began:.2f} s")
+    def _make_body(
+        self,
+        start: int,
+        length: int | None,
+        total: int | None,
+        *,
+        ranged: bool,
+        timeout: tuple[float, float],
+    ) -> Body:
+        # The low-water mark counts bytes on the socket, and must stay below what
+        # is left: only for bodies whose bytes are exactly those on the wire (the
+        # raw bytes are read, so Content-Encoding changes nothing; chunk framing
+        # would).
+        transfer_encoding = self.response.headers.get("Transfer-Encoding") or ""
+        plain = "chunked" not in transfer_encoding.lower()
+        self.body = Body(
+            start,
+            length,
+            total,
+            self.read,
+            self.close,
+            self.abort,
+            ranged=ranged,
+            _sock=self.sock if plain and _SO_RCVLOWAT else None,
+            stall_window=timeout[1],
+            where=self.where,
+            encoding=self._encoding(),
+        )
+        return self.body
 
-    conn = getattr(r.raw, "_connection", None) or getattr(r.raw, "connection", None)
-    sock: socket.socket | None = getattr(conn, "sock", None)
+    def _encoding(self) -> str:
+        """Content-Encoding, lowercased; "" for none or identity."""
+        encoding = (self.response.headers.get("Content-Encoding") or "").strip().lower()
+        return "" if encoding == "identity" else encoding
 
-    def abort() -> None:
-        # Closing a socket does not wake a recv() blocked in another thread on
-        # Linux; shutting it down does.
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def _seconds(self) -> float:
+        return time.monotonic() - self.began
 
-    # read1 returns what has arrived (up to n) instead of waiting for n bytes,
-    # so a read that times out loses nothing already received: the retry
-    # resumes from the last byte that reached us. urllib3 1.x lacks it.
-    raw_read = getattr(r.raw, "read1", r.raw.read)
-
-    def read(n: int) -> bytes:
+    def read(self, n: int) -> bytes:
         # decode_content=False: the bytes exactly as sent. A server that labels
         # a .gz with Content-Encoding: gzip still gives us the file itself
         # (and one that really compresses it is undone after the download,
-        # when the raw bytes do not match: fetch keeps whichever does).
-        data: bytes = raw_read(n, decode_content=False)
+        # when the raw bytes do not match: the run keeps whichever does).
+        data: bytes = self._raw_read(n, decode_content=False)
         return data
 
-    length = hdr.parse_content_length(r.headers.get("Content-Length"))
-    encoding = (r.headers.get("Content-Encoding") or "").strip().lower()
-    encoding = "" if encoding == "identity" else encoding
-    # The low-water mark counts bytes on the socket, and must stay below what
-    # is left: only for bodies whose bytes are exactly those on the wire (the
-    # raw bytes are read, so Content-Encoding changes nothing; chunk framing
-    # would).
-    plain = "chunked" not in (r.headers.get("Transfer-Encoding") or "").lower()
-    low_water = sock if plain and _SO_RCVLOWAT else None
-    extra: dict[str, Any] = {"stall_window": timeout[1], "where": where, "encoding": encoding}
-    if status in TRANSIENT_STATUS:
-        close()
-        raise Transient(
-            f"HTTP {status} for {shown}",
-            retry_after=hdr.parse_retry_after(r.headers.get("Retry-After")),
-        )
-    if status == 416 and offset:
-        # Nothing past ``offset``: the .part may already be whole. The caller
-        # verifies it rather than trusting either side.
-        close()
-        total = hdr.parse_unsatisfied_range(r.headers.get("Content-Range"))
-        return Body(offset, 0, total, lambda n: b"", lambda: None)
-    if status not in (200, 206):
-        close()
-        raise Refused(f"HTTP {status} for {shown}")
-    if "text/html" in (r.headers.get("Content-Type") or "").lower():
-        # No file of ours is HTML: this is an error or login page sent with 200.
-        close()
-        raise Refused(f"{shown} served an HTML page instead of the file")
-    if status == 206:
-        cr = hdr.parse_content_range(r.headers.get("Content-Range"))
-        if cr is None or cr[0] != offset:
-            # A range we did not ask for cannot be stitched on: start over.
-            close()
-            if offset == 0:
-                raise Refused(f"unusable Content-Range from {shown}")
-            return open_url(url, 0, session=session, timeout=timeout, log=log)
-        body = Body(
-            offset,
-            cr[1] - cr[0] + 1,
-            cr[2],
-            read,
-            close,
-            abort,
-            ranged=True,
-            _sock=low_water,
-            **extra,
-        )
-        return body
-    # 200: the whole file, whatever we asked for. An encoded body's length is
-    # not the file's.
-    total = None if encoding else length
-    body = Body(0, length, total, read, close, abort, _sock=low_water, **extra)
-    return body
+    def close(self) -> None:
+        self.response.close()
+        if self.log is not None:
+            got = self.body.received if self.body is not None else 0
+            status = self.response.status_code
+            self.log(
+                f"GET {self.shown}{self.asked}: {status}, {got} bytes in {self._seconds():.2f} s"
+            )
+
+    def abort(self) -> None:
+        # Closing a socket does not wake a recv() blocked in another thread on
+        # Linux; shutting it down does.
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _low_water(rate: float, left: int) -> int:
@@ -496,8 +556,8 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
     import requests
     import urllib3.exceptions as u3
 
-    o = origin(url)
-    host, where = (o.host, str(o)) if o else ("?", "?")
+    address = origin(url)
+    host, where = (address.host, str(address)) if address else ("?", "?")
     cause = getattr(exc.args[0], "reason", None) if exc.args else None
     no_name = getattr(u3, "NameResolutionError", None)  # urllib3 2.x only
     # Most specific first: a name that does not resolve is a NewConnectionError,

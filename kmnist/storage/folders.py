@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from pathlib import Path
 
 from ..errors import FolderError
@@ -91,6 +92,17 @@ def check_writable(folder: Path) -> Path:
         what, todo = _CAUSES[errno.EACCES]
         raise FolderError(f"{probe} {what}: {todo}")
     return probe
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` now (one is, and removed at once)."""
+    # A real file answers the question; os.access does not (it says yes to
+    # root, and knows nothing of read-only mounts or ACLs).
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def check_readable(folder: Path) -> None:
