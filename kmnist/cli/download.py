@@ -231,7 +231,7 @@ def _main(argv: Sequence[str] | None, prog: str, catalogue: Sequence[Entry] | No
     if not argv:
         from .interactive import interact
 
-        return interact(prog=prog, out=out)
+        return interact(prog=prog, out=out, catalogue=catalogue)
     return run(args, out=out, catalogue=catalogue)
 
 
