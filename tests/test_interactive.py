@@ -778,15 +778,20 @@ def test_the_suggested_command_runs_as_printed(entry: str, path: str, tmp_path: 
         if not exe.is_file():
             pytest.skip(f"kmnist-download is not installed in {bindir}")
         start = [str(exe)]
-    r = subprocess.run(
-        start,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """``argv`` as the user runs it: no terminal, from ``tmp_path``, with ``env``."""
+        return subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    r = run(start)
     assert r.returncode == 2, r.stderr
     command = printed_command(r.stderr)
     words = shlex.split(command)
@@ -796,27 +801,12 @@ def test_the_suggested_command_runs_as_printed(entry: str, path: str, tmp_path: 
         assert words[0] in ("python", "python3")
     else:
         assert Path(words[0]).parent == bindir  # a venv not on PATH: named in full
-    again = subprocess.run(
-        ["sh", "-c", command + " --dry-run"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    again = run(["sh", "-c", command + " --dry-run"])
     assert again.returncode == 0, (command, again.stderr)
     assert "5 to fetch" in again.stdout and "into data" in again.stdout
     found = re.search(r"\(every flag: (.*)\)$", r.stderr.strip())
     assert found, r.stderr
-    usage = subprocess.run(
-        ["sh", "-c", found.group(1)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    usage = run(["sh", "-c", found.group(1)])
     assert usage.returncode == 0 and "--dataset" in usage.stdout, (found.group(1), usage.stderr)
     assert files_under(tmp_path) == set()
 
