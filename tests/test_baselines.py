@@ -430,12 +430,21 @@ def test_cnn_without_torch_says_how_to_install_it(
 # --- kmnist-baseline ----------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainFromTest:
+    """The real KMNIST test files by kind, and a catalogue that takes them for the training set."""
+
+    sources: dict[str, Path]
+    catalogue: tuple[kmnist.catalogue.manifest.Entry, ...]
+
+
 @pytest.fixture
-def test_set_as_train(realdata: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The manifest, told that KMNIST's training files are the test files' bytes.
+def test_set_as_train(realdata: Path) -> TrainFromTest:
+    """The manifest's catalogue, with KMNIST's training files given the test files' bytes.
 
     There are no training images here; this lets the real loader, with its
-    checksums, read copies of the test files as a training set.
+    checksums, read copies of the test files as a training set. The catalogue
+    is passed to the calls (their seam), not patched into the manifest.
     """
     sources = {kind: realdata / rel for kind, rel in REAL_TEST.items()}
     entries = []
@@ -447,8 +456,7 @@ def test_set_as_train(realdata: Path, monkeypatch: pytest.MonkeyPatch) -> dict[s
                 e, file=dataclasses.replace(e.file, size=len(data), sha256=digest, md5=None)
             )
         entries.append(e)
-    monkeypatch.setattr(kmnist.catalogue.manifest, "ENTRIES", tuple(entries))
-    return sources
+    return TrainFromTest(sources, tuple(entries))
 
 
 def copy_as_train_and_test(sources: dict[str, Path], root: Path) -> None:
@@ -460,10 +468,11 @@ def copy_as_train_and_test(sources: dict[str, Path], root: Path) -> None:
 
 @pytest.mark.realdata
 def test_cli_knn_run(
-    test_set_as_train: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    test_set_as_train: TrainFromTest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    copy_as_train_and_test(test_set_as_train, tmp_path)
-    assert main(["knn", "--dataset", "kmnist", "--dir", str(tmp_path)]) == 0
+    copy_as_train_and_test(test_set_as_train.sources, tmp_path)
+    argv = ["knn", "--dataset", "kmnist", "--dir", str(tmp_path)]
+    assert main(argv, catalogue=test_set_as_train.catalogue) == 0
     out = capsys.readouterr().out
     # Every test image is in the "training" set, at distance 0 from itself and
     # from no other image: the zero-distance rule makes every answer right.
@@ -477,33 +486,33 @@ def test_cli_knn_run(
 
 
 @pytest.mark.realdata
-def test_library_knn_with_limit(test_set_as_train: dict[str, Path], tmp_path: Path) -> None:
-    copy_as_train_and_test(test_set_as_train, tmp_path)
-    score = baselines.knn("kmnist", root=tmp_path, limit=300)
+def test_library_knn_with_limit(test_set_as_train: TrainFromTest, tmp_path: Path) -> None:
+    copy_as_train_and_test(test_set_as_train.sources, tmp_path)
+    catalogue = test_set_as_train.catalogue
+    score = baselines.knn("kmnist", root=tmp_path, limit=300, catalogue=catalogue)
     assert (score.n_train, score.n_test, score.accuracy) == (300, 300, 1.0)
     assert score.reported == baselines.reported("knn", "kmnist") and score.metric == "accuracy"
     assert score.protocol is baselines.Protocol.SUBSET
     assert score.comparison.verdict is baselines.Verdict.NOT_COMPARABLE
     with pytest.raises(kmnist.UsageError, match="at least 4 training images"):
-        baselines.knn("kmnist", root=tmp_path, limit=3)
+        baselines.knn("kmnist", root=tmp_path, limit=3, catalogue=catalogue)
 
 
 @pytest.mark.realdata
 def test_cli_download_fetches_what_is_missing(
-    test_set_as_train: dict[str, Path],
+    test_set_as_train: TrainFromTest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    copy_as_train_and_test(test_set_as_train, tmp_path / "mirror")
+    sources = test_set_as_train.sources
+    copy_as_train_and_test(sources, tmp_path / "mirror")
     classmap = "kmnist/kmnist_classmap.csv"  # a download brings it along
-    shutil.copyfile(
-        test_set_as_train["images"].parents[1] / classmap, tmp_path / "mirror" / classmap
-    )
+    shutil.copyfile(sources["images"].parents[1] / classmap, tmp_path / "mirror" / classmap)
     monkeypatch.setenv("KMNIST_MIRROR", str(tmp_path / "mirror"))
     data = tmp_path / "data"
     argv = ["knn", "--dataset", "kmnist", "--dir", str(data), "--limit", "100", "--download"]
-    assert main(argv) == 0
+    assert main(argv, catalogue=test_set_as_train.catalogue) == 0
     assert "knn kmnist (subset): accuracy 100.00%" in capsys.readouterr().out
     assert (data / "kmnist/kmnist-train-imgs.npz").is_file()
 

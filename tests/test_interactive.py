@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from kmnist.catalogue.manifest import (
     CURRENT_RELEASE,
     DATASETS,
     FORMATS,
+    Entry,
     RemoteFile,
     files_of,
     select,
@@ -60,12 +62,25 @@ PROG = "download_data.py"
 UNWRITABLE = Path("/proc/kmnist-test-folder")
 
 
+@dataclasses.dataclass(frozen=True)
+class Synthetic:
+    """A catalogue of small random files under the real names, and their bytes by path."""
+
+    catalogue: tuple[Entry, ...]
+    data: dict[str, bytes]
+
+    def drive(self, *keys: str) -> int:
+        """:func:`drive` with this catalogue passed to the command."""
+        return drive(*keys, catalogue=self.catalogue)
+
+
 @pytest.fixture
-def synthetic(server: FaultyServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+def synthetic(server: FaultyServer) -> Synthetic:
     """The current release with small random files under the real names, served by ``server``.
 
     The real image files are too big to keep for tests, and the flow's default
     (every split) needs them; the manifest's shape, names and checks stay.
+    The catalogue is passed to the command (its seam), not patched in.
     """
     data: dict[str, bytes] = {}
     entries = []
@@ -82,8 +97,16 @@ def synthetic(server: FaultyServer, monkeypatch: pytest.MonkeyPatch) -> dict[str
         entries.append(dataclasses.replace(e, file=f))
         server.add(e.file.path, body)
         data[e.file.path] = body
-    monkeypatch.setattr(manifest, "ENTRIES", tuple(entries))
-    return data
+    return Synthetic(tuple(entries), data)
+
+
+@pytest.fixture
+def served(
+    synthetic: Synthetic, server: FaultyServer, monkeypatch: pytest.MonkeyPatch
+) -> Synthetic:
+    """``synthetic``, with ``KMNIST_MIRROR`` naming the server (what the source question offers first)."""
+    monkeypatch.setenv("KMNIST_MIRROR", server.url)
+    return synthetic
 
 
 @pytest.fixture
@@ -95,8 +118,10 @@ def at_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def drive(*keys: str) -> int:
+def drive(*keys: str, catalogue: Sequence[Entry] | None = None) -> int:
     """Run ``download_data.py`` (no arguments) in-process, answering with ``keys``.
+
+    ``catalogue`` is passed to the command (None: the manifest's).
 
     The input is closed after the keys, so a flow that asks one question more
     than the test answers stops at once (as Ctrl-D would) instead of hanging.
@@ -108,7 +133,7 @@ def drive(*keys: str) -> int:
     with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
         inp.send_text("".join(keys))
         inp.close()
-        return main([], prog=PROG)
+        return main([], prog=PROG, catalogue=catalogue)
 
 
 def files_under(root: Path) -> set[str]:
@@ -332,19 +357,17 @@ def test_plain_style_only_with_no_color() -> None:
 
 def test_enter_through_the_defaults(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
+    served: Synthetic,
     server: FaultyServer,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
     # datasets, format, split, folder, source, go ahead: Enter each time.
-    assert drive(ENTER * 6) == 0
+    assert served.drive(ENTER * 6) == 0
     data = at_terminal / "data"
     want = {e.file.path for e in select("kmnist", "npz")}
     assert fetched(data) == want
     for path in want:
-        assert (data / path).read_bytes() == synthetic[path]
+        assert (data / path).read_bytes() == served.data[path]
     out = capsys.readouterr().out
     assert "5 to fetch" in out and f"mirrors: {server.url}" in out
     assert (
@@ -358,7 +381,7 @@ def test_enter_through_the_defaults(
     ]
     # Again: the plan finds every file verified, and nothing is fetched.
     requests = len(server.requests)
-    assert drive(ENTER * 6) == 0
+    assert served.drive(ENTER * 6) == 0
     assert len(server.requests) == requests
     out = capsys.readouterr().out
     assert "5 to skip; 0 B to transfer" in out and "5 file(s) ready in data" in out
@@ -366,14 +389,12 @@ def test_enter_through_the_defaults(
 
 def test_the_folder_offered_is_the_environment_one(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
-    server: FaultyServer,
+    served: Synthetic,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
     monkeypatch.setenv("KMNIST_DATA", str(at_terminal / "shared"))
-    assert drive(ENTER * 6) == 0
+    assert served.drive(ENTER * 6) == 0
     assert fetched(at_terminal / "shared") == {e.file.path for e in select("kmnist", "npz")}
     assert not (at_terminal / "data").exists()
     assert f"--dir {at_terminal / 'shared'}" in capsys.readouterr().out
@@ -381,13 +402,13 @@ def test_the_folder_offered_is_the_environment_one(
 
 def test_every_choice_away_from_the_defaults(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
+    synthetic: Synthetic,
     server: FaultyServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     dest = at_terminal / "elsewhere" / "kuzushiji"
     assert (
-        drive(
+        synthetic.drive(
             DOWN + SPACE + DOWN + SPACE + ENTER,  # add K49 and Kuzushiji-Kanji to KMNIST
             DOWN + ENTER,  # KMNIST in MNIST format (K49 has only one: not asked)
             DOWN + DOWN + ENTER,  # test only
@@ -410,7 +431,7 @@ def test_every_choice_away_from_the_defaults(
     assert fetched(dest) == want
     assert "kmnist/t10k-images-idx3-ubyte.gz" in want and "kkanji/kkanji.tar" in want
     for path in want:
-        assert (dest / path).read_bytes() == synthetic[path]
+        assert (dest / path).read_bytes() == synthetic.data[path]
     assert not (at_terminal / "data").exists()
     out = capsys.readouterr().out
     assert f"--dataset k49 --dataset kkanji --split test --dir {dest} --mirror {server.url}" in out
@@ -448,13 +469,10 @@ def test_a_typed_folder_is_a_mirror(
 
 def test_kanji_alone_asks_no_format_and_no_split(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
-    server: FaultyServer,
-    monkeypatch: pytest.MonkeyPatch,
+    served: Synthetic,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
-    assert drive(SPACE + DOWN + DOWN + SPACE + ENTER, "n", ENTER, ENTER, "y") == 0
+    assert served.drive(SPACE + DOWN + DOWN + SPACE + ENTER, "n", ENTER, ENTER, "y") == 0
     assert fetched(at_terminal / "data") == {"kkanji/kkanji.tar"}
     out = capsys.readouterr().out
     assert "unpublished size" in out and "kmnist.extract_kanji(root='data')" in out
@@ -462,24 +480,21 @@ def test_kanji_alone_asks_no_format_and_no_split(
 
 def test_choosing_nothing_is_refused_and_asked_again(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
-    server: FaultyServer,
-    monkeypatch: pytest.MonkeyPatch,
+    served: Synthetic,
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
     k49 = {e.file.path for e in select("k49", "npz", "test")}
     # Unticking KMNIST leaves nothing: Enter is refused; tick K49 instead.
-    assert drive(SPACE + ENTER + DOWN + SPACE + ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, "y") == 0
+    assert (
+        served.drive(SPACE + ENTER + DOWN + SPACE + ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, "y")
+        == 0
+    )
     assert fetched(at_terminal / "data") == k49
 
 
 def test_a_file_or_unwritable_folder_is_refused_and_asked_again(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
-    server: FaultyServer,
-    monkeypatch: pytest.MonkeyPatch,
+    served: Synthetic,
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
     a_file = at_terminal / "notes.txt"
     a_file.write_text("mine")
     refused = [CTRL_U + str(a_file) + ENTER]
@@ -487,7 +502,9 @@ def test_a_file_or_unwritable_folder_is_refused_and_asked_again(
         refused.append(CTRL_U + str(UNWRITABLE) + ENTER)
     good = at_terminal / "good"
     assert (
-        drive(ENTER, ENTER, DOWN + DOWN + ENTER, *refused, CTRL_U + str(good) + ENTER, ENTER, "y")
+        served.drive(
+            ENTER, ENTER, DOWN + DOWN + ENTER, *refused, CTRL_U + str(good) + ENTER, ENTER, "y"
+        )
         == 0
     )
     assert fetched(good) == {e.file.path for e in select("kmnist", "npz", "test")}
@@ -496,10 +513,10 @@ def test_a_file_or_unwritable_folder_is_refused_and_asked_again(
 
 
 def test_a_bad_mirror_is_refused_and_asked_again(
-    at_terminal: Path, synthetic: dict[str, bytes], server: FaultyServer
+    at_terminal: Path, synthetic: Synthetic, server: FaultyServer
 ) -> None:
     assert (
-        drive(
+        synthetic.drive(
             ENTER,
             ENTER,
             DOWN + DOWN + ENTER,
@@ -517,23 +534,21 @@ def test_a_bad_mirror_is_refused_and_asked_again(
 
 def test_the_plan_shows_what_is_skipped_and_resumed(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
+    served: Synthetic,
     server: FaultyServer,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
     data = at_terminal / "data"
     labels, images = "kmnist/kmnist-test-labels.npz", "kmnist/kmnist-test-imgs.npz"
     (data / "kmnist").mkdir(parents=True)
-    (data / labels).write_bytes(synthetic[labels])
-    (data / (images + ".part")).write_bytes(synthetic[images][:500])
-    assert drive(ENTER, ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, ENTER) == 0
+    (data / labels).write_bytes(served.data[labels])
+    (data / (images + ".part")).write_bytes(served.data[images][:500])
+    assert served.drive(ENTER, ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, ENTER) == 0
     out = capsys.readouterr().out
     assert f"skip     {labels}" in out
     assert re.search(rf"(?m)^resume   {images}  +1\.2 KiB  500 B already there$", out)
     assert "1 to fetch, 1 to resume, 1 to skip" in out
-    assert (data / images).read_bytes() == synthetic[images]
+    assert (data / images).read_bytes() == served.data[images]
     assert server.gets("/" + labels) == []
     assert [r.range for r in server.gets("/" + images)] == ["bytes=500-"]
     assert no_part_files(data) == []
@@ -541,15 +556,13 @@ def test_the_plan_shows_what_is_skipped_and_resumed(
 
 def test_a_file_no_mirror_has_fails_as_the_command_does(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
+    served: Synthetic,
     server: FaultyServer,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
     images = "kmnist/kmnist-train-imgs.npz"
     server.always(images, "404")
-    assert drive(ENTER * 6) == 1
+    assert served.drive(ENTER * 6) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if " error: " in line]
     assert len(err) == 1 and images in err[0] and "HTTP 404" in err[0]
     data = at_terminal / "data"
@@ -564,13 +577,11 @@ def test_a_file_no_mirror_has_fails_as_the_command_does(
 
 def test_declining_fetches_nothing_and_says_how_to_do_it_later(
     at_terminal: Path,
-    synthetic: dict[str, bytes],
+    served: Synthetic,
     server: FaultyServer,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KMNIST_MIRROR", server.url)
-    assert drive(ENTER * 5, "n") == 0
+    assert served.drive(ENTER * 5, "n") == 0
     assert server.requests == []
     assert not (at_terminal / "data").exists()
     out = capsys.readouterr().out
@@ -767,15 +778,20 @@ def test_the_suggested_command_runs_as_printed(entry: str, path: str, tmp_path: 
         if not exe.is_file():
             pytest.skip(f"kmnist-download is not installed in {bindir}")
         start = [str(exe)]
-    r = subprocess.run(
-        start,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """``argv`` as the user runs it: no terminal, from ``tmp_path``, with ``env``."""
+        return subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    r = run(start)
     assert r.returncode == 2, r.stderr
     command = printed_command(r.stderr)
     words = shlex.split(command)
@@ -785,27 +801,12 @@ def test_the_suggested_command_runs_as_printed(entry: str, path: str, tmp_path: 
         assert words[0] in ("python", "python3")
     else:
         assert Path(words[0]).parent == bindir  # a venv not on PATH: named in full
-    again = subprocess.run(
-        ["sh", "-c", command + " --dry-run"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    again = run(["sh", "-c", command + " --dry-run"])
     assert again.returncode == 0, (command, again.stderr)
     assert "5 to fetch" in again.stdout and "into data" in again.stdout
     found = re.search(r"\(every flag: (.*)\)$", r.stderr.strip())
     assert found, r.stderr
-    usage = subprocess.run(
-        ["sh", "-c", found.group(1)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    usage = run(["sh", "-c", found.group(1)])
     assert usage.returncode == 0 and "--dataset" in usage.stdout, (found.group(1), usage.stderr)
     assert files_under(tmp_path) == set()
 
@@ -820,8 +821,6 @@ def test_kanji_chosen_is_offered_unpacking_and_gets_it(
     from .test_cli_load import kanji_mirror
 
     mirror, catalogue = kanji_mirror(at_terminal / "m", monkeypatch)
-    # The questions take no catalogue (the command's main does): they read the manifest's.
-    monkeypatch.setattr(manifest, "ENTRIES", catalogue)
     assert (
         drive(
             SPACE + DOWN + DOWN + SPACE + ENTER,  # Kuzushiji-Kanji alone
@@ -830,6 +829,7 @@ def test_kanji_chosen_is_offered_unpacking_and_gets_it(
             DOWN + ENTER,  # a typed mirror
             str(mirror) + ENTER,
             "y",
+            catalogue=catalogue,
         )
         == 0
     )

@@ -265,3 +265,49 @@ def test_load_and_audit_take_a_catalogue(tmp_path: Path) -> None:
     assert reports["kmnist/kmnist-test-labels.npz"] is Status.OK
     reports = {r.path: r.status for r in audit(**ask)}  # type: ignore[arg-type]
     assert reports["kmnist/kmnist-test-imgs.npz"] is Status.CORRUPT
+
+
+def _renamed(dataset: str, release: str) -> tuple[Entry, ...]:
+    """The manifest, with ``dataset``'s current files under names it does not know, in ``release``."""
+    entries = []
+    for e in manifest.ENTRIES:
+        if (e.dataset, e.release) == (dataset, manifest.CURRENT_RELEASE):
+            path = e.file.path.replace(f"{dataset}/", f"{dataset}/copy-")
+            e = dataclasses.replace(e, release=release, file=dataclasses.replace(e.file, path=path))
+        entries.append(e)
+    return tuple(entries)
+
+
+def test_check_mirrors_looks_releases_up_in_the_catalogue_given(server: FaultyServer) -> None:
+    """A file's release (which says what a mirror carries) comes from the run's catalogue."""
+    from kmnist.downloader.probe import Verdict, check_mirrors
+    from kmnist.downloader.transfer import make_session
+
+    catalogue = _renamed("kmnist", "2018")
+    [f] = [e.file for e in catalogue if e.file.path == "kmnist/copy-kmnist-test-labels.npz"]
+    only_2019 = manifest.Mirror("only-2019", server.url + "/{path}", releases=frozenset({"2019"}))
+    http = make_session("kmnist-test", 1)
+    try:
+        ask: dict[str, Any] = {"session": http, "timeout": (5.0, 5.0)}
+        # The catalogue files it under 2018, which this mirror does not carry: not asked.
+        assert check_mirrors([f], [only_2019], catalogue=catalogue, **ask) == []
+        assert server.requests == []
+        # The manifest does not know the name, so it counts as the current release: asked.
+        [probe] = check_mirrors([f], [only_2019], **ask)
+    finally:
+        http.close()
+    assert probe.verdict is Verdict.MISSING and probe.status == 404
+
+
+def test_the_failure_hint_names_the_datasets_of_the_catalogue_given(
+    server: FaultyServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalogue = _renamed("k49", manifest.CURRENT_RELEASE)
+    argv = ["-d", "k49", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q"]
+    assert main(argv, catalogue=catalogue) == 1  # the server has none of them
+    err = capsys.readouterr().err.strip().splitlines()
+    assert all("k49/copy-" in line for line in err[:-1])
+    # The failed files are the catalogue's: the hint knows them as Kuzushiji-49's.
+    assert err[-1].startswith("kmnist-download: hint: run the same command with --check-mirrors")
+    assert "Kuzushiji-49 and Kuzushiji-Kanji exist only on the official host" in err[-1]
+    assert not any(p.is_file() for p in (tmp_path / "k49").glob("copy-*"))

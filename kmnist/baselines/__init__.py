@@ -295,6 +295,7 @@ def knn(
     limit: int | None = None,
     holdout: int | None = None,
     progress: bool = False,
+    catalogue: Sequence[Entry] | None = None,
 ) -> Score:
     """The 4-nearest-neighbour baseline: distance-weighted votes on raw pixels.
 
@@ -305,14 +306,15 @@ def knn(
     it learns from its first images and scores its last ``holdout`` (not the
     paper's figure; the training split need not be on disk). ``progress``
     shows a bar on stderr. The predictions are exact, so they do not depend on
-    the machine or its threads.
+    the machine or its threads. ``catalogue``: the entries the files are looked
+    up, checked and (with ``download``) fetched in (None: the manifest's).
     """
     from . import knn_model as model
 
     _check(dataset, limit, holdout)
     if k < 1:
         raise UsageError(f"k must be at least 1, not {k}")
-    data = _data(dataset, _root(root), download, limit, holdout)
+    data = _data(dataset, _root(root), download, limit, holdout, catalogue)
     if data.n_train < k:
         raise UsageError(f"k={k} needs at least {k} training images, got {data.n_train}")
     started = provenance.utc_now()
@@ -347,12 +349,13 @@ def cnn(
     threads: int | None = None,
     download: bool = False,
     progress: bool = False,
+    catalogue: Sequence[Entry] | None = None,
 ) -> Score:
     """The "Keras Simple CNN Benchmark", in PyTorch (:mod:`.cnn_model`): 12 epochs by default.
 
     ``seed``, ``threads`` (PyTorch's intra-op threads; None: its default) and
     ``device`` make a run repeatable: the same three give the same figure on
-    the same machine. ``limit`` and ``holdout`` as for :func:`knn`. Needs
+    the same machine. ``limit``, ``holdout`` and ``catalogue`` as for :func:`knn`. Needs
     PyTorch; without it, a :class:`~kmnist.errors.MissingDependency` before any
     data is read, as is a device PyTorch cannot use.
     """
@@ -365,7 +368,7 @@ def cnn(
         raise UsageError(f"threads must be at least 1, not {threads}")
     torch = import_torch("the CNN baseline")  # fail before reading 200 MB, not after
     model.resolve_device(torch, device)  # and before, a device it cannot use
-    data = _data(dataset, _root(root), download, limit, holdout)
+    data = _data(dataset, _root(root), download, limit, holdout, catalogue)
     started = provenance.utc_now()
     clock = time.monotonic()
     with _progress_bar(progress, epochs * data.n_train, "img", "CNN") as advance:
@@ -437,10 +440,15 @@ class _Data:
 
 
 def _data(
-    dataset: str, root: Path, download: bool, limit: int | None, holdout: int | None
+    dataset: str,
+    root: Path,
+    download: bool,
+    limit: int | None,
+    holdout: int | None,
+    catalogue: Sequence[Entry] | None,
 ) -> _Data:
     """The images to learn from and to score, which protocol that is, and the files' sha256."""
-    test_x, test_y, test_files = _split(dataset, "test", root, download)
+    test_x, test_y, test_files = _split(dataset, "test", root, download, catalogue)
     if holdout is not None:
         x, y = test_x[:limit], test_y[:limit]
         if holdout >= len(x):
@@ -450,7 +458,7 @@ def _data(
         cut = len(x) - holdout
         inputs = provenance.sha256_files(root, test_files)
         return _Data(x[:cut], y[:cut], x[cut:], y[cut:], Protocol.TEST_SPLIT_ONLY, inputs)
-    train_x, train_y, train_files = _split(dataset, "train", root, download)
+    train_x, train_y, train_files = _split(dataset, "train", root, download, catalogue)
     cut_something = limit is not None and limit < max(len(train_x), len(test_x))
     return _Data(
         train_x[:limit],
@@ -463,34 +471,34 @@ def _data(
 
 
 def _split(
-    dataset: str, split: str, root: Path, download: bool
+    dataset: str, split: str, root: Path, download: bool, catalogue: Sequence[Entry] | None
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], list[Path]]:
     """A split's arrays (verified by the loader) and the two files they came from."""
     from ..data.load import load
     from ..storage.layout import local_path
 
     try:
-        x, y = load(dataset, split, root=root, download=download)
+        x, y = load(dataset, split, root=root, download=download, catalogue=catalogue)
     except NotDownloaded as exc:
-        pair = _pairs(dataset, split)[0]  # the format a download would fetch
+        pair = _pairs(dataset, split, catalogue)[0]  # the format a download would fetch
         missing = [p for p in (local_path(root, e.file) for e in pair) if not p.is_file()]
         raise MissingInputs(
             str(exc), dataset=dataset, split=split, root=root, missing=missing
         ) from None
     # The loader read the first format whose two files are both here.
-    pairs = _pairs(dataset, split)
+    pairs = _pairs(dataset, split, catalogue)
     pair = next((p for p in pairs if all(local_path(root, e.file).is_file() for e in p)), pairs[0])
     return x, y, [local_path(root, e.file) for e in pair]
 
 
-def _pairs(dataset: str, split: str) -> list[tuple[Entry, ...]]:
+def _pairs(dataset: str, split: str, catalogue: Sequence[Entry] | None) -> list[tuple[Entry, ...]]:
     """The images and labels entries of a split, per format, in the loader's order."""
     from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, select
 
     return [
         tuple(
             e
-            for e in select(dataset, fmt, split, CURRENT_RELEASE)
+            for e in select(dataset, fmt, split, CURRENT_RELEASE, entries=catalogue)
             if e.kind in ("images", "labels")
         )
         for fmt in DATASETS[dataset].formats

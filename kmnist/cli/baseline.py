@@ -14,11 +14,15 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError
 from ..storage.root import data_root
 from .common import add_dir, fail, positive
+
+if TYPE_CHECKING:
+    from ..catalogue.manifest import Entry
 
 PROG = "kmnist-baseline"
 MODELS = ("knn", "cnn")
@@ -120,12 +124,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
-    """Entry point of ``kmnist-baseline``: returns the exit status."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = PROG,
+    catalogue: Sequence[Entry] | None = None,
+) -> int:
+    """Entry point of ``kmnist-baseline``: returns the exit status.
+
+    ``catalogue``: the entries the files are looked up, checked and fetched in
+    (None: the manifest's), as ``kmnist.cli.download.main`` takes it.
+    """
     args = build_parser(prog).parse_args(argv)
     args.dir = data_root(args.dir)
     try:
-        out = run(args)
+        out = run(args, catalogue=catalogue)
     except NotDownloaded as exc:
         return fail(prog, NotDownloaded(missing_message(exc, args)))
     except (KeyboardInterrupt, KmnistError, OSError) as exc:
@@ -154,7 +167,7 @@ def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:
     return line
 
 
-def run(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace, *, catalogue: Sequence[Entry] | None = None) -> str:
     """The run the flags ask for, as the text to print."""
     cnn_only = {"--epochs": args.epochs, "--seed": args.seed}
     if args.model == "knn":
@@ -180,6 +193,7 @@ def run(args: argparse.Namespace) -> str:
         "limit": args.limit,
         "holdout": holdout,
         "progress": True,
+        "catalogue": catalogue,
     }
     if args.model == "knn":
         score = baselines.knn(args.dataset, k=args.k or K, **common)

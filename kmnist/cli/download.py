@@ -215,7 +215,7 @@ def main(
             failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
             from .report import failure_hint
 
-            hint = failure_hint(failures)
+            hint = failure_hint(failures, catalogue=catalogue)
             if hint:
                 print(f"{prog}: hint: {hint}", file=sys.stderr)
             return status
@@ -231,7 +231,7 @@ def _main(argv: Sequence[str] | None, prog: str, catalogue: Sequence[Entry] | No
     if not argv:
         from .interactive import interact
 
-        return interact(prog=prog, out=out)
+        return interact(prog=prog, out=out, catalogue=catalogue)
     return run(args, out=out, catalogue=catalogue)
 
 
@@ -276,7 +276,9 @@ def run(args: argparse.Namespace, *, out: TextIO, catalogue: Sequence[Entry] | N
         )
     entries = select(args.dataset, args.format, args.split, args.release, entries=catalogue)
     if args.check_mirrors:
-        return _check_mirrors(files_of(entries), args, mirrors=mirrors, out=out)
+        return _check_mirrors(
+            files_of(entries), args, mirrors=mirrors, out=out, catalogue=catalogue
+        )
     request = _request(args, files_of(entries), mirrors, catalogue)
     fetched = session.download(request, out=out, quiet=args.quiet, dry_run=args.dry_run)
     if fetched is None:
@@ -318,7 +320,12 @@ def _request(
 
 
 def _check_mirrors(
-    files: Sequence[RemoteFile], args: argparse.Namespace, *, mirrors: Sequence[Mirror], out: TextIO
+    files: Sequence[RemoteFile],
+    args: argparse.Namespace,
+    *,
+    mirrors: Sequence[Mirror],
+    out: TextIO,
+    catalogue: Sequence[Entry] | None,
 ) -> int:
     from ..downloader.probe import all_served, check_mirrors
     from ..downloader.transfer import make_session
@@ -332,6 +339,7 @@ def _check_mirrors(
             session=http,
             timeout=session.timeouts(args.timeout),
             log=session.request_log(args.verbose),
+            catalogue=catalogue,
         )
     finally:
         http.close()

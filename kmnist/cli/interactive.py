@@ -1,7 +1,8 @@
 """No arguments on a terminal: ask what to fetch, then download as the command does.
 
 Asking is kept apart from deciding. The pure helpers build every choice from
-the manifest and check every answer; :class:`Prompts` only puts them to the
+the catalogue (the manifest's, or the one the caller passes, as the command
+takes it) and check every answer; :class:`Prompts` only puts them to the
 user and returns a :class:`Request`, the same choices the command's flags make;
 :func:`interact` shows the plan, asks to go ahead and hands the files to
 :func:`kmnist.cli.session.download`, where the command ends too. questionary (and
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from questionary import Question
 
     from ..downloader.plan import Plan
+    from ..downloader.seams import Catalogue
 
 
 def default_dir() -> str:
@@ -91,8 +93,8 @@ class Request:
         first = next(iter(DATASETS.values()))
         return cls((first.name,), {first.name: first.default_format}, root=data_root())
 
-    def entries(self) -> tuple[Entry, ...]:
-        return entries_of(self.datasets, self.formats, self.split)
+    def entries(self, *, catalogue: Catalogue = None) -> tuple[Entry, ...]:
+        return entries_of(self.datasets, self.formats, self.split, catalogue=catalogue)
 
     def mirror_list(self, env: Mapping[str, str]) -> tuple[Mirror, ...]:
         if self.mirrors:
@@ -193,10 +195,16 @@ class Option:
 
 
 def entries_of(
-    datasets: Sequence[str], formats: Mapping[str, str], split: str = "all"
+    datasets: Sequence[str],
+    formats: Mapping[str, str],
+    split: str = "all",
+    *,
+    catalogue: Catalogue = None,
 ) -> tuple[Entry, ...]:
-    """The manifest's entries for a dataset each in its own format."""
-    return tuple(e for name in datasets for e in select(name, formats[name], split))
+    """The catalogue's entries (None: the manifest's) for a dataset each in its own format."""
+    return tuple(
+        e for name in datasets for e in select(name, formats[name], split, entries=catalogue)
+    )
 
 
 def size_text(entries: Sequence[Entry]) -> str:
@@ -215,7 +223,7 @@ def _bytes_text(known: int, unpublished: set[str]) -> str:
     return f"about {guess / 2**20:,.0f} MiB"
 
 
-def on_disk(name: str, root: Path) -> str | None:
+def on_disk(name: str, root: Path, *, catalogue: Catalogue = None) -> str | None:
     """Whether a dataset is already in ``root``: a few words, or None.
 
     Judged by file sizes alone, because hashing hundreds of megabytes to draw
@@ -225,7 +233,7 @@ def on_disk(name: str, root: Path) -> str | None:
     dataset = DATASETS[name]
     partly = False
     for fmt in dataset.formats:
-        files = files_of(select(name, fmt))
+        files = files_of(select(name, fmt, entries=catalogue))
         present = [f for f in files if _size_matches(f, root)]
         if present and len(present) == len(files):
             fmt_note = f" ({fmt})" if len(dataset.formats) > 1 else ""
@@ -248,13 +256,13 @@ def _shown(root: Path) -> str:
     return text if root.is_absolute() or text.startswith(".") else f"./{text}"
 
 
-def dataset_options(root: Path) -> list[Option]:
+def dataset_options(root: Path, *, catalogue: Catalogue = None) -> list[Option]:
     """The first question: every dataset with its size, and whether it is in ``root``."""
     options = []
     for i, ds in enumerate(DATASETS.values()):
-        mark = on_disk(ds.name, root)
+        mark = on_disk(ds.name, root, catalogue=catalogue)
         label = f"{ds.title} ({ds.name})"
-        title = f"{label:<25} {size_text(select(ds.name)):>12}"
+        title = f"{label:<25} {size_text(select(ds.name, entries=catalogue)):>12}"
         options.append(
             Option(
                 title + (f"  [{mark}]" if mark else ""),
@@ -266,15 +274,19 @@ def dataset_options(root: Path) -> list[Option]:
     return options
 
 
-def format_options(name: str) -> list[Option]:
+def format_options(name: str, *, catalogue: Catalogue = None) -> list[Option]:
     """The formats of a dataset, its default first, each with its size."""
     return [
-        Option(f"{fmt:<6}{size_text(select(name, fmt)):>10}  {FORMATS[fmt]}", fmt)
+        Option(
+            f"{fmt:<6}{size_text(select(name, fmt, entries=catalogue)):>10}  {FORMATS[fmt]}", fmt
+        )
         for fmt in DATASETS[name].formats
     ]
 
 
-def split_options(datasets: Sequence[str], formats: Mapping[str, str]) -> list[Option]:
+def split_options(
+    datasets: Sequence[str], formats: Mapping[str, str], *, catalogue: Catalogue = None
+) -> list[Option]:
     """The splits, each with the size of the datasets that have splits.
 
     A dataset without splits (Kuzushiji-Kanji, one archive) comes whole
@@ -285,12 +297,16 @@ def split_options(datasets: Sequence[str], formats: Mapping[str, str]) -> list[O
     whole = [n for n in datasets if not DATASETS[n].has_splits]
     note = None
     if whole:
-        kept = ", ".join(f"{DATASETS[n].title} ({size_text(select(n, formats[n]))})" for n in whole)
+        kept = ", ".join(
+            f"{DATASETS[n].title} ({size_text(select(n, formats[n], entries=catalogue))})"
+            for n in whole
+        )
         note = f"plus {kept}, whole whatever the split"
     order = sorted(SPLITS, key=lambda s: s != "all")
     return [
         Option(
-            f"{SPLIT_TITLES.get(s, s):<22} {size_text(entries_of(split_names, formats, s)):>12}",
+            f"{SPLIT_TITLES.get(s, s):<22} "
+            f"{size_text(entries_of(split_names, formats, s, catalogue=catalogue)):>12}",
             s,
             description=note,
         )
@@ -362,22 +378,22 @@ def check_mirror(text: str) -> str | None:
     return None
 
 
-def todo_text(plan: Plan) -> str:
+def todo_text(plan: Plan, *, catalogue: Catalogue = None) -> str:
     """Bytes a plan will transfer, with the stated size where none was published."""
     unpublished = set()
     for s in plan:
-        entry = entry_for(s.file.path)
+        entry = entry_for(s.file.path, entries=catalogue)
         if s.todo is None and entry is not None:
             unpublished.add(entry.dataset)
     return _bytes_text(plan.todo_bytes, unpublished)
 
 
-def go_ahead_question(plan: Plan) -> str:
+def go_ahead_question(plan: Plan, *, catalogue: Catalogue = None) -> str:
     """The last question, under the plan."""
     todo = sum(1 for s in plan if s.action is not Action.SKIP)
     if not todo:
         return "Everything is already there and verified. Go on?"
-    return f"Download {todo} file(s), {todo_text(plan)}?"
+    return f"Download {todo} file(s), {todo_text(plan, catalogue=catalogue)}?"
 
 
 def load_hint(entries: Sequence[Entry], root: Path, *, extracted: bool = False) -> list[str]:
@@ -486,10 +502,14 @@ def _validator(check: Callable[[str], str | None]) -> Callable[[str], bool | str
 
 @dataclass
 class Prompts:
-    """The questions, put to the user through questionary."""
+    """The questions, put to the user through questionary.
+
+    ``catalogue``: the entries the choices and their sizes come from (None: the manifest's).
+    """
 
     env: Mapping[str, str]
     style: Style | None = field(default=None)
+    catalogue: Catalogue = None
 
     def request(self) -> Request:
         """Questions one to five: what, in which format and split, where to, from where."""
@@ -512,7 +532,7 @@ class Prompts:
         chosen: list[str] = _ask(
             questionary.checkbox(
                 "Which datasets?",
-                choices=_choices(dataset_options(data_root())),
+                choices=_choices(dataset_options(data_root(), catalogue=self.catalogue)),
                 instruction="(arrows move, space selects, enter goes on)",
                 validate=lambda v: True if v else "choose at least one: space selects",
                 style=self.style,
@@ -526,7 +546,7 @@ class Prompts:
         fmt: str = _ask(
             questionary.select(
                 f"Format of {DATASETS[name].title}?",
-                choices=_choices(format_options(name)),
+                choices=_choices(format_options(name, catalogue=self.catalogue)),
                 style=self.style,
             )
         )
@@ -535,10 +555,9 @@ class Prompts:
     def split(self, datasets: Sequence[str], formats: Mapping[str, str]) -> str:
         import questionary
 
+        options = split_options(datasets, formats, catalogue=self.catalogue)
         split: str = _ask(
-            questionary.select(
-                "Which split?", choices=_choices(split_options(datasets, formats)), style=self.style
-            )
+            questionary.select("Which split?", choices=_choices(options), style=self.style)
         )
         return split
 
@@ -588,13 +607,24 @@ class Prompts:
         import questionary
 
         ok: bool = _ask(
-            questionary.confirm(go_ahead_question(plan), default=True, style=self.style)
+            questionary.confirm(
+                go_ahead_question(plan, catalogue=self.catalogue), default=True, style=self.style
+            )
         )
         return ok
 
 
-def interact(*, prog: str, out: TextIO, env: Mapping[str, str] | None = None) -> int:
+def interact(
+    *,
+    prog: str,
+    out: TextIO,
+    env: Mapping[str, str] | None = None,
+    catalogue: Catalogue = None,
+) -> int:
     """The whole flow: ask, show the plan, confirm, download, say how to load.
+
+    ``catalogue``: the entries to choose from, fetch, check and unpack (None:
+    the manifest's), as ``kmnist.cli.download.main`` takes them.
 
     Raises what the command raises (``kmnist.cli.download.main`` turns it into an exit
     code), and a UsageError naming the flags to pass when there is no
@@ -603,9 +633,11 @@ def interact(*, prog: str, out: TextIO, env: Mapping[str, str] | None = None) ->
     env = os.environ if env is None else env
     if not on_terminal():
         raise UsageError(no_terminal_message(prog))
-    prompts = Prompts(env, plain_style(env))
+    prompts = Prompts(env, plain_style(env), catalogue)
     request = prompts.request()
-    return carry_out(request, prog=prog, out=out, env=env, go_ahead=prompts.go_ahead)
+    return carry_out(
+        request, prog=prog, out=out, env=env, go_ahead=prompts.go_ahead, catalogue=catalogue
+    )
 
 
 def carry_out(
@@ -615,11 +647,12 @@ def carry_out(
     out: TextIO,
     env: Mapping[str, str],
     go_ahead: Callable[[Plan], bool],
+    catalogue: Catalogue = None,
 ) -> int:
     """Question six and the download: the plan, a yes, then the command's own code."""
     from . import report, session
 
-    entries = request.entries()
+    entries = request.entries(catalogue=catalogue)
     again = launcher(prog)
 
     def confirm(plan: Plan, mirrors: Sequence[Mirror]) -> bool:
@@ -635,7 +668,7 @@ def carry_out(
     # The command's defaults for everything the questions do not ask.
     from ..downloader.request import DownloadOptions, DownloadRequest
 
-    options = DownloadOptions(mirrors=tuple(request.mirror_list(env)))
+    options = DownloadOptions(mirrors=tuple(request.mirror_list(env)), catalogue=catalogue)
     results = session.download(
         DownloadRequest(tuple(files_of(entries)), request.root, options), out=out, confirm=confirm
     )
@@ -647,7 +680,9 @@ def carry_out(
     status: int = ExitStatus.OK
     if request.extract:
         # what --extract runs, on the same folder
-        status = session.extract(root=request.root, force=False, quiet=False, out=out)
+        status = session.extract(
+            root=request.root, force=False, quiet=False, out=out, catalogue=catalogue
+        )
     for line in load_hint(entries, request.root, extracted=request.extract and status == 0):
         print(line, file=out)
     return status

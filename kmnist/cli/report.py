@@ -185,11 +185,14 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
-def failure_hint(failures: Sequence[BaseException]) -> str:
+def failure_hint(
+    failures: Sequence[BaseException], *, catalogue: Sequence[Entry] | None = None
+) -> str:
     """What would work when files could not be fetched: the closing hint of a failed run.
 
     ``--check-mirrors`` first; then, for what no reachable mirror carries,
     the alternatives that exist (another format, the Internet Archive).
+    ``catalogue``: where the failed files' datasets are looked up (None: the manifest's).
     """
     from ..catalogue.manifest import MIRROR_ENV, entry_for
     from ..errors import DownloadError
@@ -198,7 +201,7 @@ def failure_hint(failures: Sequence[BaseException]) -> str:
     if not downloads:
         return ""
     paths = [f.path for f in downloads]
-    entries = [e for e in map(entry_for, paths) if e is not None]
+    entries = [e for e in (entry_for(p, entries=catalogue) for p in paths) if e is not None]
     parts = ["run the same command with --check-mirrors to see which mirror answers"]
     if any(e.dataset == "kmnist" and e.format == "npz" for e in entries):
         parts.append("-f mnist fetches the same images from the CDN copies")

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..catalogue.manifest import CURRENT_RELEASE, Mirror, RemoteFile, entry_for
+from ..catalogue.manifest import CURRENT_RELEASE, Entry, Mirror, RemoteFile, entry_for
 from ..urls import origin, redact
 from . import headers as hdr
 
@@ -72,14 +72,19 @@ def check_mirrors(
     session: requests.Session,
     timeout: tuple[float, float],
     log: Callable[[str], None] | None = None,
+    catalogue: Sequence[Entry] | None = None,
 ) -> list[Probe]:
-    """Probe every (mirror, file) pair a run could use; mirrors at once, files in turn."""
+    """Probe every (mirror, file) pair a run could use; mirrors at once, files in turn.
+
+    ``catalogue``: where a file's release is looked up, which says whether a
+    mirror carries it (None: the manifest's).
+    """
 
     def one_mirror(m: Mirror) -> list[Probe]:
         out: list[Probe] = []
         down: str | None = None  # an origin that did not connect is not asked again
         for f in files:
-            entry = entry_for(f.path)
+            entry = entry_for(f.path, entries=catalogue)
             if not m.has(f, entry.release if entry else CURRENT_RELEASE):
                 continue
             if down is not None:
