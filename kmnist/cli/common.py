@@ -10,17 +10,31 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
-from typing import Union
 
 from ..errors import DownloadsFailed, KmnistError, exit_status
 from ..storage.root import DATA_ENV, DEFAULT_DATA
+
+# typing and pathlib cost ~5 ms of a 25 ms `--help` (benchmarks/startup.py):
+# this module is on that path, so they are imported for the type checker only
+# (mypy reads a module-level TYPE_CHECKING = False as typing's).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Union
 
 # A read that stalls longer than a day is not a network being slow; past
 # about 2**31 seconds the sockets underneath cannot even hold the value.
 MAX_TIMEOUT = 86400.0
 # What a command reports in one line; anything else is a bug, and keeps its traceback.
-Failure = Union[KeyboardInterrupt, KmnistError, OSError]
+if TYPE_CHECKING:
+    Failure = Union[KeyboardInterrupt, KmnistError, OSError]
+
+
+def path(text: str) -> Path:
+    """argparse type of a file or folder: a Path, with pathlib imported only when one is given."""
+    from pathlib import Path
+
+    return Path(text)
 
 
 def positive(text: str) -> int:
@@ -50,7 +64,7 @@ timeout.__name__ = "timeout"  # argparse names the type in its message
 def add_dir(p: argparse.ArgumentParser, what: str) -> None:
     """``--dir``: None when not given; the command resolves it with ``storage.root.data_root``."""
     p.add_argument(
-        "--dir", type=Path, help=f"{what} (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})"
+        "--dir", type=path, help=f"{what} (default: ${DATA_ENV} if set, else ./{DEFAULT_DATA})"
     )
 
 

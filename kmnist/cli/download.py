@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
 
 from .._version import __version__
 from ..catalogue.names import DATASET_NAMES, FORMAT_NAMES, MIRROR_ENV, RELEASES, SPLITS
@@ -21,11 +19,18 @@ from ..errors import (
 )
 from ..storage.root import data_root
 from . import session
-from .common import add_dir, fail, positive, timeout
+from .common import add_dir, fail, path, positive, timeout
 from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
+# typing and pathlib cost ~5 ms of a 25 ms `--help` (benchmarks/startup.py):
+# this module is on that path, so they are imported for the type checker only
+# (mypy reads a module-level TYPE_CHECKING = False as typing's).
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from ..catalogue.manifest import Entry, Mirror, RemoteFile
     from ..downloader.request import DownloadRequest
 
@@ -122,7 +127,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--preview",
         metavar="FILE",
-        type=Path,
+        type=path,
         help="after the download, write a picture with a row of samples per class, its "
         "modern character first (one of kmnist, k49; the format follows the extension: "
         ".png, .jpg, ...; needs Pillow: pip install 'kmnist[preview]')",
@@ -130,7 +135,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--font",
         metavar="PATH",
-        type=Path,
+        type=path,
         help="with --preview: a Japanese font to draw the characters with (default: one "
         "fontconfig finds; without one, the romanised names)",
     )
