@@ -4,8 +4,8 @@ A module of its own, outside the ``kmnist`` package, because importing
 anything inside the package runs ``kmnist/__init__.py`` first (tens of
 milliseconds), and a Ctrl-C during those imports ended in a traceback. The
 signals are held (blocked) here, before that, and answered in one line by
-``kmnist.cli.download.main`` once it can (see ``kmnist/signals.py``). Standard library
-only.
+each command's ``main`` once it can (``kmnist.cli.common.orderly``; see
+``kmnist/signals.py``). Standard library only.
 """
 
 from __future__ import annotations
@@ -25,5 +25,13 @@ def download() -> int:
     """``kmnist-download``."""
     _hold()
     from kmnist.cli.download import main
+
+    return main()
+
+
+def baseline() -> int:
+    """``kmnist-baseline``."""
+    _hold()
+    from kmnist.cli.baseline import main
 
     return main()

@@ -125,6 +125,24 @@ def test_a_signal_held_during_start_up_is_answered_in_one_line() -> None:
     ]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_kmnist_baseline_answers_a_signal_in_one_line(sig: signal.Signals, tmp_path: Path) -> None:
+    """kmnist-baseline goes through the same entry and the same orderly end as kmnist-download."""
+    code = (
+        "import os, signal, sys, kmnist_entry\n"
+        "kmnist_entry._hold()\n"
+        f"os.kill(os.getpid(), {int(sig)})\n"
+        f"sys.argv = ['kmnist-baseline', 'knn', '--dataset', 'kmnist', '--dir', {str(tmp_path)!r}]\n"
+        "sys.exit(kmnist_entry.baseline())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    said = "interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}"
+    # Nothing is downloaded without --download, so there is nothing to resume.
+    assert (r.returncode, r.stderr.splitlines()) == (EXIT[sig], [f"kmnist-baseline: {said}"])
+
+
 def test_in_process_a_pending_ctrl_c_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     old = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .._version import __version__
 from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError
 from ..storage.root import data_root
-from .common import add_dir, fail, positive
+from .common import add_dir, fail, orderly, positive
 
 if TYPE_CHECKING:
     from ..catalogue.manifest import Entry
@@ -137,16 +137,21 @@ def main(
     """
     args = build_parser(prog).parse_args(argv)
     args.dir = data_root(args.dir)
-    try:
-        out = run(args, catalogue=catalogue)
-    except NotDownloaded as exc:
-        return fail(prog, NotDownloaded(missing_message(exc, args)))
-    except (KeyboardInterrupt, KmnistError, OSError) as exc:
-        # The files wrong (VerificationError) or not to be had (DownloadError),
-        # PyTorch missing, bad usage: one line, no traceback.
+
+    def body() -> int:
+        print(run(args, catalogue=catalogue))
+        return ExitStatus.OK
+
+    def failed(exc: KmnistError | OSError) -> int:
+        # The files missing (said as the command's user needs it), wrong
+        # (VerificationError) or not to be had (DownloadError), PyTorch
+        # missing, bad usage: one line, no traceback.
+        if isinstance(exc, NotDownloaded):
+            return fail(prog, NotDownloaded(missing_message(exc, args)))
         return fail(prog, exc)
-    print(out)
-    return ExitStatus.OK
+
+    # --download keeps .part files as kmnist-download does.
+    return orderly(prog, body, failed=failed, resumable=bool(args.download))
 
 
 def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:

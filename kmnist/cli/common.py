@@ -19,6 +19,7 @@ from ..storage.root import DATA_ENV, DEFAULT_DATA
 # (mypy reads a module-level TYPE_CHECKING = False as typing's).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Union
 
@@ -85,3 +86,42 @@ def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
             line = explain(f) if isinstance(f, OSError) else str(f)
             print(f"{prog}: error: {line}", file=sys.stderr)
     return exit_status(exc)
+
+
+def orderly(
+    prog: str,
+    body: Callable[[], int],
+    *,
+    failed: Callable[[KmnistError | OSError], int],
+    resumable: bool,
+) -> int:
+    """Run a command's ``body`` so that every way it ends is one line and a status.
+
+    Ctrl-C, SIGTERM and SIGHUP (held by the entry point until now, see
+    :mod:`kmnist.signals`) are let through here and answered in one line,
+    exit 130, 143 or 129; ``failed`` says what an expected failure gets.
+    ``resumable``: the command keeps .part files, so the line says how to
+    go on. argparse's own errors still exit 2 through SystemExit.
+    """
+    from ..errors import Stopped, StoppedAtQuestion
+    from ..signals import disarm, let_through, orderly_stop
+
+    again = "; run the same command again to resume" if resumable else ""
+    with orderly_stop():
+        try:
+            try:
+                let_through()
+                return body()
+            finally:
+                disarm()  # a signal while the outcome is reported is only noted
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, StoppedAtQuestion):
+                return fail(prog, exc, interrupted="interrupted; nothing was downloaded")
+            if isinstance(exc, Stopped):
+                kept = "; the .part files are kept: run the same command again to resume"
+                return fail(
+                    prog, exc, interrupted=f"stopped by {exc.name}{kept if resumable else ''}"
+                )
+            return fail(prog, exc, interrupted=f"interrupted{again}")
+        except (KmnistError, OSError) as exc:
+            return failed(exc)

@@ -13,13 +13,11 @@ from ..errors import (
     DownloadsFailed,
     ExitStatus,
     KmnistError,
-    Stopped,
-    StoppedAtQuestion,
     UsageError,
 )
 from ..storage.root import data_root
 from . import session
-from .common import add_dir, fail, path, positive, timeout
+from .common import add_dir, fail, orderly, path, positive, timeout
 from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
@@ -195,35 +193,18 @@ def main(
     way a run can end is one line and an exit status: a signal too (see
     ``kmnist.signals``); argparse's own errors exit 2 through SystemExit.
     """
-    from ..signals import disarm, let_through, orderly_stop
 
-    with orderly_stop():
-        try:
-            try:
-                let_through()
-                return _main(argv, prog, catalogue)
-            finally:
-                disarm()  # a signal while the outcome is reported is only noted
-        except KeyboardInterrupt as exc:
-            if isinstance(exc, StoppedAtQuestion):
-                return fail(prog, exc, interrupted="interrupted; nothing was downloaded")
-            if isinstance(exc, Stopped):
-                return fail(
-                    prog,
-                    exc,
-                    interrupted=f"stopped by {exc.name}; the .part files are kept: "
-                    "run the same command again to resume",
-                )
-            return fail(prog, exc, interrupted="interrupted; run the same command again to resume")
-        except (KmnistError, OSError) as exc:
-            status = fail(prog, exc)
-            failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
-            from .report import failure_hint
+    def failed(exc: KmnistError | OSError) -> int:
+        status = fail(prog, exc)
+        failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
+        from .report import failure_hint
 
-            hint = failure_hint(failures, catalogue=catalogue)
-            if hint:
-                print(f"{prog}: hint: {hint}", file=sys.stderr)
-            return status
+        hint = failure_hint(failures, catalogue=catalogue)
+        if hint:
+            print(f"{prog}: hint: {hint}", file=sys.stderr)
+        return status
+
+    return orderly(prog, lambda: _main(argv, prog, catalogue), failed=failed, resumable=True)
 
 
 def _main(argv: Sequence[str] | None, prog: str, catalogue: Sequence[Entry] | None) -> int:
