@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -89,3 +90,18 @@ def no_part_files(root: Path) -> list[str]:
 
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def loopback_only(real: Any) -> Any:
+    """``socket.getaddrinfo`` that answers for loopback alone and refuses every other name.
+
+    As a resolver that cannot find a host answers (EAI_NONAME), and without
+    asking one: no test may reach a DNS server.
+    """
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "localhost", b"127.0.0.1", None):
+            raise socket.gaierror(socket.EAI_NONAME, f"test: no lookups of {host!r}")
+        return real(host, *args, **kwargs)
+
+    return guarded

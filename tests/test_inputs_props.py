@@ -27,6 +27,8 @@ from kmnist.cli.download import main
 from kmnist.downloader.run import RetryPolicy
 from kmnist.errors import UsageError
 
+from .conftest import loopback_only
+
 DEAD = "http://127.0.0.1:9"
 
 FLAGS = [
@@ -63,15 +65,6 @@ argvs = st.tuples(
 envs = st.fixed_dictionaries({}, optional={"KMNIST_MIRROR": values, "KMNIST_DATA": values})
 
 
-def _loopback_only(real: Any) -> Any:
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in ("127.0.0.1", "localhost", b"127.0.0.1", None):
-            raise socket.gaierror(socket.EAI_NONAME, f"test: no lookups of {host!r}")
-        return real(host, *args, **kwargs)
-
-    return guarded
-
-
 def _connect_guard(real: Any) -> Any:
     def guarded(self: socket.socket, address: Any) -> Any:
         if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] != "127.0.0.1":
@@ -93,7 +86,7 @@ def offline_sandbox(env: dict[str, str]) -> Iterator[Path]:
         clean = {k: v for k, v in os.environ.items() if k not in ("KMNIST_MIRROR", "KMNIST_DATA")}
         stack.enter_context(mock.patch.dict(os.environ, {**clean, **base, **env}, clear=True))
         stack.enter_context(
-            mock.patch.object(socket, "getaddrinfo", _loopback_only(socket.getaddrinfo))
+            mock.patch.object(socket, "getaddrinfo", loopback_only(socket.getaddrinfo))
         )
         stack.enter_context(
             mock.patch.object(socket.socket, "connect", _connect_guard(socket.socket.connect))

@@ -21,7 +21,7 @@ from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.storage.layout import lock_path, part_path
 from kmnist.storage.lock import FileLock
 
-from .conftest import StartServer, no_part_files
+from .conftest import StartServer, loopback_only, no_part_files
 from .server import FaultyServer
 
 DATA = os.urandom(300_000)
@@ -83,6 +83,19 @@ def test_blackholed_port_then_working_port_arrives(
     # Said in plain words, with where it waited and for how long.
     said = "\n".join(notes.lines)
     assert f"no response from {blackhole.split('//')[1]} within 1 s" in said
+
+
+def test_a_host_that_does_not_resolve_is_said_in_words(
+    good: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The resolver answers as one that cannot find the name (no DNS is asked).
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only(socket.getaddrinfo))
+    rs, notes = run(["http://kmnist-mirror.invalid/", good.url], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [r.mirror for r in rs] == [good.url]  # type: ignore[attr-defined]
+    said = "\n".join(notes.lines)
+    assert "could not resolve host kmnist-mirror.invalid" in said, said
+    assert "NameResolutionError" not in said and "HTTPConnectionPool" not in said
 
 
 @pytest.mark.parametrize("form", ["nolength", "chunked", "206"])
