@@ -23,6 +23,8 @@ class KmnistError(Exception):
     # Files of the same run that were fetched and verified all the same (a
     # failed file does not stop the others), so that they can be reported.
     completed: tuple[object, ...] = ()
+    # The mirrors a failed run had (so that its hint suggests none of them).
+    mirrors: tuple[object, ...] = ()
 
 
 class UsageError(KmnistError):
@@ -39,14 +41,47 @@ class UnsupportedFormat(UsageError):
     """A format (or split) that the chosen dataset does not have."""
 
 
+class Refusal:
+    """Why one mirror did not give one file, in plain words.
+
+    ``down``: no connection could be made; the reason belongs to the mirror,
+    and is said once for every file it would have served. A plain class, not
+    a dataclass: this module is on the path of ``--help``, and dataclasses
+    imports inspect.
+    """
+
+    __slots__ = ("down", "mirror", "reason")
+
+    def __init__(self, mirror: str, reason: str, *, down: bool = False) -> None:
+        self.mirror = mirror
+        self.reason = reason
+        self.down = down
+
+    def __repr__(self) -> str:
+        return f"Refusal({self.mirror!r}, {self.reason!r}, down={self.down})"
+
+
 class DownloadError(KmnistError):
     """A file could not be fetched from any mirror."""
 
-    def __init__(self, path: str, reasons: list[str], *, unreachable: bool = False) -> None:
+    whole_mirror = False  # True: a mirror found down, not a file (said once, first)
+
+    def __init__(
+        self,
+        path: str,
+        reasons: list[str],
+        *,
+        unreachable: bool = False,
+        refusals: tuple[Refusal, ...] = (),
+    ) -> None:
         self.path = path
         self.reasons = reasons
+        # Each mirror's answer, for the renderer (kmnist.cli.failures).
+        self.refusals = refusals
         # No mirror could even be connected to: the network, not the mirrors.
         self.unreachable = unreachable
+        # Set when building the file from another format was tried and failed too.
+        self.not_built: KmnistError | None = None
         tried = "; ".join(reasons) if reasons else "no mirror carries it"
         super().__init__(f"{path}: could not be fetched ({tried})")
 
@@ -65,6 +100,29 @@ class VerificationError(KmnistError):
 
 class NotEnoughSpace(KmnistError):
     """The destination cannot hold what is about to be written."""
+
+
+class DiskFull(NotEnoughSpace):
+    """The disk filled up (ENOSPC) or a quota was reached (EDQUOT) while a file was written.
+
+    Whatever was being written (a ``.part``, its range record, a built file):
+    one error naming the file and the free space it still needs.
+    """
+
+    def __init__(self, path: str, needed: int | None, free: int | None, why: str) -> None:
+        self.path = path
+        self.needed = needed
+        self.free = free
+        more = f"{_mib(needed)} more needed, " if needed else ""
+        left = f"{_mib(free)} free" if free is not None else "free space unknown"
+        super().__init__(
+            f"{path}: {why} while writing it ({more}{left}); free some space or choose "
+            "another folder with --dir, then run again to resume"
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
 
 
 class UnsafePath(KmnistError):

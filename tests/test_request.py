@@ -219,7 +219,7 @@ def test_derive_follows_the_catalogue_given(server: FaultyServer, tmp_path: Path
         entries.append(e)
     server.add("kmnist/t10k-labels-idx1-ubyte.gz", idx)  # the .npz is not served
     [npz] = [e.file for e in entries if e.file.path == "kmnist/kmnist-test-labels.npz"]
-    d = Downloader(mirrors=[server.url], progress=False, catalogue=tuple(entries))
+    d = Downloader(mirrors=[server.url], progress=False, catalogue=tuple(entries), derive=True)
     results = d.fetch([npz], tmp_path)
     assert [r.action for r in results] == [Outcome.FETCHED, Outcome.DERIVED]
     assert (tmp_path / "kmnist/t10k-labels-idx1-ubyte.gz").read_bytes() == idx

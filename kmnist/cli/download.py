@@ -10,14 +10,13 @@ from .._version import __version__
 from ..catalogue.names import DATASET_NAMES, FORMAT_NAMES, MIRROR_ENV, RELEASES, SPLITS
 from ..downloader.defaults import CONNECTIONS, JOBS
 from ..errors import (
-    DownloadsFailed,
     ExitStatus,
     KmnistError,
     UsageError,
 )
 from ..storage.root import data_root
 from . import session
-from .common import add_dir, fail, orderly, path, positive, timeout
+from .common import add_dir, orderly, path, positive, timeout
 from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
@@ -101,6 +100,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="print what would be fetched, resumed or skipped; touch no network",
     )
     p.add_argument("--force", action="store_true", help="fetch again even what is verified")
+    p.add_argument(
+        "--no-derive",
+        action="store_true",
+        help="the published files or a failure: never build a KMNIST .npz from the "
+        "MNIST-format file when no mirror gives it",
+    )
     p.add_argument(
         "--verify",
         action="store_true",
@@ -195,14 +200,16 @@ def main(
     """
 
     def failed(exc: KmnistError | OSError) -> int:
-        status = fail(prog, exc)
-        failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
-        from .report import failure_hint
+        from ..errors import exit_status
+        from .failures import hint, render
 
-        hint = failure_hint(failures, catalogue=catalogue)
-        if hint:
-            print(f"{prog}: hint: {hint}", file=sys.stderr)
-        return status
+        # One renderer: each mirror's failure once, then a line per file, then the hint.
+        for line in render([exc]):
+            print(f"{prog}: error: {line}", file=sys.stderr)
+        text = hint([exc], catalogue=catalogue)
+        if text:
+            print(f"{prog}: hint: {text}", file=sys.stderr)
+        return exit_status(exc)
 
     return orderly(prog, lambda: _main(argv, prog, catalogue), failed=failed, resumable=True)
 
@@ -301,6 +308,7 @@ def _request(
         timeout=session.timeouts(args.timeout),
         log=session.request_log(args.verbose),
         catalogue=catalogue,
+        derive=not args.no_derive,
     )
     return DownloadRequest(tuple(files), args.dir, options)
 

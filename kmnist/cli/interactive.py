@@ -668,7 +668,10 @@ def carry_out(
     # The command's defaults for everything the questions do not ask.
     from ..downloader.request import DownloadOptions, DownloadRequest
 
-    options = DownloadOptions(mirrors=tuple(request.mirror_list(env)), catalogue=catalogue)
+    # The questions build what the command builds by default (no new question).
+    options = DownloadOptions(
+        mirrors=tuple(request.mirror_list(env)), catalogue=catalogue, derive=True
+    )
     results = session.download(
         DownloadRequest(tuple(files_of(entries)), request.root, options), out=out, confirm=confirm
     )

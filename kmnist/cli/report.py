@@ -143,11 +143,14 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
     lines = _table(rows)
     total = sum(r.transferred for r in rs)
     lines.append(f"{len(rs)} file(s) ready in {root}; {size(total)} transferred in {seconds:.1f} s")
-    if any(r.action is Outcome.DERIVED for r in rs):
+    for r in rs:
+        if r.note:  # how a file was built and why, a built file replaced, a restart
+            lines.append(f"note: {r.target.relative_to(root).as_posix()}: {r.note}")
+    if any(r.checked is Check.DERIVED for r in rs):
         lines.append(
-            "note: no reachable mirror had the NumPy files marked 'derived'; they were built "
-            "from the verified MNIST-format files (same arrays), not checked against the "
-            "published .npz checksum"
+            "note: a file built from its MNIST-format file holds the published array, not the "
+            "published bytes: --verify and kmnist.load check it against that file; a later run "
+            "replaces it with the published one when a mirror has it; --no-derive never builds"
         )
     if any(not r.checked.verified for r in rs):
         lines.append(
@@ -183,41 +186,6 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-
-
-def failure_hint(
-    failures: Sequence[BaseException], *, catalogue: Sequence[Entry] | None = None
-) -> str:
-    """What would work when files could not be fetched: the closing hint of a failed run.
-
-    ``--check-mirrors`` first; then, for what no reachable mirror carries,
-    the alternatives that exist (another format, the Internet Archive).
-    ``catalogue``: where the failed files' datasets are looked up (None: the manifest's).
-    """
-    from ..catalogue.manifest import MIRROR_ENV, entry_for
-    from ..errors import DownloadError
-
-    downloads = [f for f in failures if isinstance(f, DownloadError)]
-    if not downloads:
-        return ""
-    paths = [f.path for f in downloads]
-    entries = [e for e in (entry_for(p, entries=catalogue) for p in paths) if e is not None]
-    parts = ["run the same command with --check-mirrors to see which mirror answers"]
-    if any(e.dataset == "kmnist" and e.format == "npz" for e in entries):
-        parts.append("-f mnist fetches the same images from the CDN copies")
-    if any(e.dataset in ("k49", "kkanji") for e in entries):
-        parts.append(
-            "Kuzushiji-49 and Kuzushiji-Kanji exist only on the official host and the "
-            "Internet Archive (mirror 'wayback'): try again later, or from another network"
-        )
-    if all(f.unreachable for f in downloads):
-        parts.append(
-            f"no mirror could be reached from here: give one you can reach with --mirror URL "
-            f"or {MIRROR_ENV} (a copy's folder works too)"
-        )
-    else:
-        parts.append(f"another mirror: --mirror URL or {MIRROR_ENV}")
-    return "; ".join(parts)
 
 
 def probes_text(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> str:

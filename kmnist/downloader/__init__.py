@@ -54,8 +54,50 @@ def download_files(
     host; ``timeout`` is (connect, read) seconds. ``catalogue`` (the entries
     to look files up in) and ``transport`` (what opens a URL) replace the
     built-in ones. Raises a :class:`KmnistError` subclass when a file cannot
-    be had.
+    be had. Never anything else: exactly ``files``, in order, each with the
+    size and hashes given, or an error and no new final file.
     """
+    return _fetch(
+        files,
+        root,
+        mirrors=mirrors,
+        progress=progress,
+        force=force,
+        flat=flat,
+        jobs=jobs,
+        connections=connections,
+        timeout=timeout,
+        retry=retry,
+        session=session,
+        piece=piece,
+        fast_connection=fast_connection,
+        log=log,
+        catalogue=catalogue,
+        transport=transport,
+        derive=False,
+    )
+
+
+def _fetch(
+    files: Sequence[RemoteFile],
+    root: str | Path,
+    *,
+    mirrors: Sequence[str | Mirror] | None,
+    progress: bool | Progress,
+    force: bool,
+    flat: bool,
+    jobs: int,
+    connections: int,
+    timeout: tuple[float, float],
+    retry: RetryPolicy | None,
+    session: requests.Session | None,
+    piece: int,
+    fast_connection: float,
+    log: Callable[[str], None] | None,
+    catalogue: Sequence[Entry] | None,
+    transport: Transport | None,
+    derive: bool,
+) -> list[Path]:
     from .request import DownloadOptions, DownloadRequest, fetch
 
     options = DownloadOptions(
@@ -73,6 +115,7 @@ def download_files(
         log=log,
         catalogue=catalogue,
         transport=transport,
+        derive=derive,
     )
     from pathlib import Path
 
@@ -100,6 +143,7 @@ def download(
     log: Callable[[str], None] | None = None,
     catalogue: Sequence[Entry] | None = None,
     transport: Transport | None = None,
+    derive: bool = True,
 ) -> list[Path]:
     """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``.
 
@@ -109,13 +153,18 @@ def download(
     (torchvision's ``KMNIST`` reads ``<its root>/KMNIST/raw`` flat). The other
     keywords are :func:`download_files`'s; ``catalogue`` is also where the
     dataset is looked up. Returns the final paths of the files.
+
+    ``derive``: when no mirror gives a KMNIST ``.npz`` (every mirror that
+    lists it tried from byte 0), build it from the verified MNIST-format file
+    of the same split (its stamp says so; ``kmnist.load`` and ``--verify``
+    check it by its array). False: the published bytes or a failure.
     """
     from ..catalogue.manifest import files_of, select
     from ..storage.root import data_root
 
     names = [dataset] if isinstance(dataset, str) else list(dataset)
     entries = select(names, format, split, release, entries=catalogue)
-    return download_files(
+    return _fetch(
         files_of(entries),
         data_root(root),
         mirrors=mirrors,
@@ -132,6 +181,7 @@ def download(
         log=log,
         catalogue=catalogue,
         transport=transport,
+        derive=derive,
     )
 
 

@@ -21,18 +21,19 @@ from ..catalogue import manifest
 from ..catalogue.manifest import CURRENT_RELEASE, Entry, RemoteFile
 from ..errors import VerificationError
 from ..storage import layout as storage
+from ..storage.partfile import state_path
 from ..verify import verify_path
 
 
-def _sources(entries: Sequence[Entry]) -> dict[str, Entry]:
-    """npz path -> the MNIST-format entry it can be built from, in ``entries``.
+def _sources(entries: Sequence[Entry]) -> dict[RemoteFile, Entry]:
+    """npz file -> the MNIST-format entry it can be built from, in ``entries``.
 
     KMNIST only: K49 and Kanji were never published in another format.
     """
     current = [e for e in entries if e.release == CURRENT_RELEASE and e.dataset == "kmnist"]
     idx = {(e.split, e.kind): e for e in current if e.format == "mnist"}
     return {
-        e.file.path: idx[(e.split, e.kind)]
+        e.file: idx[(e.split, e.kind)]
         for e in current
         if e.format == "npz" and (e.split, e.kind) in idx
     }
@@ -41,9 +42,12 @@ def _sources(entries: Sequence[Entry]) -> dict[str, Entry]:
 def source_of(file: RemoteFile, *, catalogue: Sequence[Entry] | None = None) -> RemoteFile | None:
     """The MNIST-format file ``file`` can be built from, in ``catalogue`` (None: the manifest).
 
-    Looked up in the catalogue of the call, so that a replaced one is followed.
+    Only for the catalogue's own file, matched by path, size and every hash:
+    a caller who asks for other figures under the same path asked for other
+    bytes, and a built file has none of them. Looked up in the catalogue of
+    the call, so that a replaced one is followed.
     """
-    e = _sources(manifest.ENTRIES if catalogue is None else catalogue).get(file.path)
+    e = _sources(manifest.ENTRIES if catalogue is None else catalogue).get(file)
     return e.file if e is not None else None
 
 
@@ -102,7 +106,16 @@ def build(
     array = read_idx(source, ndim=ndim, name=src.path)
     part = storage.part_path(target)
     # Not through a link planted at the .part, nor onto one at the final name.
-    with storage.open_part(part, "wb") as fh:
-        np.savez_compressed(fh, arr_0=array)  # as published: one compressed arr_0
+    try:
+        with storage.open_part(part, "wb") as fh:
+            np.savez_compressed(fh, arr_0=array)  # as published: one compressed arr_0
+    except BaseException:
+        # A full disk, Ctrl-C: half a zip is nothing to resume from (the next
+        # run would take it for the start of the published file).
+        storage.discard(part)
+        raise
     storage.promote(part, target)
+    # A range record left by a ranged try of the published file describes a
+    # .part that is gone now: no bookkeeping outlives the file it was for.
+    storage.discard(state_path(target))
     storage.write_stamp(target, expectation(file, catalogue=catalogue))

@@ -87,6 +87,9 @@ class FileJob:
         self.noticed = False
         # The last body came Content-Encoding: gzip (the run may have to decode it).
         self.encoded = False
+        # Bytes kept from before were dropped because the server answered a
+        # Range request with the whole file: "resumed" would not be true.
+        self.restarted = False
 
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
@@ -175,6 +178,9 @@ class FileJob:
             # below truncates the .part).
             hasher.reset()
             self.bar.reset(0)
+            if offset and not self.restarted:
+                self.restarted = True
+                self._say("the server ignored Range: fetching it again from the start")
         got = 0
         # Never a byte past the published size (nor past a 206's range): a
         # body that goes on (no Content-Length, chunked, a 206 without one) is
@@ -376,12 +382,17 @@ class FileJob:
     def _check_size(self, body: Body) -> None:
         size = self.file.size
         if body.total is not None and size is not None and body.total != size:
+            from ..catalogue.manifest import KNOWN_STALE_SIZES
+
+            # Named as --verify names the same bytes, from the size alone.
+            known = KNOWN_STALE_SIZES.get((self.file.name, body.total))
+            what = f", the size of {known}" if known else ""
             raise VerificationError(
                 self.file.path,
                 self.mirror.name,
                 "size",
                 f"{size} bytes",
-                f"{body.total} bytes (announced)",
+                f"{body.total} bytes announced{what}",
             )
 
     def _check_cancel(self) -> None:

@@ -52,6 +52,7 @@ class Step:
     note: str | None = None
     check: Check | None = None  # SKIP: how the final file was checked
     stamp: os.stat_result | None = None  # SKIP: see DiskState.stamp
+    built: bool = False  # the final file there was built from another format
 
     @property
     def todo(self) -> int | None:
@@ -80,8 +81,12 @@ class Plan:
 
 
 def decide(file: RemoteFile, state: DiskState, *, force: bool = False) -> tuple[Action, int]:
-    """The action for one file, and how many bytes of the .part it keeps."""
-    if state.final_ok and not force:
+    """The action for one file, and how many bytes of the .part it keeps.
+
+    A file built from the MNIST-format one is not the published bytes: it is
+    fetched again, and kept only if no mirror has the published file yet.
+    """
+    if state.final_ok and not force and state.check is not Check.DERIVED:
         return Action.SKIP, 0
     part = state.part_size or 0
     usable = part > 0 and (file.size is None or part <= file.size)
@@ -184,6 +189,8 @@ def make_plan(
 
 
 def _step(file: RemoteFile, target: Path, action: Action, have: int, state: DiskState) -> Step:
+    if state.check is Check.DERIVED and action is Action.REFETCH:
+        return Step(file, target, action, have, note="built, not the published file", built=True)
     if action is not Action.SKIP:
         return Step(file, target, action, have, note=state.problem)
     return Step(

@@ -49,6 +49,11 @@ class DownloadOptions:
     log: Callable[[str], None] | None = None  # told of every request (-v)
     catalogue: Sequence[Entry] | None = None
     transport: Transport | None = None
+    # Build a catalogued KMNIST .npz from its MNIST-format file when no mirror
+    # gives the published one. Off unless the dataset path (kmnist.download,
+    # the command, the questions) turns it on: download_files returns the
+    # bytes asked for or fails.
+    derive: bool = False
 
     def downloader(self) -> Downloader:
         """A Downloader with these settings."""
@@ -67,6 +72,7 @@ class DownloadOptions:
             log=self.log,
             catalogue=self.catalogue,
             transport=self.transport,
+            derive=self.derive,
         )
 
 

@@ -8,6 +8,9 @@ renamed onto ``<name>`` only after size and every published hash match.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -24,12 +27,20 @@ from ..catalogue.manifest import (
     mirrors_from,
     user_mirror,
 )
-from ..errors import DownloadError, DownloadsFailed, KmnistError, VerificationError
+from ..errors import (
+    DiskFull,
+    DownloadError,
+    DownloadsFailed,
+    KmnistError,
+    Refusal,
+    VerificationError,
+)
 from ..storage import layout as storage
+from ..storage.partfile import PartFile
 from ..urls import Origin, origin
 from ..verify import Hasher, check_digests, check_structure, expectation
 from .defaults import CONNECTIONS, FAST_CONNECTION, JOBS, PIECE, TIMEOUT
-from .derive import build, check_derived, source_of
+from .derive import build, check_derived, is_derived, source_of
 from .filejob import Cancelled, FileJob, JobContext
 from .outcome import Check, Outcome, check_of
 from .plan import Action, Plan, Step, decide, inspect, make_plan, stamp, verify_final
@@ -55,6 +66,9 @@ class Result:
     transferred: int
     seconds: float
     checked: Check
+    # Worth a line under the summary: how a file was built and why, that a
+    # built one was replaced, that a server ignored Range.
+    note: str | None = None
 
 
 MirrorSpec = Union[str, Mirror]
@@ -87,6 +101,7 @@ class Downloader:
         log: Callable[[str], None] | None = None,
         catalogue: Catalogue = None,
         transport: Transport | None = None,
+        derive: bool = False,
     ) -> None:
         if jobs < 1 or connections < 1:
             raise KmnistError("jobs and connections must be at least 1")
@@ -99,6 +114,10 @@ class Downloader:
         self.piece = piece
         self.fast_connection = fast_connection
         self.catalogue = catalogue  # None: the manifest's entries
+        # Build a catalogued KMNIST .npz from its MNIST-format file when no
+        # mirror gives the published one: the dataset path's choice
+        # (kmnist.download, the command), never download_files'.
+        self.derive = derive
         self._session = session
         self._own_session = session is None  # a caller's session is the caller's to close
         # Where no connection could be made, per scheme, host and port (a folder:
@@ -166,7 +185,7 @@ class Downloader:
         derived: list[Result] = []
         try:
             results, failures = self._fetch_steps(steps)
-            if failures:
+            if failures and self.derive:
                 # A NumPy file no mirror gave may be built from the MNIST one.
                 derived, failures = self._derive_failed(plan, failures)
         finally:
@@ -223,6 +242,7 @@ class Downloader:
         failures = self._down_mirrors() + failures
         error = failures[0] if len(failures) == 1 else DownloadsFailed(failures)
         error.completed = tuple(completed)
+        error.mirrors = self.mirrors  # what was tried: the hint suggests nothing of it
         return error
 
     def _derive_failed(
@@ -230,7 +250,9 @@ class Downloader:
     ) -> tuple[list[Result], list[KmnistError]]:
         """Build what can be built of the files that no mirror gave.
 
-        Returns the results of the derived files (and of the sources fetched for
+        Only a catalogued KMNIST .npz (path, size and hashes the catalogue's),
+        and only after every mirror that lists it was tried from byte 0.
+        Returns the results of the built files (and of the sources fetched for
         them), and the failures that remain.
         """
         steps = {s.file.path: s for s in plan}
@@ -239,27 +261,48 @@ class Downloader:
         for f in failures:
             step = steps.get(f.path) if isinstance(f, DownloadError) else None
             src = source_of(step.file, catalogue=self.catalogue) if step is not None else None
-            if step is None or src is None:
+            if step is None or src is None or not isinstance(f, DownloadError):
                 left.append(f)
                 continue
-            started = time.monotonic()
-            source = step.target.with_name(src.name)
-            self.note(f"{step.file.path}: no mirror gave it; building it from {src.path}")
             try:
-                fetched = self._fetch_step(_step_for(src, source, self.catalogue))
-                build(step.file, step.target, source, catalogue=self.catalogue)
-                check_derived(step.file, step.target, catalogue=self.catalogue)
+                done += self._build(step, src, f)
+            except DiskFull as exc:
+                left.append(exc)  # the disk, not the mirrors: said as such, on its own
             except KmnistError as exc:
+                f.not_built = exc  # said with the file's own failure, flattened
                 left.append(f)
-                self.note(f"{step.file.path}: could not be built from {src.path}: {exc}")
-                continue
-            if fetched.action is not Outcome.SKIPPED:
-                done.append(fetched)
-            seconds = time.monotonic() - started
-            done.append(
-                Result(step.file, step.target, Outcome.DERIVED, None, 0, seconds, Check.DERIVED)
-            )
         return done, left
+
+    def _build(self, step: Step, src: RemoteFile, failure: DownloadError) -> list[Result]:
+        """``step``'s file built from ``src`` (fetched first), or kept if built before."""
+        started = time.monotonic()
+        file, target = step.file, step.target
+        why = refused(failure)
+        source = target.with_name(src.name)
+        fetched = self._fetch_step(_step_for(src, source, self.catalogue))
+        out = [fetched] if fetched.action is not Outcome.SKIPPED else []
+        seconds = time.monotonic() - started
+        if step.built and is_derived(file, target, catalogue=self.catalogue):
+            with contextlib.suppress(VerificationError):
+                check_derived(file, target, catalogue=self.catalogue)
+                note = f"kept the file built from {src.name} earlier: {why}"
+                self.note(f"{file.path}: {note}")
+                return [
+                    *out,
+                    Result(file, target, Outcome.SKIPPED, None, 0, seconds, Check.DERIVED, note),
+                ]
+        try:
+            build(file, target, source, catalogue=self.catalogue)
+        except OSError as exc:
+            full = _disk_full(file.path, target, file.size, exc)
+            if full is None:
+                raise
+            raise full from exc
+        check_derived(file, target, catalogue=self.catalogue)
+        note = f"built from {src.name} (the same array, not the published bytes): {why}"
+        self.note(f"{file.path}: {note}")
+        seconds = time.monotonic() - started
+        return [*out, Result(file, target, Outcome.DERIVED, None, 0, seconds, Check.DERIVED, note)]
 
     def _down_mirrors(self) -> list[KmnistError]:
         """One error per mirror found down: its reason once, not in every file's line."""
@@ -339,38 +382,75 @@ class Downloader:
                 except (VerificationError, OSError):
                     pass
             return self._from_mirrors(step, start)
+        except OSError as exc:
+            have = PartFile.load(step.target, step.file.size).have
+            needed = step.file.size - have if step.file.size is not None else None
+            full = _disk_full(step.file.path, step.target, needed, exc)
+            if full is None:
+                raise
+            raise full from exc
         finally:
             lock.release()
 
     def _from_mirrors(self, step: Step, start: float) -> Result:
         file = step.file
-        reasons: list[str] = []
+        refusals: list[Refusal] = []
         mirrors = self.mirrors_for(file)
         for i, mirror in enumerate(mirrors):
             key = _key(mirror)
             if key in self._down:
-                reasons.append(f"{mirror.name}: down (see above)")
+                refusals.append(Refusal(mirror.name, self._down[key][1], down=True))
                 continue
             try:
-                return self._from_mirror(step, mirror, start)
+                return self._from_mirror_from_zero(step, mirror, start)
             except VerificationError as exc:
                 # Other bytes than the published ones: an old release, a page,
                 # a broken copy. Never retried here; the next mirror may be right.
-                reason = f"wrong {exc.what} (expected {exc.expected}, got {exc.got})"
+                refusal = Refusal(
+                    mirror.name, f"wrong {exc.what} (expected {exc.expected}, got {exc.got})"
+                )
             except GiveUp as exc:
-                reason = str(exc)
+                refusal = Refusal(mirror.name, str(exc), down=exc.unreachable)
                 if exc.unreachable:
                     # Remembered for the rest of the run: a dead origin costs
                     # its timeouts once, not once per file.
                     with self._lock:
-                        self._down.setdefault(key, (mirror.name, reason))
-                    reason = "down (see above)"
-            reasons.append(f"{mirror.name}: {reason}")
+                        self._down.setdefault(key, (mirror.name, str(exc)))
+            refusals.append(refusal)
             if i + 1 < len(mirrors):
-                shown = self._down[key][1] if key in self._down else reason
-                self._progress.note(f"{file.path}: {mirror.name}: {shown}; trying the next mirror")
+                self._progress.note(
+                    f"{file.path}: {mirror.name}: {refusal.reason}; trying the next mirror"
+                )
         unreachable = all(_key(m) in self._down for m in mirrors)
-        raise DownloadError(file.path, reasons, unreachable=bool(mirrors) and unreachable)
+        reasons = [f"{r.mirror}: {'down (see above)' if r.down else r.reason}" for r in refusals]
+        raise DownloadError(
+            file.path,
+            reasons,
+            unreachable=bool(mirrors) and unreachable,
+            refusals=tuple(refusals),
+        )
+
+    def _from_mirror_from_zero(self, step: Step, mirror: Mirror, start: float) -> Result:
+        """One mirror; if bytes kept from before did not verify, once more from byte 0.
+
+        The fault may be the old ``.part`` (another release, another run's
+        garbage), not the mirror: the mirror is judged on its own bytes.
+        """
+        kept = PartFile.load(step.target, step.file.size).have
+        try:
+            return self._from_mirror(step, mirror, start)
+        except VerificationError as exc:
+            if not kept:
+                raise
+            self.note(
+                f"{step.file.path}: the {kept} bytes kept from an earlier try did not verify "
+                f"(wrong {exc.what}); fetching it again from byte 0 from {mirror.name}"
+            )
+        result = self._from_mirror(step, mirror, start)
+        again = (
+            f"the {kept} bytes kept from an earlier try did not verify; fetched again from byte 0"
+        )
+        return dataclasses.replace(result, note=result.note or again)
 
     def _from_mirror(self, step: Step, mirror: Mirror, start: float) -> Result:
         job = FileJob(self._job_context, step.file, step.target, mirror)
@@ -422,9 +502,16 @@ class Downloader:
         storage.promote(job.part_path, step.target)
         storage.write_stamp(step.target, expectation(file))
         job.finished()
-        action = Outcome.RESUMED if job.resumed_from else Outcome.FETCHED
+        # "resumed" only when the server honoured Range (206).
+        resumed = job.resumed_from > 0 and not job.restarted
+        action = Outcome.RESUMED if resumed else Outcome.FETCHED
+        note = None
+        if step.built:
+            note = "replaced the built file with the published one"
+        elif job.resumed_from and job.restarted:
+            note = "fetched again from the start (the server ignored Range)"
         seconds = time.monotonic() - start
-        return Result(file, step.target, action, mirror.name, job.transferred, seconds, check)
+        return Result(file, step.target, action, mirror.name, job.transferred, seconds, check, note)
 
 
 def _key(mirror: Mirror) -> Origin | str:
@@ -441,7 +528,32 @@ class MirrorDown(DownloadError):
         KmnistError.__init__(self, f"mirror {name}: {reason}; not tried again in this run")
         self.path = name
         self.reasons = [reason]
+        self.refusals = (Refusal(name, reason, down=True),)
         self.unreachable = True
+        self.not_built = None
+        self.whole_mirror = True
+
+
+def refused(failure: DownloadError) -> str:
+    """Why no mirror gave a file, in one clause (for the note that it was built instead)."""
+    if not failure.refusals:
+        return "no mirror in the list carries it"
+    return "; ".join(f"{r.mirror}: {r.reason}" for r in failure.refusals)
+
+
+# What a full disk or a reached quota looks like on every write of the path.
+_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
+
+
+def _disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> DiskFull | None:
+    """A full disk (or quota) while ``target`` was written, as one DiskFull; else None."""
+    if exc.errno not in _FULL:
+        return None
+    try:
+        free: int | None = shutil.disk_usage(target.parent).free
+    except OSError:
+        free = None
+    return DiskFull(name, needed, free, _FULL[exc.errno])
 
 
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
