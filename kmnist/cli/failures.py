@@ -135,12 +135,15 @@ def hint(
     if any(not r.down for r in refusals):
         parts.append("run the same command with --check-mirrors to see which mirror answers")
     # -f mnist only while the CDN copies are in this run's list and not found
-    # down, and the MNIST-format files were not just tried for a build.
+    # down, the MNIST-format files were not just tried for a build, and some
+    # mirror could be reached at all (else the network is the problem).
     cdn_usable = all(n in names and n not in down for n in CDN_MIRRORS)
     mnist_tried = any(f.not_built is not None for f in downloads)
+    offline = all(f.unreachable for f in downloads)
     if (
         cdn_usable
         and not mnist_tried
+        and not offline
         and any(e.dataset == "kmnist" and e.format == "npz" for e in entries)
     ):
         parts.append("-f mnist fetches the same images from the CDN copies")
