@@ -231,13 +231,13 @@ def _small_disk(folder: Path, size: str) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
 
 
-def _full_at(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
-    """No tmpfs: the .part's writes fail with ENOSPC past ``after`` bytes (the storage seam)."""
+def _full_at(monkeypatch: pytest.MonkeyPatch, after: int, suffix: str = ".part") -> None:
+    """No tmpfs: writes to a ``*suffix`` file fail with ENOSPC past ``after`` bytes (the storage seam)."""
     real = layout.open_part
 
     def open_part(path: Path, mode: str, *, buffering: int = -1):  # type: ignore[no-untyped-def]
         fh = real(path, mode, buffering=buffering)
-        if mode == "rb":
+        if mode == "rb" or not path.name.endswith(suffix):
             return fh
         write = fh.write
 
@@ -289,7 +289,7 @@ def test_a_full_disk_while_building_is_one_error_and_no_half_file(
     # Room for the MNIST-format images (2.9 MiB), not for them and the built .npz.
     with _small_disk(root, "4m") as mounted:
         if not mounted:
-            _full_at(monkeypatch, 1 << 20)
+            _full_at(monkeypatch, 1 << 20, ".npz.part")  # the build's, not the source's
         with pytest.raises(KmnistError) as caught:
             kmnist.download("kmnist", "npz", "test", root, mirrors=[server.url], progress=False)
         failures = (

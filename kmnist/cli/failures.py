@@ -154,10 +154,10 @@ def hint(
                 "Internet Archive, both tried: try again later, or from another network"
             )
         else:
+            # The user's list replaced the built-in one: not suggested back.
             parts.append(
-                "Kuzushiji-49 and Kuzushiji-Kanji exist only on the official host and the "
-                "Internet Archive: without --mirror (and without "
-                f"{MIRROR_ENV}) both are tried"
+                "Kuzushiji-49 and Kuzushiji-Kanji exist only on the official host, the "
+                "Internet Archive and copies of them: a mirror given must be such a copy"
             )
     if all(f.unreachable for f in downloads):
         parts.append(

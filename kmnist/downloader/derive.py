@@ -1,8 +1,12 @@
 """The NumPy-format KMNIST files, built from the verified MNIST-format ones.
 
-When no reachable mirror has a ``.npz`` (the two CDN copies carry the MNIST
-format only, and the official host is out of reach from many networks), the
-same array is built locally from the IDX file of the same split: ``arr_0``,
+When no mirror gives the published ``.npz`` (the two CDN copies carry the
+MNIST format only, the official host is out of reach from many networks, a
+stale mirror serves the 2018 bytes), every mirror that lists it having been
+tried from byte 0, the same array is built locally from the IDX file of the
+same split: the last resort of the dataset path (``kmnist.download``, the
+command, the questions), never of ``download_files``, and only for the
+catalogue's own file (path, size and hashes). ``arr_0``,
 uint8, same shape and order, under the published name, so code that does
 ``np.load(f)["arr_0"]`` keeps working. Its bytes are not the published ones
 (a zip has timestamps), so it is never passed off as verified: its stamp says

@@ -361,6 +361,18 @@ class Downloader:
             stamp(step.file, step.target, step.stamp)
             check = step.check or check_of(step.file)
             return Result(step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, check)
+        try:
+            return self._under_lock(step, start)
+        except OSError as exc:
+            # A full disk anywhere on the write path (the lock, the .part, its
+            # record): one DiskFull naming the file, not a bare OSError.
+            full = _disk_full(step.file.path, step.target, _still_needed(step), exc)
+            if full is None:
+                raise
+            raise full from exc
+
+    def _under_lock(self, step: Step, start: float) -> Result:
+        """Fetch ``step``'s file holding its lock (another process may be fetching it)."""
         lock = storage.file_lock(step.target, lambda: self.cancelled)
         lock.waiting = lambda: self.note(
             f"{step.file.path}: waiting for another process that is fetching it (lock {lock.path})"
@@ -382,13 +394,6 @@ class Downloader:
                 except (VerificationError, OSError):
                     pass
             return self._from_mirrors(step, start)
-        except OSError as exc:
-            have = PartFile.load(step.target, step.file.size).have
-            needed = step.file.size - have if step.file.size is not None else None
-            full = _disk_full(step.file.path, step.target, needed, exc)
-            if full is None:
-                raise
-            raise full from exc
         finally:
             lock.release()
 
@@ -539,6 +544,16 @@ def refused(failure: DownloadError) -> str:
     if not failure.refusals:
         return "no mirror in the list carries it"
     return "; ".join(f"{r.mirror}: {r.reason}" for r in failure.refusals)
+
+
+def _still_needed(step: Step) -> int | None:
+    """Bytes of ``step``'s file not yet in its .part (None: its size was never published)."""
+    if step.file.size is None:
+        return None
+    try:
+        return step.file.size - PartFile.load(step.target, step.file.size).have
+    except OSError:
+        return step.file.size
 
 
 # What a full disk or a reached quota looks like on every write of the path.
