@@ -285,7 +285,7 @@ class Downloader:
         if step.built and is_derived(file, target, catalogue=self.catalogue):
             with contextlib.suppress(VerificationError):
                 check_derived(file, target, catalogue=self.catalogue)
-                note = f"kept the file built from {src.name} earlier: {why}"
+                note = f"{why}; kept the file built from {src.name} earlier"
                 self.note(f"{file.path}: {note}")
                 return [
                     *out,
@@ -299,7 +299,8 @@ class Downloader:
                 raise
             raise full from exc
         check_derived(file, target, catalogue=self.catalogue)
-        note = f"built from {src.name} (the same array, not the published bytes): {why}"
+        # Each mirror's reason first, then what was done about it.
+        note = f"{why}; built from {src.name} instead (the same array, not the published bytes)"
         self.note(f"{file.path}: {note}")
         seconds = time.monotonic() - started
         return [*out, Result(file, target, Outcome.DERIVED, None, 0, seconds, Check.DERIVED, note)]
