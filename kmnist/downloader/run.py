@@ -197,9 +197,13 @@ class Downloader:
         return completed
 
     def _fetch_steps(self, steps: list[Step]) -> tuple[list[Result], list[KmnistError]]:
-        """Every step, ``jobs`` at a time: the results in the plan's order, and the failures."""
+        """Every step, ``jobs`` at a time: the results and the failures, in the plan's order.
+
+        The plan's order, not the order they ended in: the same run is told
+        the same way every time.
+        """
         results: dict[int, Result] = {}
-        failures: list[KmnistError] = []
+        failures: dict[int, KmnistError] = {}
         with ThreadPoolExecutor(max_workers=min(self.jobs, max(len(steps), 1))) as pool:
             futures = {pool.submit(self._fetch_step, steps[i]): i for i in _largest_first(steps)}
             try:
@@ -210,13 +214,13 @@ class Downloader:
                 self._abort()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-        return [results[i] for i in sorted(results)], failures
+        return [results[i] for i in sorted(results)], [failures[i] for i in sorted(failures)]
 
     def _collect(
         self,
         futures: dict[Future[Result], int],
         results: dict[int, Result],
-        failures: list[KmnistError],
+        failures: dict[int, KmnistError],
     ) -> None:
         """Wait for the futures, watching for stalls; a bug (not a KmnistError) is raised."""
         pending = set(futures)
@@ -228,7 +232,7 @@ class Downloader:
                 if exc is None:
                     results[futures[fut]] = fut.result()
                 elif isinstance(exc, KmnistError):
-                    failures.append(exc)
+                    failures[futures[fut]] = exc
                 else:
                     raise exc
 
