@@ -459,7 +459,7 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     other field is allowed. ``source`` (the flag or variable it came from)
     is named in the UsageError for a bad one.
     """
-    from ..inputs import check_folder, check_template, check_url
+    from ..inputs import check_folder, check_schemeless, check_template, check_url
 
     if not isinstance(spec, str):
         raise UsageError(f"{source}: a mirror is text, not {type(spec).__name__}")
@@ -467,6 +467,7 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     if not spec:
         raise UsageError(f"{source}: empty mirror")
     is_template = check_template(spec, source)
+    check_schemeless(spec, source)  # "127.0.0.1:18931" is a URL, not a folder to look in
     if spec.startswith("file://"):
         spec = spec[len("file://") :]
     elif "://" in spec and not spec.startswith(("http://", "https://")):
