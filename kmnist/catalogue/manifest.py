@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from ..errors import UnknownDataset, UnsupportedFormat, UsageError
+from ..errors import UnsupportedFormat, UsageError
 from ..urls import redact
 from .names import CURRENT_RELEASE as CURRENT_RELEASE
 from .names import MIRROR_ENV as MIRROR_ENV
 from .names import RELEASES as RELEASES
 from .names import SPLITS as SPLITS
+from .names import dataset_name
 
 
 @dataclass(frozen=True)
@@ -514,6 +515,8 @@ def select(
     if entries is None:
         entries = ENTRIES
     names = [datasets] if isinstance(datasets, str) else list(datasets)
+    # KMNIST, Kuzushiji-49: any case, or the name another library uses.
+    names = [dataset_name(n, (*DATASETS, "all")) for n in names]
     if release not in RELEASES:
         raise UsageError(f"unknown release {release!r} (choose from {', '.join(RELEASES)})")
     if split not in SPLITS:
@@ -525,10 +528,6 @@ def select(
         ]
     chosen: list[Entry] = []
     for name in dict.fromkeys(names):  # keeps order, drops repeats
-        if name not in DATASETS:
-            raise UnknownDataset(
-                f"unknown dataset {name!r} (choose from {', '.join((*DATASETS, 'all'))})"
-            )
         ds = DATASETS[name]
         in_release = [e for e in entries if e.dataset == name and e.release == release]
         if not in_release:

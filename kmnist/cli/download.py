@@ -7,7 +7,14 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..catalogue.names import DATASET_NAMES, FORMAT_NAMES, MIRROR_ENV, RELEASES, SPLITS
+from ..catalogue.names import (
+    DATASET_ALIASES,
+    DATASET_NAMES,
+    FORMAT_NAMES,
+    MIRROR_ENV,
+    RELEASES,
+    SPLITS,
+)
 from ..downloader.defaults import CONNECTIONS, JOBS
 from ..errors import (
     DownloadsFailed,
@@ -53,17 +60,22 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--dataset",
         "-d",
         action="append",
-        type=choice([*DATASET_NAMES, "all"]),  # a typo gets "did you mean", in one line
+        # Any case, the names other libraries use (KMNIST, Kuzushiji-49), and a
+        # typo gets "did you mean", in one line.
+        type=choice([*DATASET_NAMES, "all"], DATASET_ALIASES),
         choices=[*DATASET_NAMES, "all"],
         help="dataset to fetch; repeat for several",
     )
     p.add_argument(
         "--format",
         "-f",
+        type=choice(FORMAT_NAMES),
         choices=FORMAT_NAMES,
         help="file format (default: npz where the dataset has it)",
     )
-    p.add_argument("--split", "-s", choices=SPLITS, default="all", help="default: all")
+    p.add_argument(
+        "--split", "-s", type=choice(SPLITS), choices=SPLITS, default="all", help="default: all"
+    )
     add_dir(p, "destination folder")
     p.add_argument(
         "--flat",
@@ -80,6 +92,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--release",
+        type=choice(RELEASES),
         choices=RELEASES,
         default=RELEASES[0],
         help="2019 (current, verified) or 2018 (first release, structure-checked only)",

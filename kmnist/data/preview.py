@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue.classmap import classmap
+from ..catalogue.classmap import CLASSMAPS, classmap
+from ..catalogue.names import dataset_name
 from ..catalogue.romaji import romaji
 from ..errors import UsageError
 from ..optional import import_pillow
@@ -296,6 +297,7 @@ def preview(
     """
     if per_class < 1 or scale < 1:
         raise ValueError("per_class and scale must be at least 1")
+    dataset = dataset_name(dataset, tuple(CLASSMAPS))  # KMNIST, Kuzushiji-49 as well
     fmt = check_target(out)  # before loading 50 MB of arrays for nothing
     face = None if romanised else japanese_font(dataset, font)
 
