@@ -546,7 +546,7 @@ def test_the_plan_shows_what_is_skipped_and_resumed(
     assert served.drive(ENTER, ENTER, DOWN + DOWN + ENTER, ENTER, ENTER, ENTER) == 0
     out = capsys.readouterr().out
     assert f"skip     {labels}" in out
-    assert re.search(rf"(?m)^resume   {images}  +1\.2 KiB  500 B already there$", out)
+    assert re.search(rf"(?m)^resume   {images}  +1\.2 KiB  500 B of 1\.2 KiB \(\.part\)$", out)
     assert "1 to fetch, 1 to resume, 1 to skip" in out
     assert (data / images).read_bytes() == served.data[images]
     assert server.gets("/" + labels) == []
