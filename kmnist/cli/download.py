@@ -394,6 +394,15 @@ def _check_after_steps(args: argparse.Namespace) -> None:
         check_target(args.preview)
         if args.font:
             japanese_font(args.dataset[0], args.font)
+        else:
+            # Looked for once, now: the picture uses what is found, and the
+            # user hears before the download why its labels will be Latin.
+            args.font = japanese_font(args.dataset[0])
+            args.romanised = args.font is None
+            if args.romanised and not args.quiet:
+                from ..data.preview import NO_JAPANESE_FONT
+
+                print(f"{PROG}: note: {NO_JAPANESE_FONT}", file=sys.stderr)
 
 
 def _listed(args: argparse.Namespace, catalogue: Sequence[Entry] | None = None) -> list[Entry]:
@@ -427,7 +436,13 @@ def _preview(args: argparse.Namespace, *, out: TextIO) -> None:
     # The test split is the smaller; "train" only when that is all there is.
     split = "train" if args.split == "train" else "test"
     path = preview(
-        dataset, out=args.preview, root=args.dir, split=split, format=args.format, font=args.font
+        dataset,
+        out=args.preview,
+        root=args.dir,
+        split=split,
+        format=args.format,
+        font=args.font,
+        romanised=getattr(args, "romanised", False),  # no font found: not looked for again
     )
     if not args.quiet:
         print(f"wrote {path}: {dataset} {split}, a row of samples per class", file=out)
