@@ -129,6 +129,36 @@ def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     return "\n".join(lines)
 
 
+def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
+    """The plan in a row per dataset and action, for a screen of 24 rows (the questions').
+
+    The totals are :func:`plan`'s; the folder goes on a line of its own, so
+    that a long one does not break the totals line.
+    """
+    from ..catalogue.manifest import entry_for
+
+    groups: dict[tuple[str, Action], list[Step]] = {}
+    for s in p:
+        entry = entry_for(s.file.path)
+        name = entry.dataset if entry is not None else s.file.path.split("/", 1)[0]
+        groups.setdefault((name, s.action), []).append(s)
+    rows = [("action".ljust(ACTION_WIDTH), "dataset", "files", "size")]
+    for (name, action), steps in groups.items():
+        sizes = [s.file.size for s in steps]
+        total = size(sum(n for n in sizes if n is not None)) if None not in sizes else "?"
+        rows.append((action.value, name, str(len(steps)), total))
+    lines = _table(rows, right=(2, 3))
+    todo = size(p.todo_bytes)
+    if p.unknown_sizes:
+        todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
+    counts = {a: sum(1 for s in p if s.action is a) for a in Action}
+    summary = ", ".join(f"{n} to {a.value}" for a, n in counts.items() if n)
+    lines.append(f"{summary or 'nothing to do'}; {todo} to transfer")
+    lines.append(f"into {root}")
+    lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
+    return "\n".join(lines)
+
+
 def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
     """One aligned row per file (what happened, size, time, source, check), then totals."""
     # The time before the words: "checked: derived from ..." is long, and as
