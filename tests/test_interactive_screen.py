@@ -139,9 +139,7 @@ def test_a_refused_folder_is_said_on_the_row_under_the_question(tmp_path: Path) 
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
-def test_three_datasets_a_long_folder_and_a_typed_mirror_fit_80x24(
-    tmp_path: Path, realdata: Path
-) -> None:
+def test_three_datasets_a_long_folder_and_a_typed_mirror_fit_80x24(tmp_path: Path) -> None:
     # 46 and 55 characters: each fits on a row with the words before it.
     where = Path("a-rather-long-folder-name/and-another-one/data")
     mirror = "https://mirror.example.org/datasets/kuzushiji-2019/"
