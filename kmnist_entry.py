@@ -5,20 +5,43 @@ anything inside the package runs ``kmnist/__init__.py`` first (tens of
 milliseconds), and a Ctrl-C during those imports ended in a traceback. The
 signals are held (blocked) here, before that, and answered in one line by
 each command's ``main`` once it can (``kmnist.cli.common.orderly``; see
-``kmnist/signals.py``). Standard library only.
+``kmnist/signals.py``).
+
+Held as this module is imported, when a console script imports it: before
+the script's next line, and through nothing but built-in modules. ``signal``
+itself imports ``enum`` (about 2 ms, in which a Ctrl-C was a traceback from
+this file); ``_signal`` is the C module under it, already in the interpreter.
+What runs before this module's first line (Python's start-up, ``site``, the
+script's own ``import re``) is not ours to hold.
 """
 
 from __future__ import annotations
 
-import signal
+import _signal  # type: ignore[import-not-found]  # no stub; see above
+import sys
+
+# The console scripts pip writes for the entry points below (on Windows
+# "-script.py"); another importer (a test, python -c) holds nothing on import.
+SCRIPTS = ("kmnist-download", "kmnist-baseline")
 
 
 def _hold() -> None:
-    if hasattr(signal, "pthread_sigmask"):
+    if hasattr(_signal, "pthread_sigmask"):
         names = ("SIGINT", "SIGTERM", "SIGHUP")
-        signal.pthread_sigmask(
-            signal.SIG_BLOCK, [getattr(signal, n) for n in names if hasattr(signal, n)]
+        _signal.pthread_sigmask(
+            _signal.SIG_BLOCK, {getattr(_signal, n) for n in names if hasattr(_signal, n)}
         )
+
+
+def _started_as_script(argv0: str) -> bool:
+    name = argv0.replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in ("-script.pyw", "-script.py", ".exe"):
+        name = name.removesuffix(suffix)
+    return name in SCRIPTS
+
+
+if sys.argv and _started_as_script(sys.argv[0]):
+    _hold()
 
 
 def download() -> int:

@@ -10,6 +10,7 @@ library only: ``kmnist-download --help`` imports this.
 from __future__ import annotations
 
 import os
+import re
 import string
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -111,3 +112,45 @@ def check_url(url: str, source: str, *, given: str | None = None) -> None:
         raise UsageError(f"{label}: use http://, https://, file:// or a folder")
     if not host:
         raise UsageError(f"{label}: no host name in the URL")
+
+
+# What a mirror typed without its scheme starts with: host:port (a name, an
+# IPv4 address or a bracketed IPv6 one, and a port of 1 to 5 digits), or a
+# dotted name whose last label is letters (a TLD) or an IPv4 address, followed
+# by a path. "data/kmnist" and "v1.2/kmnist" are folders; "127.0.0.1:18931",
+# "localhost:8000/kmnist" and "mirror.example.org/kmnist" are not.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+_HOST_PORT = re.compile(
+    rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\]):\d{{1,5}}(?:/.*)?", re.DOTALL
+)
+_NAME_PATH = re.compile(rf"(?:(?:{_LABEL}\.)+[A-Za-z]{{2,63}}|{_IPV4})/.*", re.DOTALL)
+# Clearly a path, whatever follows: absolute, relative to here or home, a file: URL.
+_PATH_STARTS = ("/", "./", "../", "~", "file:", ".\\", "..\\", "\\")
+
+
+def schemeless_url(spec: str) -> str | None:
+    """The http:// URL that ``spec`` most likely is, when it was typed without a scheme.
+
+    None when ``spec`` has a scheme, is clearly a path (``/``, ``./``, ``~``,
+    ``file:``, a drive letter) or names a folder that exists: a folder named
+    like a host is still a folder when it is there.
+    """
+    if "://" in spec or spec.startswith(_PATH_STARTS) or re.match(r"[A-Za-z]:[\\/]", spec):
+        return None
+    if not (_HOST_PORT.fullmatch(spec) or _NAME_PATH.fullmatch(spec)):
+        return None
+    base = spec.split("{", 1)[0]
+    if base and os.path.isdir(base):
+        return None
+    return "http://" + (spec if "/" in spec else spec + "/")
+
+
+def check_schemeless(spec: str, source: str) -> None:
+    """A UsageError when ``spec`` is a URL without its scheme (see :func:`schemeless_url`)."""
+    url = schemeless_url(spec)
+    if url is not None:
+        raise UsageError(
+            f"{source} {shown(spec)} has no http:// or https://: did you mean {url} ? "
+            f"(for a folder: ./{spec})"
+        )

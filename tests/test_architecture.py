@@ -29,7 +29,7 @@ FORBIDDEN = {
     "data": {"baselines", "cli"},
     "baselines": {"cli"},
     "cli": set(),
-    # errors, inputs, verify, formats, optional, urls, signals, _version
+    # errors, inputs, verify, formats, optional, urls, units, signals, _version
     "rules": {"downloader", "data", "baselines", "cli"},
 }
 # The public facades above the layers: they may reach anything below.

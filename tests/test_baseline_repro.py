@@ -28,7 +28,10 @@ def kmnist_test(realdata: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def torch_or_skip():  # type: ignore[no-untyped-def]
-    return pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
+    """PyTorch, in a test marked ``torch`` (conftest skips those without it)."""
+    import torch
+
+    return torch
 
 
 # --- k-NN -------------------------------------------------------------------------------
@@ -58,6 +61,7 @@ def test_knn_on_the_real_test_split_is_scikit_learns(
 
 
 @pytest.mark.realdata
+@pytest.mark.torch
 def test_cnn_same_seed_and_threads_same_predictions(
     kmnist_test: tuple[np.ndarray, np.ndarray],
 ) -> None:
@@ -85,6 +89,7 @@ def test_cnn_same_seed_and_threads_same_predictions(
 
 
 @pytest.mark.realdata
+@pytest.mark.torch
 def test_cli_cnn_twice_gives_the_same_figure(
     realdata: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -105,6 +110,7 @@ def test_cli_cnn_twice_gives_the_same_figure(
     assert "torch" in first["versions"]
 
 
+@pytest.mark.torch
 def test_cnn_device_without_cuda_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

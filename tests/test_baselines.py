@@ -392,8 +392,8 @@ def test_knn_on_real_images(kmnist_test: tuple[np.ndarray, np.ndarray]) -> None:
 
 
 @pytest.mark.realdata
+@pytest.mark.torch
 def test_cnn_learns_from_real_images(kmnist_test: tuple[np.ndarray, np.ndarray]) -> None:
-    pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
     from kmnist.baselines import cnn_model as cnn
 
     x, y = kmnist_test
@@ -404,8 +404,10 @@ def test_cnn_learns_from_real_images(kmnist_test: tuple[np.ndarray, np.ndarray])
     assert acc > 0.2  # chance is 0.1
 
 
+@pytest.mark.torch
 def test_cnn_model_is_the_keras_one() -> None:
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
+    import torch
+
     from kmnist.baselines import cnn_model as cnn
 
     model = cnn.build_model(torch, 49)

@@ -54,7 +54,8 @@ def test_startup_prints_its_table_and_names_the_imports() -> None:
         "`kmnist-download --list`",
         "`kmnist-download -V`",
     ):
-        assert re.search(rf"^\| {re.escape(case)}.*?( \| [0-9.]+){{7}} \|$", out, re.M), case
+        # "over `-c pass`" is a difference of two noisy medians: below 0 on a busy machine.
+        assert re.search(rf"^\| {re.escape(case)}.*?( \| -?[0-9.]+){{7}} \|$", out, re.M), case
     assert re.search(
         r'^\| `python -c "import argparse"` \(baseline\) .*\| 1\.00 \| 1\.00 \|$', out, re.M
     )

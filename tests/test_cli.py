@@ -321,7 +321,7 @@ def test_dry_run_prints_the_plan_and_touches_no_network(
         == 0
     )
     out = capsys.readouterr().out
-    assert "resume   kmnist/kmnist-test-imgs.npz    2.9 MiB  1.0 KiB already there" in out
+    assert "resume   kmnist/kmnist-test-imgs.npz    2.9 MiB  1.0 KiB of 2.9 MiB (.part)" in out
     assert "refetch  kmnist/kmnist-test-labels.npz" in out and "wrong size" in out
     assert "fetch    kmnist/kmnist_classmap.csv" in out
     assert "1 to fetch, 1 to resume, 1 to refetch" in out

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kmnist import __version__
 from kmnist.catalogue.manifest import DATASETS, select
@@ -45,10 +47,11 @@ def test_version(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("typed", "meant"),
     [
+        # KMNIST and kanji are taken as they are (tests/test_names.py).
         ("kmnsit", "kmnist"),
-        ("KMNIST", "kmnist"),
+        ("KMNSIT", "kmnist"),
         ("k94", "k49"),
-        ("kanji", "kkanji"),
+        ("kanjii", "kkanji"),
         ("al", "all"),
     ],
 )
@@ -137,14 +140,20 @@ def test_dry_run_columns_are_aligned(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "kmnist/kmnist-test-labels.npz").write_bytes(b"corrupt")
     argv = ["-d", "kmnist", "-d", "k49", "-s", "test", "--dir", str(tmp_path), "--dry-run"]
     assert main(argv) == 0
-    rows = capsys.readouterr().out.splitlines()[:-2]  # the totals and mirrors follow
+    lines = capsys.readouterr().out.splitlines()
+    header, rows = lines[0], lines[1:-2]  # the totals and mirrors follow
+    assert header.split() == ["action", "file", "size", "on", "disk"]
     assert len(rows) == 6
-    # The file column starts, and the size column ends, at one place on every row.
+    # The file column starts, the size column ends and the on-disk column
+    # starts at one place on every row, the header's.
     starts = {re.search(r"(?:kmnist|k49)/", r).start() for r in rows}  # type: ignore[union-attr]
     ends = {m.end() for r in rows for m in [re.search(r"\d (?:B|KiB|MiB)", r)] if m}
-    assert len(starts) == 1 and len(ends) == 1, rows
-    assert rows[0].split()[0] == "resume" and rows[0].endswith("1.0 KiB already there")
-    assert "on disk: wrong size" in rows[1]
+    disk = {r.index("  ", e) + 2 for r in rows for e in [re.search(r"\d (?:B|KiB|MiB)", r).end()]}  # type: ignore[union-attr]
+    assert starts == {header.index("file")} and len(ends) == 1, rows
+    assert ends == {header.index("size") + len("size")} and disk == {header.index("on disk")}
+    assert rows[0].split()[0] == "resume" and rows[0].endswith("1.0 KiB of 2.9 MiB (.part)")
+    assert rows[1].endswith("wrong size")
+    assert all(r.endswith("nothing") for r in rows[2:]), rows
 
 
 def test_one_unit_system_on_every_screen(
@@ -176,7 +185,30 @@ def test_the_progress_bars_count_in_the_same_unit() -> None:
         if env is not None:
             os.environ["TQDM_DISABLE"] = env
     text = screen.getvalue()
-    assert "iB/s" in text and "MB/s" not in text and "kB/s" not in text, text
+    # As the plan and the summary write them: "1.0 MiB/3.0 MiB", a speed in
+    # KiB/s or MiB/s; never tqdm's "1.05M/3.15M" or "kiB/s".
+    assert "1.0 MiB/3.0 MiB" in text, text
+    assert re.search(r"\d (?:B|KiB|MiB|GiB)/s\]", text), text
+    assert not re.search(r"\d[kKMG]i?B?/|kiB|MB/s|kB/s", text), text
+
+
+@given(
+    n=st.integers(0, 2**33),
+    total=st.one_of(st.none(), st.integers(1, 2**33)),
+    elapsed=st.floats(0.01, 1e5),
+)
+def test_every_bar_figure_is_a_size_as_the_summary_prints_it(
+    n: int, total: int | None, elapsed: float
+) -> None:
+    from tqdm.auto import tqdm
+
+    from kmnist.downloader.progress import _binary_bar
+    from kmnist.units import size
+
+    line = _binary_bar(tqdm).format_meter(n, total, elapsed, prefix="f.npz", ncols=200)
+    assert f"{size(n)}/{size(total)}" in line
+    figures = re.findall(r"(\d+(?:\.\d)?) ?([A-Za-z]+)(?=/| \[|\])", line)
+    assert figures and all(unit in ("B", "KiB", "MiB", "GiB") for _, unit in figures), line
 
 
 # -- --no-progress: bars off, summary kept ---------------------------------------

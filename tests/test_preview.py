@@ -322,3 +322,34 @@ def test_bad_arguments(tmp_path: Path) -> None:
         preview("kmnist", out=tmp_path / "g.png", root=tmp_path, per_class=0)
     with pytest.raises(kmnist.UnsupportedFormat):
         preview("kkanji", out=tmp_path / "g.png", root=tmp_path)
+
+
+@pytest.mark.realdata
+@needs_realdata
+def test_the_command_without_a_japanese_font_says_so_once_and_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kmnist.cli.download import main
+
+    # Without fc-match and fc-list on PATH, fontconfig finds nothing.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    data = tmp_path / "data"
+    for rel in ("kmnist/kmnist-test-imgs.npz", "kmnist/kmnist-test-labels.npz"):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).symlink_to(REALDATA / rel)
+    out = tmp_path / "grid.png"
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(data), "--preview", str(out)]
+    argv += ["-m", str(REALDATA), "--no-progress"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    notes = [line for line in err if "Japanese font" in line]
+    assert notes == [
+        "kmnist-download: note: no Japanese font found, so the preview's labels are the "
+        "romanised names (o, ki, su, ...); for the characters install one (Debian/Ubuntu: "
+        "apt install fonts-noto-cjk) or give --font PATH"
+    ], err
+    named = pixels(preview("kmnist", out=tmp_path / "b.png", root=REALDATA, romanised=True))
+    assert np.array_equal(pixels(out), named)
+    # --quiet: errors only.
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

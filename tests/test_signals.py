@@ -206,3 +206,59 @@ def test_a_signal_inside_a_deferred_section_waits_for_its_end() -> None:
             done.append("the section finished")
         done.append("not reached")
     assert done == ["the section finished"]
+
+
+def test_kmnist_entry_holds_the_signals_as_a_console_script_imports_it() -> None:
+    # Held on import, before the script's next line, through built-in modules
+    # only; another importer (this test, python -c) keeps its Ctrl-C.
+    code = (
+        "import sys; sys.argv[0] = {argv0!r}\n"
+        "import kmnist_entry, signal\n"
+        "print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))\n"
+    )
+    for argv0, held in (("/venv/bin/kmnist-download", "True"), ("-c", "False")):
+        r = subprocess.run(
+            [sys.executable, "-c", code.format(argv0=argv0)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (r.returncode, r.stdout.strip()) == (0, held), r.stderr
+    source = (ROOT / "kmnist_entry.py").read_text()
+    top = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert top == [
+        "from __future__ import annotations",
+        "import _signal  # type: ignore[import-not-found]  # no stub; see above",
+        "import sys",
+    ]
+
+
+def test_ctrl_c_every_5_ms_of_start_up_is_one_line_or_before_our_first_line(
+    mirror: FaultyServer, tmp_path: Path
+) -> None:
+    """SIGINT at 5, 10, ..., 50 ms after the console script starts.
+
+    Once kmnist_entry's first line has run, the answer is one line and 130.
+    Before it, Python's own start-up (site, the .pth files) and the script's
+    ``import re`` run; a Ctrl-C there is Python's to answer (killed by
+    SIGINT, sometimes with a traceback), and it is allowed only with no frame
+    of ours in it and nothing written.
+    """
+    reached = 0
+    for ms in range(5, 55, 5):
+        root = tmp_path / f"at{ms}"
+        argv = ["-d", "kmnist", "-s", "test", "--dir", str(root), "-m", mirror.url, "-q"]
+        p = subprocess.Popen(_cmd(*argv), stderr=subprocess.PIPE, text=True)
+        time.sleep(ms / 1000)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        what = f"SIGINT after {ms} ms: exit {p.returncode}: {err!r}"
+        assert not _frames_of_ours(err), what
+        if p.returncode == 130:
+            reached += 1
+            assert err == "kmnist-download: interrupted; run the same command again to resume\n"
+        else:
+            assert p.returncode in (-signal.SIGINT, 1), what  # Python's start-up
+            assert err == "" or "KeyboardInterrupt" in err, what
+            assert not root.exists(), what
+    assert reached, "every Ctrl-C landed before our first line: the test tested nothing"

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotDownloaded, UnknownDataset, UsageError
+from ..catalogue.names import dataset_name
+from ..errors import NotDownloaded, UsageError
 from . import provenance
 from .published import CURRENT, METRIC, REPORTED, Release, Reported, reported
 
@@ -311,7 +312,7 @@ def knn(
     """
     from . import knn_model as model
 
-    _check(dataset, limit, holdout)
+    dataset = _check(dataset, limit, holdout)
     if k < 1:
         raise UsageError(f"k must be at least 1, not {k}")
     data = _data(dataset, _root(root), download, limit, holdout, catalogue)
@@ -363,7 +364,7 @@ def cnn(
     from ..optional import import_torch
     from . import cnn_model as model
 
-    _check(dataset, limit, holdout)
+    dataset = _check(dataset, limit, holdout)
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be at least 1, not {threads}")
     torch = import_torch("the CNN baseline")  # fail before reading 200 MB, not after
@@ -408,15 +409,17 @@ def cnn(
     )
 
 
-def _check(dataset: str, limit: int | None, holdout: int | None) -> None:
-    if dataset not in METRIC:
-        raise UnknownDataset(
-            f"no baseline for dataset {dataset!r} (choose from {', '.join(METRIC)})"
-        )
+def _check(dataset: str, limit: int | None, holdout: int | None) -> str:
+    """``dataset`` as named in METRIC (any case, or another library's name); the arguments checked.
+
+    An unknown name's message lists only the datasets with a baseline.
+    """
+    name = dataset_name(dataset, tuple(METRIC))
     if limit is not None and limit < 1:
         raise UsageError(f"limit must be at least 1, not {limit}")
     if holdout is not None and holdout < 1:
         raise UsageError(f"holdout must be at least 1, not {holdout}")
+    return name
 
 
 def _root(root: str | Path | None) -> Path:

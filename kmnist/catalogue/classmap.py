@@ -12,7 +12,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UnknownDataset, UnsupportedFormat
+from ..errors import UnsupportedFormat
+from .names import DATASET_NAMES, canonical, dataset_name
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,12 @@ def classmap(dataset: str) -> tuple[CharClass, ...]:
     Kuzushiji-Kanji has no shipped map: its 3,832 classes are the folder
     names of the unpacked archive, listed by :func:`kmnist.load_kanji`.
     """
-    if dataset in CLASSMAPS:
-        return CLASSMAPS[dataset]
-    if dataset == "kkanji":
+    if canonical(dataset, DATASET_NAMES) == "kkanji":
         raise UnsupportedFormat(
             "kkanji has no shipped class map: its classes are the folders of the "
             "unpacked archive; use kmnist.load_kanji(root=...).classes"
         )
-    raise UnknownDataset(f"unknown dataset {dataset!r} (choose from {', '.join(CLASSMAPS)})")
+    return CLASSMAPS[dataset_name(dataset, tuple(CLASSMAPS))]
 
 
 def read_classmap_csv(path: str | Path) -> tuple[CharClass, ...]:

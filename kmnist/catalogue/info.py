@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UnknownDataset
 from .manifest import DATASETS
+from .names import dataset_name
 
 LICENSE = "CC BY-SA 4.0"
 LICENSE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
@@ -81,8 +81,7 @@ def info(dataset: str) -> DatasetInfo:
     """Facts about ``"kmnist"``, ``"k49"`` or ``"kkanji"``, and how to cite it."""
     from .romaji import romaji
 
-    if dataset not in _FIGURES:
-        raise UnknownDataset(f"unknown dataset {dataset!r} (choose from {', '.join(_FIGURES)})")
+    dataset = dataset_name(dataset, tuple(_FIGURES))
     train, test, total, num_classes, side = _FIGURES[dataset]
     return DatasetInfo(
         name=dataset,

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from ..errors import UnknownDataset, UnsupportedFormat, UsageError
+from ..errors import UnsupportedFormat, UsageError
 from ..urls import redact
 from .names import CURRENT_RELEASE as CURRENT_RELEASE
 from .names import MIRROR_ENV as MIRROR_ENV
 from .names import RELEASES as RELEASES
 from .names import SPLITS as SPLITS
+from .names import dataset_name
 
 
 @dataclass(frozen=True)
@@ -465,7 +466,7 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     other field is allowed. ``source`` (the flag or variable it came from)
     is named in the UsageError for a bad one.
     """
-    from ..inputs import check_folder, check_template, check_url
+    from ..inputs import check_folder, check_schemeless, check_template, check_url
 
     if not isinstance(spec, str):
         raise UsageError(f"{source}: a mirror is text, not {type(spec).__name__}")
@@ -473,6 +474,7 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     if not spec:
         raise UsageError(f"{source}: empty mirror")
     is_template = check_template(spec, source)
+    check_schemeless(spec, source)  # "127.0.0.1:18931" is a URL, not a folder to look in
     if spec.startswith("file://"):
         spec = spec[len("file://") :]
     elif "://" in spec and not spec.startswith(("http://", "https://")):
@@ -519,6 +521,8 @@ def select(
     if entries is None:
         entries = ENTRIES
     names = [datasets] if isinstance(datasets, str) else list(datasets)
+    # KMNIST, Kuzushiji-49: any case, or the name another library uses.
+    names = [dataset_name(n, (*DATASETS, "all")) for n in names]
     if release not in RELEASES:
         raise UsageError(f"unknown release {release!r} (choose from {', '.join(RELEASES)})")
     if split not in SPLITS:
@@ -530,10 +534,6 @@ def select(
         ]
     chosen: list[Entry] = []
     for name in dict.fromkeys(names):  # keeps order, drops repeats
-        if name not in DATASETS:
-            raise UnknownDataset(
-                f"unknown dataset {name!r} (choose from {', '.join((*DATASETS, 'all'))})"
-            )
         ds = DATASETS[name]
         in_release = [e for e in entries if e.dataset == name and e.release == release]
         if not in_release:

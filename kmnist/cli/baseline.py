@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._version import __version__
+from ..catalogue.names import DATASET_ALIASES
 from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError
 from ..storage.root import data_root
 from .common import add_dir, fail, orderly, positive
+from .suggest import OneLineParser, choice
 
 if TYPE_CHECKING:
     from ..catalogue.manifest import Entry
@@ -50,7 +52,8 @@ def device_type(text: str) -> str:
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    # kmnist-download's parser class: usage errors in the same one line.
+    p = OneLineParser(
         prog=prog,
         description=(
             "Run a baseline of the Kuzushiji-MNIST paper (Clanuwat et al. 2018) on the "
@@ -64,8 +67,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok, 1 failure (files missing or wrong), 2 bad usage, "
         "130 interrupted.",
     )
-    p.add_argument("model", choices=MODELS, help="which baseline")
-    p.add_argument("--dataset", "-d", required=True, choices=DATASETS)
+    p.add_argument("model", type=choice(MODELS), choices=MODELS, help="which baseline")
+    p.add_argument(
+        "--dataset",
+        "-d",
+        required=True,
+        type=choice(DATASETS, DATASET_ALIASES),
+        choices=DATASETS,
+    )
     add_dir(p, "where the files are")
     p.add_argument(
         "--download",

@@ -7,7 +7,14 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..catalogue.names import DATASET_NAMES, FORMAT_NAMES, MIRROR_ENV, RELEASES, SPLITS
+from ..catalogue.names import (
+    DATASET_ALIASES,
+    DATASET_NAMES,
+    FORMAT_NAMES,
+    MIRROR_ENV,
+    RELEASES,
+    SPLITS,
+)
 from ..downloader.defaults import CONNECTIONS, JOBS
 from ..errors import (
     ExitStatus,
@@ -52,17 +59,22 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--dataset",
         "-d",
         action="append",
-        type=choice([*DATASET_NAMES, "all"]),  # a typo gets "did you mean", in one line
+        # Any case, the names other libraries use (KMNIST, Kuzushiji-49), and a
+        # typo gets "did you mean", in one line.
+        type=choice([*DATASET_NAMES, "all"], DATASET_ALIASES),
         choices=[*DATASET_NAMES, "all"],
         help="dataset to fetch; repeat for several",
     )
     p.add_argument(
         "--format",
         "-f",
+        type=choice(FORMAT_NAMES),
         choices=FORMAT_NAMES,
         help="file format (default: npz where the dataset has it)",
     )
-    p.add_argument("--split", "-s", choices=SPLITS, default="all", help="default: all")
+    p.add_argument(
+        "--split", "-s", type=choice(SPLITS), choices=SPLITS, default="all", help="default: all"
+    )
     add_dir(p, "destination folder")
     p.add_argument(
         "--flat",
@@ -79,6 +91,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--release",
+        type=choice(RELEASES),
         choices=RELEASES,
         default=RELEASES[0],
         help="2019 (current, verified) or 2018 (first release, structure-checked only)",
@@ -389,6 +402,15 @@ def _check_after_steps(args: argparse.Namespace) -> None:
         check_target(args.preview)
         if args.font:
             japanese_font(args.dataset[0], args.font)
+        else:
+            # Looked for once, now: the picture uses what is found, and the
+            # user hears before the download why its labels will be Latin.
+            args.font = japanese_font(args.dataset[0])
+            args.romanised = args.font is None
+            if args.romanised and not args.quiet:
+                from ..data.preview import NO_JAPANESE_FONT
+
+                print(f"{PROG}: note: {NO_JAPANESE_FONT}", file=sys.stderr)
 
 
 def _listed(args: argparse.Namespace, catalogue: Sequence[Entry] | None = None) -> list[Entry]:
@@ -422,7 +444,13 @@ def _preview(args: argparse.Namespace, *, out: TextIO) -> None:
     # The test split is the smaller; "train" only when that is all there is.
     split = "train" if args.split == "train" else "test"
     path = preview(
-        dataset, out=args.preview, root=args.dir, split=split, format=args.format, font=args.font
+        dataset,
+        out=args.preview,
+        root=args.dir,
+        split=split,
+        format=args.format,
+        font=args.font,
+        romanised=getattr(args, "romanised", False),  # no font found: not looked for again
     )
     if not args.quiet:
         print(f"wrote {path}: {dataset} {split}, a row of samples per class", file=out)

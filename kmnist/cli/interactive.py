@@ -148,6 +148,47 @@ class Request:
         return [f"{prefix}{launcher} {shlex.join(argv)}" for argv in self.argvs()]
 
 
+# The terminal the questions are laid out for: every line they print fits it.
+COLUMNS, ROWS = 80, 24
+# A plan of more files than this is shown per dataset, so that the plan and
+# the question under it stay on one 24-row screen (three datasets are 11 files).
+PLAN_ROWS = 8
+
+
+def wrapped(command: str, width: int = COLUMNS, indent: str = "  ") -> list[str]:
+    """``command`` as lines a shell reads back as the same command: broken only between words.
+
+    Each line but the last ends in `` \\`` and every line fits ``width``
+    (a word longer than that keeps a line of its own): a terminal's own
+    wrapping broke words (``--dir dat|a``), and a pasted command failed.
+    """
+    import shlex
+
+    quoted = [shlex.quote(w) for w in shlex.split(command)]
+    # A flag and its value stay on one line: "--dir /a/long/path", not "--dir \\".
+    words: list[str] = []
+    for word in quoted:
+        if (
+            words
+            and words[-1].startswith("--")
+            and " " not in words[-1]
+            and not word.startswith("-")
+        ):
+            words[-1] += " " + word
+        else:
+            words.append(word)
+    lines: list[str] = []
+    line = indent + words[0]
+    for word in words[1:]:
+        if len(line) + 1 + len(word) + 2 > width:  # room for " \\"
+            lines.append(line + " \\")
+            line = indent + "  " + word
+        else:
+            line += " " + word
+    lines.append(line)
+    return lines
+
+
 def launcher(
     prog: str,
     *,
@@ -495,6 +536,12 @@ def _choices(options: Sequence[Option]) -> list[Any]:
     ]
 
 
+# prompt_toolkit keeps 8 rows free under a prompt for its completion menu,
+# and its validation line comes after them: a refused folder was said 18 rows
+# below the question. Without the reserve it is said on the row under it.
+_ERRORS_UNDER_THE_QUESTION: dict[str, Any] = {"reserve_space_for_menu": 0}
+
+
 def _validator(check: Callable[[str], str | None]) -> Callable[[str], bool | str]:
     """questionary's form of a check: True, or the reason shown under the prompt."""
     return lambda text: check(text) or True
@@ -569,17 +616,23 @@ class Prompts:
 
     def folder(self) -> Path:
         import questionary
+        from prompt_toolkit.formatted_text import FormattedText
 
+        default = default_dir()
+        # The default is shown (in the question, and greyed where the answer
+        # goes), not pre-filled: questionary's default= is editable text, and
+        # a typed path was appended to it ("./data/tmp/x"). Enter alone takes it.
         text: str = _ask(
             questionary.path(
-                "Where to? (a folder; made if missing)",
-                default=default_dir(),
+                f"Where to? (a folder; Enter: {default})",
                 only_directories=True,
-                validate=_validator(check_folder),
+                validate=_validator(lambda t: check_folder(t or default)),
+                placeholder=FormattedText([("class:placeholder", default)]),
                 style=self.style,
+                **_ERRORS_UNDER_THE_QUESTION,
             )
         )
-        return Path(os.path.expanduser(text.strip()))
+        return Path(os.path.expanduser(text.strip() or default))
 
     def source(self) -> tuple[tuple[str, ...], bool]:
         import questionary
@@ -594,11 +647,14 @@ class Prompts:
         if how == FROM_BUILTIN:
             # Say so only when it matters: KMNIST_MIRROR would replace them.
             return (), bool(self.env.get(MIRROR_ENV, "").split())
+        # Short, so that a URL fits on the question's line at 80 columns; the
+        # layout was said in the choice's description.
         typed: str = _ask(
             questionary.text(
-                "Mirror (a URL, or a folder laid out as <base>/<dataset>/<file>):",
+                "Mirror URL or folder:",
                 validate=_validator(check_mirror),
                 style=self.style,
+                **_ERRORS_UNDER_THE_QUESTION,
             )
         )
         return (typed.strip(),), False
@@ -656,12 +712,13 @@ def carry_out(
     again = launcher(prog)
 
     def confirm(plan: Plan, mirrors: Sequence[Mirror]) -> bool:
-        print(report.plan(plan, request.root, mirrors), file=out)
+        show = report.plan if len(plan.steps) <= PLAN_ROWS else report.plan_by_dataset
+        print(show(plan, request.root, mirrors), file=out)
         if not go_ahead(plan):
             return False
         print("the same as:", file=out)
         for command in request.commands(again):
-            print(f"  {command}", file=out)
+            print("\n".join(wrapped(command)), file=out)
         request.root.mkdir(parents=True, exist_ok=True)
         return True
 
@@ -678,7 +735,7 @@ def carry_out(
     if results is None:
         print("Nothing was downloaded. To do it later without questions:", file=out)
         for command in request.commands(again):
-            print(f"  {command}", file=out)
+            print("\n".join(wrapped(command)), file=out)
         return ExitStatus.OK
     status: int = ExitStatus.OK
     if request.extract:

@@ -9,25 +9,14 @@ from typing import TYPE_CHECKING
 
 from ..catalogue.manifest import DATASETS, FORMATS, Entry, Mirror
 from ..downloader.outcome import Check, Outcome
-from ..downloader.plan import Action, Plan
+from ..downloader.plan import Action, Plan, Step
+from ..units import size as size  # the one unit system, re-exported
 from ..urls import redact
 
 if TYPE_CHECKING:
     from ..catalogue.manifest import RemoteFile
     from ..downloader.probe import Probe
     from ..downloader.run import Result
-
-
-def size(n: int | None) -> str:
-    """Human size in binary units: ``3.0 MiB``; ``?`` when unknown."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
@@ -94,29 +83,42 @@ def catalogue_json(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
     return json.dumps(doc, indent=2)
 
 
-# The widest action ("refetch") and a space: the file column starts at the
-# same place whatever the plan holds, so that plans can be compared by eye.
-ACTION_WIDTH = max(len(a.value) for a in Action) + 1
+# The widest action ("refetch"): the file column starts at the same place
+# whatever the plan holds, so that plans can be compared by eye.
+ACTION_WIDTH = max(len(a.value) for a in Action)
+
+
+def on_disk(s: Step) -> str:
+    """What the plan found on disk for one file, in words: the plan's "on disk" column."""
+    if s.action is Action.FETCH:
+        return "nothing"
+    if s.action is Action.RESUME:
+        return f"{size(s.have)} of {size(s.file.size)} (.part)"
+    if s.action is Action.SKIP:
+        return (
+            {
+                Check.DERIVED: "derived earlier, unchanged",
+                Check.STRUCTURE: "structure checked (no published checksum)",
+                Check.NOTHING: "there, unverified",
+            }.get(s.check, "verified")
+            if s.check is not None
+            else "verified"
+        )
+    # REFETCH: a final file that is wrong, or verified and fetched again (--force).
+    found = s.note or "verified; fetched again (--force)"
+    if s.have:
+        found += f"; {size(s.have)} of .part kept"
+    return found
 
 
 def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
-    """One row per file in aligned columns (action, file, size, what is on disk), then totals."""
-    rows = []
-    for s in p:
-        detail = ""
-        if s.action is Action.RESUME:
-            detail = f"{size(s.have)} already there"
-        elif s.action is Action.REFETCH and s.note:
-            detail = f"on disk: {s.note}"
-        rows.append(
-            (s.action.value, s.target.relative_to(root).as_posix(), size(s.file.size), detail)
-        )
-    paths = max((len(r[1]) for r in rows), default=0)
-    sizes = max((len(r[2]) for r in rows), default=0)
-    lines = [
-        f"{a:<{ACTION_WIDTH}} {path:<{paths}}  {n:>{sizes}}  {detail}".rstrip()
-        for a, path, n, detail in rows
+    """The plan as a table (action, file, size, on disk), then totals and the mirrors."""
+    rows = [("action".ljust(ACTION_WIDTH), "file", "size", "on disk")]
+    rows += [
+        (s.action.value, s.target.relative_to(root).as_posix(), size(s.file.size), on_disk(s))
+        for s in p
     ]
+    lines = _table(rows, right=(2,))
     todo = size(p.todo_bytes)
     if p.unknown_sizes:
         todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
@@ -127,20 +129,52 @@ def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     return "\n".join(lines)
 
 
+def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
+    """The plan in a row per dataset and action, for a screen of 24 rows (the questions').
+
+    The totals are :func:`plan`'s; the folder goes on a line of its own, so
+    that a long one does not break the totals line.
+    """
+    from ..catalogue.manifest import entry_for
+
+    groups: dict[tuple[str, Action], list[Step]] = {}
+    for s in p:
+        entry = entry_for(s.file.path)
+        name = entry.dataset if entry is not None else s.file.path.split("/", 1)[0]
+        groups.setdefault((name, s.action), []).append(s)
+    rows = [("action".ljust(ACTION_WIDTH), "dataset", "files", "size")]
+    for (name, action), steps in groups.items():
+        sizes = [s.file.size for s in steps]
+        total = size(sum(n for n in sizes if n is not None)) if None not in sizes else "?"
+        rows.append((action.value, name, str(len(steps)), total))
+    lines = _table(rows, right=(2, 3))
+    todo = size(p.todo_bytes)
+    if p.unknown_sizes:
+        todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
+    counts = {a: sum(1 for s in p if s.action is a) for a in Action}
+    summary = ", ".join(f"{n} to {a.value}" for a, n in counts.items() if n)
+    lines.append(f"{summary or 'nothing to do'}; {todo} to transfer")
+    lines.append(f"into {root}")
+    lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
+    return "\n".join(lines)
+
+
 def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
-    """One aligned row per file (what happened, size, source, check, time), then totals."""
+    """One aligned row per file (what happened, size, time, source, check), then totals."""
+    # The time before the words: "checked: derived from ..." is long, and as
+    # the last column it widens no other row.
     rows = [
         (
             r.action.value,
             r.target.relative_to(root).as_posix(),
             size(r.target.stat().st_size),
+            f"{r.seconds:.1f} s" if r.mirror else "",
             f"from {r.mirror}" if r.mirror else "",
             f"checked: {checked(r)}",
-            f"{r.seconds:.1f} s" if r.mirror else "",
         )
         for r in rs
     ]
-    lines = _table(rows)
+    lines = _table(rows, right=(2, 3))
     total = sum(r.transferred for r in rs)
     lines.append(f"{len(rs)} file(s) ready in {root}; {size(total)} transferred in {seconds:.1f} s")
     for r in rs:
@@ -181,11 +215,23 @@ def checked(r: Result) -> str:
     return str(r.checked.value)
 
 
-def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+def _table(rows: Sequence[tuple[str, ...]], *, right: tuple[int, ...] = ()) -> list[str]:
+    """Rows in columns, each as wide as its own widest cell, two spaces apart.
+
+    Trailing blanks are cut, so a long cell in the last column widens no
+    row: callers put their long, varying words there. ``right``: columns
+    aligned right (sizes, times).
+    """
     if not rows:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = []
+    for r in rows:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
 
 
 def probes_text(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> str:

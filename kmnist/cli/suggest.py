@@ -1,13 +1,17 @@
 """Mistyped names on the command line: one line that says what was meant.
 
 argparse answers a mistyped choice with its usage (several lines) and the
-whole list; a person who typed ``kmnsit`` wants to hear ``kmnist``.
+whole list; a person who typed ``kmnsit`` wants to hear ``kmnist``. Both
+commands (``kmnist-download``, ``kmnist-baseline``) build their parsers
+from this module, so their usage errors read the same.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+
+from ..catalogue.names import canonical, closest
 
 # typing and pathlib cost ~5 ms of a 25 ms `--help` (benchmarks/startup.py):
 # this module is on that path, so they are imported for the type checker only
@@ -17,27 +21,21 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-# difflib's default: close enough for one swapped or missing letter
-# ("kmnsit", "k94", "kanji" -> "kkanji"), not for an unrelated word.
-CUTOFF = 0.6
 
+def choice(names: Sequence[str], aliases: dict[str, str] | None = None) -> Callable[[str], str]:
+    """An argparse ``type``: the name ``text`` means (any case, or an alias), else a suggestion.
 
-def closest(text: str, names: Sequence[str]) -> str | None:
-    """The name in ``names`` that ``text`` most likely misspells, or None."""
-    import difflib  # only when something was mistyped: --help stays fast
-
-    found = difflib.get_close_matches(text.strip().lower(), list(names), n=1, cutoff=CUTOFF)
-    return found[0] if found else None
-
-
-def choice(names: Sequence[str]) -> Callable[[str], str]:
-    """An argparse ``type``: ``text`` when it is one of ``names``, else a suggestion."""
+    Give the same ``names`` as ``choices=`` too: argparse shows them in
+    ``--help`` and checks what this returns against them.
+    """
+    options = tuple(names)
 
     def check(text: str) -> str:
-        if text in names:
-            return text
-        guess = closest(text, names)
-        hint = f"; did you mean {guess!r}?" if guess else f" (choose from {', '.join(names)})"
+        found = canonical(text, options, aliases)
+        if found is not None:
+            return found
+        guess = closest(text, options, aliases)
+        hint = f"; did you mean {guess!r}?" if guess else f" (choose from {', '.join(options)})"
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r}{hint}")
 
     return check

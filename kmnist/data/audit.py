@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..catalogue import manifest
 from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
+from ..catalogue.names import dataset_name
 from ..downloader.derive import check_derived, is_derived
 from ..errors import UsageError, VerificationError
 from ..storage.layout import local_path, part_path
@@ -77,7 +78,8 @@ def expected_entries(
     """
     from .kanji import kanji_paths
 
-    named = list(dict.fromkeys(datasets or ()))
+    # KMNIST, Kuzushiji-49: any case, or another library's name.
+    named = list(dict.fromkeys(dataset_name(n, (*DATASETS, "all")) for n in datasets or ()))
     for name in named:
         if name != "all":
             select(name, format, split, release, entries=catalogue)  # UsageError names choices

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..catalogue.classmap import CLASSMAPS
 from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, select
+from ..catalogue.names import DATASET_ALIASES, DATASET_NAMES, canonical, dataset_name
 from ..errors import NotDownloaded, UnsupportedFormat, VerificationError
 from ..formats import bad_structure, read_idx, read_npz
 from ..storage.layout import local_path
@@ -55,6 +56,7 @@ def load(
     ``catalogue``: the entries to look the files up in (None: the manifest's).
     """
     root = data_root(root)
+    dataset = _loadable(dataset)
     entries = _entries(dataset, split, format, root, catalogue)
     try:
         return _read(dataset, split, entries, root, verify=verify, catalogue=catalogue)
@@ -91,6 +93,18 @@ def _read(
     labels = read_array(by_kind["labels"], root, verify=verify, catalogue=catalogue)
     _check_pair(dataset, split, images, labels, by_kind["labels"].file.path)
     return images, labels
+
+
+def _loadable(dataset: object) -> str:
+    """``dataset`` as a name load takes (kmnist, k49: any case, or another library's name).
+
+    An unknown name lists only those two; Kuzushiji-Kanji is pointed to its own loader.
+    """
+    if canonical(dataset, DATASET_NAMES, DATASET_ALIASES) == "kkanji":
+        raise UnsupportedFormat(
+            "kkanji is a folder of 64x64 PNG files, not arrays: use kmnist.load_kanji()"
+        )
+    return dataset_name(dataset, tuple(CLASSMAPS))
 
 
 def _entries(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue.classmap import classmap
+from ..catalogue.names import DATASET_ALIASES, DATASET_NAMES, canonical
 from ..catalogue.romaji import romaji
 from ..errors import UsageError
 from ..optional import import_pillow
@@ -170,6 +171,15 @@ def _truetype(path: str | Path, size: int) -> Any:
         return None
 
 
+# Said once when no font draws the characters: why the labels are Latin, and
+# what gives the characters (Debian's and Ubuntu's package of Noto CJK).
+NO_JAPANESE_FONT = (
+    "no Japanese font found, so the preview's labels are the romanised names "
+    "(o, ki, su, ...); for the characters install one (Debian/Ubuntu: apt install "
+    "fonts-noto-cjk) or give --font PATH"
+)
+
+
 def japanese_font(dataset: str, font: str | Path | None = None) -> Path | None:
     """The font that draws every character of ``dataset``: ``font`` when given, else one found.
 
@@ -296,6 +306,8 @@ def preview(
     """
     if per_class < 1 or scale < 1:
         raise ValueError("per_class and scale must be at least 1")
+    # KMNIST, Kuzushiji-49 as well; an unknown name (or kkanji) is classmap's to refuse.
+    dataset = canonical(dataset, DATASET_NAMES, DATASET_ALIASES) or dataset
     fmt = check_target(out)  # before loading 50 MB of arrays for nothing
     face = None if romanised else japanese_font(dataset, font)
 

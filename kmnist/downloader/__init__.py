@@ -162,7 +162,9 @@ def download(
     from ..catalogue.manifest import files_of, select
     from ..storage.root import data_root
 
-    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    # A name, or several; anything else (None, a number: the annotation ignored)
+    # goes to select() as a name, which says in an UnknownDataset it knows none such.
+    names: list[str] = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]  # type: ignore[list-item]
     entries = select(names, format, split, release, entries=catalogue)
     return _fetch(
         files_of(entries),

@@ -74,22 +74,58 @@ class _TqdmFile:
         self._bar.close()
 
 
+def _binary_bar(base: Any) -> Any:
+    """``base`` (a tqdm class) whose sizes and speed read as every other screen: ``2.9 MiB``.
+
+    tqdm's own scaling prints ``477k/2.94M`` and ``kiB/s``, and scales the
+    speed by 1000 whatever ``unit_divisor`` says (tqdm 4.70, std.py
+    format_meter: ``format_sizeof(rate)`` takes no divisor). Its bars format
+    themselves through ``self.format_meter(**self.format_dict)``, so the
+    figures are put in here, as text, with :func:`kmnist.units.size`.
+    """
+    from ..units import size
+
+    class BinaryBar(base):  # type: ignore[misc]
+        @staticmethod
+        def format_meter(n: float, total: float | None, elapsed: float, **kw: Any) -> str:
+            rate = kw.get("rate")
+            if rate is None and elapsed:
+                rate = (n - kw.get("initial", 0)) / elapsed
+            speed = f"{size(rate)}/s" if rate else "? B/s"
+            figures = f"{size(n)}/{size(total)}".replace("{", "{{").replace("}", "}}")
+            if total:
+                kw["bar_format"] = (
+                    "{l_bar}{bar}| " + figures + " [{elapsed}<{remaining}, " + speed + "]"
+                )
+            else:
+                desc = f"{kw['prefix']}: " if kw.get("prefix") else ""
+                kw["bar_format"] = (
+                    desc.replace("{", "{{").replace("}", "}}")
+                    + figures
+                    + " [{elapsed}, "
+                    + speed
+                    + "]"
+                )
+            kw["unit_scale"] = False
+            return str(base.format_meter(n, total, elapsed, **kw))
+
+    return BinaryBar
+
+
 class TqdmProgress:
     """One total bar (bytes, rate, ETA) above a bar per file being fetched."""
 
     def __init__(self, total: int | None, initial: int = 0, *, file: Any = None) -> None:
         from tqdm.auto import tqdm
 
-        self._tqdm = tqdm
+        self._tqdm = tqdm = _binary_bar(tqdm)
         self._lock = threading.Lock()
         self._out = file if file is not None else sys.stderr
         # disable=None: tqdm hides itself when the stream is not a terminal.
         self._total = tqdm(
             total=total,
             initial=initial,
-            unit="iB",  # with unit_divisor=1024: "MiB/s", the unit of every other screen
-            unit_scale=True,
-            unit_divisor=1024,
+            unit="B",  # sizes and speed in MiB as every other screen: see _binary_bar
             desc="total",
             file=self._out,
             disable=None,
@@ -104,9 +140,7 @@ class TqdmProgress:
         bar = self._tqdm(
             total=total,
             initial=initial,
-            unit="iB",
-            unit_scale=True,
-            unit_divisor=1024,
+            unit="B",
             desc=label,
             file=self._out,
             disable=None,
