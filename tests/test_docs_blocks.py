@@ -212,3 +212,41 @@ def test_block_runs(block: Block, pages: dict[Path, Page], monkeypatch: pytest.M
     if module is not None:
         pytest.skip(f"{block.name} needs {module}, which is not installed")
     _run(block, page, monkeypatch)
+
+
+# The public objects whose docstring examples the API reference shows.
+DOCTEST_MODULES = (
+    "kmnist.downloader",
+    "kmnist.data.load",
+    "kmnist.catalogue.manifest",
+    "kmnist.catalogue.classmap",
+    "kmnist.catalogue.info",
+    "kmnist.errors",
+    "kmnist.data.torch_datasets",
+)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("module_name", DOCTEST_MODULES)
+def test_docstring_examples_run(
+    module_name: str, mirror: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import doctest
+    import importlib
+
+    import kmnist
+
+    if module_name.endswith("torch_datasets"):
+        for needed in ("torch", "PIL"):
+            if importlib.util.find_spec(needed) is None:
+                pytest.skip(f"{module_name}'s examples need {needed}, which is not installed")
+    module = importlib.import_module(module_name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KMNIST_MIRROR", mirror)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    examples = 0
+    for test in doctest.DocTestFinder().find(module, globs={"kmnist": kmnist}):
+        examples += len(test.examples)
+        runner.run(test, out=lambda text: pytest.fail(text, pytrace=False))
+    assert examples > 0, f"{module_name}: no examples found"
+    assert runner.failures == 0
