@@ -78,7 +78,7 @@ def browse(browser: str, profile: Path, *args: str) -> subprocess.CompletedProce
 
 def screenshot(browser: str, profile: Path, url: str, out: Path) -> None:
     # The budget lets the page lay out and scroll to its #anchor before the shot.
-    window = ("--window-size=1280,900", "--virtual-time-budget=5000")
+    window = ("--window-size=1280,1400", "--virtual-time-budget=5000")
     browse(browser, profile, f"--screenshot={out}", *window, url)
     if not out.is_file() or not out.read_bytes().startswith(b"\x89PNG"):
         raise RuntimeError(f"no screenshot of {url} in {out}")
