@@ -17,7 +17,23 @@ class ExitStatus(enum.IntEnum):
 
 
 class KmnistError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose.
+
+    Catch it to handle any expected failure; a bug still shows its own
+    exception. Its message is one line that says what happened, to which
+    file, and what to do next.
+
+    Attributes:
+        exit_status: what ``kmnist-download`` exits with for it (1, or 2 for
+            a [UsageError][kmnist.errors.UsageError]).
+
+    Examples:
+        >>> try:
+        ...     kmnist.load("mnist", "test")
+        ... except kmnist.KmnistError as e:
+        ...     print(type(e).__name__, int(e.exit_status))
+        UnknownDataset 2
+    """
 
     exit_status = ExitStatus.FAILURE
     # Files of the same run that were fetched and verified all the same (a
@@ -62,7 +78,14 @@ class Refusal:
 
 
 class DownloadError(KmnistError):
-    """A file could not be fetched from any mirror."""
+    """A file could not be fetched from any mirror.
+
+    Attributes:
+        path: the file's path below the data folder.
+        reasons: what each mirror answered, one line each.
+        unreachable: no mirror could even be connected to: the network, not
+            the mirrors.
+    """
 
     whole_mirror = False  # True: a mirror found down, not a file (said once, first)
 
@@ -87,7 +110,15 @@ class DownloadError(KmnistError):
 
 
 class VerificationError(KmnistError):
-    """Bytes that are not the published ones (wrong size, hash or structure)."""
+    """Bytes that are not the published ones (wrong size, hash or structure).
+
+    Attributes:
+        path: the file.
+        source: the mirror (or ``disk``) the bytes came from.
+        what: what was wrong: ``size``, ``sha256``, ``md5`` or ``structure``.
+        expected: the published figure.
+        got: what the bytes gave.
+    """
 
     def __init__(self, path: str, source: str, what: str, expected: str, got: str) -> None:
         self.path = path
@@ -149,8 +180,8 @@ class DatasetNotFound(NotDownloaded, RuntimeError):
     """The files are not in ``root`` and ``download`` was off.
 
     A ``RuntimeError`` with torchvision's message, for code written against
-    torchvision, and a :class:`kmnist.NotDownloaded` for code written against
-    this package.
+    torchvision, and a [NotDownloaded][kmnist.errors.NotDownloaded] for code
+    written against this package.
     """
 
 

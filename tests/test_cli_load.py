@@ -78,9 +78,9 @@ def test_the_readme_example_is_what_verify_prints(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "command.md").read_text(encoding="utf-8")
     block = re.search(r"\$ kmnist-download --verify --dir data\n(.*?)```", readme, re.S)
-    assert block, "README has no --verify example"
+    assert block, "docs/command.md has no --verify example"
     data = tmp_path / "data" / "kmnist"
     data.mkdir(parents=True)
     (data / "kmnist-train-imgs.npz").symlink_to(realdata / "v1/kmnist-test-imgs.npz")

@@ -1,4 +1,4 @@
-"""The README's Python snippets for loading data run as written.
+"""The Python snippets of docs/loading.md and docs/kanji.md run as written.
 
 Each ```python block of the sections below is executed in a fresh folder
 whose ``data/`` holds the real KMNIST test files (as symlinks). The Kanji
@@ -22,19 +22,25 @@ import kmnist.data.kanji
 
 from .conftest import REALDATA, ROOT
 
-SECTIONS = ("## Load the data", "## PyTorch", "## Kuzushiji-Kanji")
+# The pages the loading snippets moved to from README.md (issue 20), and the
+# sections of each whose snippets run here.
+PAGES = {
+    "loading.md": ("## Load the data", "## PyTorch"),
+    "kanji.md": ("# Kuzushiji-Kanji",),
+}
 
 
 def snippets() -> list[tuple[str, str]]:
-    readme = ROOT / "README.md"
-    if not readme.is_file():
-        return []
     found = []
-    for section in re.split(r"(?m)^(?=## )", readme.read_text(encoding="utf-8")):
-        title = section.splitlines()[0] if section else ""
-        if title in SECTIONS:
-            for n, code in enumerate(re.findall(r"```python\n(.*?)```", section, re.S)):
-                found.append((f"{title[3:]} #{n + 1}", code))
+    for page, sections in PAGES.items():
+        path = ROOT / "docs" / page
+        if not path.is_file():
+            continue
+        for section in re.split(r"(?m)^(?=#{1,2} )", path.read_text(encoding="utf-8")):
+            title = section.splitlines()[0] if section else ""
+            if title in sections:
+                for n, code in enumerate(re.findall(r"```python\n(.*?)```", section, re.S)):
+                    found.append((f"{title.lstrip('# ')} #{n + 1}", code))
     return found
 
 
@@ -87,7 +93,7 @@ def test_snippet_runs(
         monkeypatch.setattr(kmnist.data.kanji, "verify_path", lambda *a, **k: "sha256")
         monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_IMAGES", 2)
         monkeypatch.setattr(kmnist.data.kanji, "EXPECTED_CLASSES", 2)
-    exec(compile(code, f"README.md ({name})", "exec"), {"__name__": "readme"})
+    exec(compile(code, f"docs ({name})", "exec"), {"__name__": "readme"})
     if name.startswith(("Load the data", "PyTorch")):
         # What a print's comment says it prints is what it prints.
         out = capsys.readouterr().out

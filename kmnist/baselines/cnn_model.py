@@ -25,9 +25,9 @@ error and ``kmnist-baseline --help`` stays instant.
 
 Repeatable runs: one seed for the initial weights, dropout and the shuffle
 (its own generator); a fixed number of threads, since a float sum split over
-other threads is rounded otherwise (the same seed gave 94.25% on 2 threads and
-94.30% on 1); and PyTorch's deterministic kernels. PyTorch's global settings
-are put back as they were after the run.
+other threads is rounded otherwise (the same seed gave 94.20% on 2 threads and
+94.35% on 1: docs/figures/baseline-runs.json); and PyTorch's deterministic
+kernels. PyTorch's global settings are put back as they were after the run.
 """
 
 from __future__ import annotations

@@ -66,8 +66,26 @@ CLASSMAPS: dict[str, tuple[CharClass, ...]] = {
 def classmap(dataset: str) -> tuple[CharClass, ...]:
     """The classes of ``dataset`` in label order: ``classmap("kmnist")[y].char``.
 
+    The class maps ship with the package, so this works offline.
     Kuzushiji-Kanji has no shipped map: its 3,832 classes are the folder
-    names of the unpacked archive, listed by :func:`kmnist.load_kanji`.
+    names of the unpacked archive, listed by
+    [kmnist.load_kanji][kmnist.data.kanji.load_kanji].
+
+    Args:
+        dataset: ``"kmnist"`` or ``"k49"``.
+
+    Returns:
+        One [CharClass][kmnist.catalogue.classmap.CharClass] per label.
+
+    Raises:
+        UnsupportedFormat: ``"kkanji"``, which has no shipped map.
+        UnknownDataset: any other name.
+
+    Examples:
+        >>> " ".join(c.char for c in kmnist.classmap("kmnist"))
+        'お き す つ な は ま や れ を'
+        >>> kmnist.classmap("kmnist")[2]
+        CharClass(index=2, codepoint='U+3059', char='す')
     """
     if canonical(dataset, DATASET_NAMES) == "kkanji":
         raise UnsupportedFormat(

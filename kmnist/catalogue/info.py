@@ -53,11 +53,23 @@ _FIGURES: dict[str, tuple[int | None, int | None, int, int, int]] = {
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """One dataset's facts. ``train`` and ``test`` are None where no split was published.
+    """One dataset's facts, and the citation and attribution its authors ask for.
 
-    ``classes`` are the romanised class names in label order (torchvision's
-    style, ``"o"``, ``"ki"``, ...); empty for Kuzushiji-Kanji, whose 3,832
-    classes are the code points of the unpacked archive's folders.
+    Attributes:
+        name: ``"kmnist"``, ``"k49"`` or ``"kkanji"``.
+        title: its full name (``"Kuzushiji-MNIST"``).
+        train: images in the train split; ``None`` where no split was published.
+        test: images in the test split; ``None`` likewise.
+        total: images in all.
+        num_classes: how many classes.
+        classes: the romanised class names in label order (torchvision's
+            style, ``"o"``, ``"ki"``, ...); empty for Kuzushiji-Kanji, whose
+            3,832 classes are the code points of the unpacked archive's folders.
+        image_size: (height, width) of its grayscale images.
+        license: the data's licence (CC BY-SA 4.0), with ``license_url``.
+        homepage: the dataset's page; ``repository`` and ``paper`` likewise.
+        bibtex: the BibTeX the authors ask for (what ``--cite`` prints).
+        attribution: the attribution line the licence asks for.
     """
 
     name: str
@@ -78,7 +90,26 @@ class DatasetInfo:
 
 
 def info(dataset: str) -> DatasetInfo:
-    """Facts about ``"kmnist"``, ``"k49"`` or ``"kkanji"``, and how to cite it."""
+    """Facts about ``"kmnist"``, ``"k49"`` or ``"kkanji"``, and how to cite it.
+
+    Reads nothing from disk or network: the figures are the published ones.
+
+    Args:
+        dataset: ``"kmnist"``, ``"k49"`` or ``"kkanji"``.
+
+    Returns:
+        A frozen [DatasetInfo][kmnist.catalogue.info.DatasetInfo].
+
+    Raises:
+        UnknownDataset: any other name.
+
+    Examples:
+        >>> k49 = kmnist.info("k49")
+        >>> k49.train, k49.test, k49.num_classes, k49.image_size
+        (232365, 38547, 49, (28, 28))
+        >>> print(k49.bibtex.splitlines()[0])
+        @online{clanuwat2018deep,
+    """
     from .romaji import romaji
 
     dataset = dataset_name(dataset, tuple(_FIGURES))

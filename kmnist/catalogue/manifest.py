@@ -43,12 +43,35 @@ UNKNOWN_SIZE_CEILING = 1 << 30
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One published file.
+    """One published file: where it lives below a mirror, and how to check it.
 
-    ``path`` is relative and POSIX-style (``kmnist/kmnist-test-imgs.npz``): the
-    same path below a mirror's base URL and below the destination folder. A file
-    is checked by every figure it has: ``size``, ``sha256``, ``md5`` and, for
-    files of which no checksum was ever published, ``structure``.
+    A file is checked by every figure it has: ``size``, ``sha256``, ``md5``
+    and, for files of which no checksum was ever published, ``structure``.
+    Pass your own to [download_files][kmnist.downloader.download_files] to
+    fetch any file with your own checksums.
+
+    Attributes:
+        path: relative and POSIX-style (``kmnist/kmnist-test-imgs.npz``): the
+            same path below a mirror's base URL and below the destination
+            folder.
+        size: the published size in bytes, if any.
+        sha256: the published SHA-256, hex, if any.
+        md5: the published MD5, hex, if any (where that is all there is).
+        structure: the expected shape of a file with no published checksum.
+        ceiling: where no size was published, the most bytes a body may bring.
+
+    Raises:
+        UsageError: ``path`` is empty, absolute, has ``..``, a NUL byte or a
+            backslash: nothing may land outside the destination folder.
+
+    Examples:
+        >>> f = kmnist.RemoteFile("kmnist/kmnist_classmap.csv", 151)
+        >>> f.name
+        'kmnist_classmap.csv'
+        >>> kmnist.RemoteFile("../etc/passwd")
+        Traceback (most recent call last):
+        ...
+        kmnist.errors.UsageError: file path must be relative and inside the folder: '../etc/passwd'
     """
 
     path: str
@@ -391,8 +414,14 @@ KNOWN_STALE_SIZES: dict[tuple[str, int], str] = {
 class Mirror:
     """A place that serves files: a URL template with ``{path}`` or ``{name}``.
 
-    ``carries`` limits the mirror to some paths (None: every file of its
-    releases), so that a partial mirror is only asked for what it has.
+    Attributes:
+        name: what messages call it (``codh-https``).
+        template: the URL of any file, with ``{path}`` (``<dataset>/<file>``)
+            or ``{name}`` (the file name) in it.
+        releases: the data releases it serves.
+        carries: the paths it has (``None``: every file of its releases), so
+            that a partial mirror is only asked for what it has.
+        builtin: one of the built-in list.
     """
 
     name: str

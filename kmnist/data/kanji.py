@@ -360,7 +360,7 @@ def kanji_paths(root: str | Path) -> tuple[Path, Path]:
     """(archive, unpacked folder beside it) of Kuzushiji-Kanji below a data folder.
 
     ``<root>/kkanji/kkanji.tar``, or ``<root>/kkanji.tar`` where the original
-    ``download_data.py`` left it (see :func:`kmnist.storage.layout.local_path`).
+    ``download_data.py`` left it (see ``kmnist.storage.layout.local_path``).
     """
     from ..storage.layout import local_path
 
@@ -390,7 +390,7 @@ def extract_kanji(
     catalogue's ``kkanji/kkanji.tar`` and its sha256), so that only the
     published bytes are unpacked; the member rules apply either way. The
     archive's member index is recorded beside the folder, and the result is
-    checked against it (:func:`check_kanji`). A folder that is already there
+    checked against it (``check_kanji``). A folder that is already there
     and checks ok is kept as it is, unless ``force``: the processes of a job
     array can all call this, one unpacks (they take a lock) and the others
     find its result. A folder unpacked by an older kmnist, which has no
@@ -483,7 +483,7 @@ def load_kanji(*, root: str | Path | None = None, folder: str | Path | None = No
     Paths, not pixels: all 140,000-odd images decoded are 575 MB of memory and
     need Pillow, while most pipelines (``torchvision.datasets.ImageFolder``,
     ``tf.data``, a ``Dataset`` that opens one file per item) want paths and
-    decode per batch. :func:`kmnist.kanji_arrays` decodes when wanted.
+    decode per batch. ``kmnist.kanji_arrays`` decodes when wanted.
     """
     from ..storage.root import data_root
 

@@ -45,15 +45,37 @@ def load(
 ) -> tuple[Array, Array]:
     """Return ``(images, labels)`` of ``dataset`` (``"kmnist"`` or ``"k49"``), ``split``.
 
-    ``root`` is the data folder: by default ``$KMNIST_DATA``, else ``data``.
-    ``format`` is ``"npz"`` or ``"mnist"``; by default whichever is complete in
-    ``root`` (NumPy first), and NumPy when neither is. ``verify`` checks sizes
-    and published checksums before decoding (milliseconds next to the
-    decompression itself); either way the structure is checked, so a
-    truncated or foreign file is a :class:`VerificationError` that names it,
-    never a reshape error. ``download=True`` fetches what is missing, and
-    also replaces what fails verification, through :func:`kmnist.download`.
-    ``catalogue``: the entries to look the files up in (None: the manifest's).
+    Images are ``uint8``, N x 28 x 28, white strokes on black; labels are
+    ``uint8``, as published. Files are looked for in ``root/<dataset>/`` and
+    then flat in ``root``, where the original ``download_data.py`` (and
+    ``--flat``) left them.
+
+    Args:
+        dataset: ``"kmnist"`` or ``"k49"``.
+        split: ``"train"`` or ``"test"``.
+        root: the data folder; ``None``: ``$KMNIST_DATA``, else ``data``.
+        format: ``"npz"`` or ``"mnist"``; ``None``: whichever is complete in
+            ``root`` (NumPy first), and NumPy when neither is.
+        download: fetch what is missing, and replace what fails verification,
+            through [kmnist.download][kmnist.downloader.download].
+        verify: check sizes and published checksums before decoding
+            (milliseconds next to the decompression itself). The structure
+            is checked either way.
+        catalogue: the entries to look the files up in (``None``: the manifest's).
+
+    Returns:
+        ``(images, labels)``, two NumPy arrays of the same length.
+
+    Raises:
+        NotDownloaded: a file is missing and ``download`` is false.
+        VerificationError: a file is truncated, foreign or not the published
+            bytes (named in the message), never a reshape error.
+        UnknownDataset: not ``"kmnist"`` or ``"k49"``.
+
+    Examples:
+        >>> x, y = kmnist.load("kmnist", "test", download=True)
+        >>> x.shape, x.dtype.name, y.shape
+        ((10000, 28, 28), 'uint8', (10000,))
     """
     root = data_root(root)
     dataset = _loadable(dataset)

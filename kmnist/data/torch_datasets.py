@@ -187,13 +187,38 @@ def _arrays(
 class KMNIST(_Arrays):
     """Kuzushiji-MNIST: 10 classes of 28 x 28 images, 60,000 to train and 10,000 to test.
 
-    ``root`` is the data folder (default ``$KMNIST_DATA``, else ``data``); the
-    files are read from ``root/kmnist/``, in whichever format is there (NumPy
-    first), or fetched there with ``download=True`` from ``mirrors`` (default:
-    ``$KMNIST_MIRROR`` or the built-in list). ``format`` (``"npz"`` or
-    ``"mnist"``), ``verify`` and ``progress`` are :func:`kmnist.load`'s and
-    :func:`kmnist.download`'s. A ``root/KMNIST/raw`` that torchvision filled
-    is read too, when ``root/kmnist`` lacks the files.
+    Built as torchvision's ``KMNIST``: the same constructor, ``data`` (a
+    ``uint8`` tensor, N x 28 x 28), ``targets`` (``int64``), ``classes``,
+    ``class_to_idx``, items as ``(PIL image of mode "L", int)`` with the
+    transforms applied. The files come through this package: checked against
+    the published checksums, from any mirror. A ``root/KMNIST/raw`` that
+    torchvision filled is read too, when ``root/kmnist`` lacks the files.
+
+    Args:
+        root: the data folder; the files are read from ``root/kmnist/``.
+            ``None``: ``$KMNIST_DATA``, else ``data``.
+        train: the train split, else the test split.
+        transform: applied to each image.
+        target_transform: applied to each label.
+        download: fetch the files when missing (or not the published bytes).
+        mirrors: where from (``None``: ``$KMNIST_MIRROR`` or the built-in list).
+        format: ``"npz"`` or ``"mnist"``; ``None``: whichever is there, NumPy first.
+        verify: check the published checksums before decoding, as
+            [kmnist.load][kmnist.data.load.load] does.
+        progress: show a progress bar while downloading.
+
+    Raises:
+        DatasetNotFound: files missing and ``download`` false: a
+            ``RuntimeError`` with torchvision's message, and a
+            [NotDownloaded][kmnist.errors.NotDownloaded].
+        VerificationError: files there but not the published bytes.
+        MissingDependency: PyTorch or Pillow is not installed.
+
+    Examples:
+        >>> from kmnist.datasets import KMNIST
+        >>> test_set = KMNIST("data", train=False, download=True, progress=False)
+        >>> len(test_set), test_set.classes[:3]
+        (10000, ['o', 'ki', 'su'])
     """
 
     name = "kmnist"
@@ -204,8 +229,11 @@ class KMNIST(_Arrays):
 class K49(_Arrays):
     """Kuzushiji-49: 49 classes of 28 x 28 images, 232,365 to train and 38,547 to test.
 
-    Arguments as :class:`KMNIST`'s. ``classes`` are romanised by this package
-    (torchvision has no K49): see :mod:`kmnist.catalogue.romaji`.
+    Arguments, attributes and errors as [KMNIST][kmnist.data.torch_datasets.KMNIST]'s;
+    the files are read from ``root/k49/`` (NumPy format only). ``classes``
+    are romanised by this package (torchvision has no K49): ``a``, ``i``,
+    ``u``, ... ``wi``, ``we``, ``wo``, ``n`` and ``odoriji`` for the
+    iteration mark.
     """
 
     name = "k49"
@@ -215,14 +243,28 @@ class K49(_Arrays):
 class KuzushijiKanji(_Vision):
     """Kuzushiji-Kanji: 3,832 classes of 64 x 64 images, read from disk one at a time.
 
-    The labels are the class folders (``classes[i]`` is ``"U+XXXX"``, sorted
-    by code point, the same list for both splits). The split is this
-    package's own, since the authors published none: see
-    :mod:`kmnist.data.kanjisplit`. ``samples`` lists ``(path, label)`` as
-    torchvision's ``ImageFolder`` does; ``data`` decodes every image of the
-    split on first use (the whole archive is 575 MB of pixels).
-    ``download=True`` fetches the archive and unpacks it when the unpacked
-    folder (``root/kkanji/kkanji2``) is not there.
+    The labels are the class folders: ``classes[i]`` is ``"U+XXXX"``, sorted
+    by code point, the same list for both splits, and ``characters[i]`` its
+    character. ``samples`` lists ``(path, label)`` as torchvision's
+    ``ImageFolder`` does; ``data`` decodes every image of the split on first
+    use (the whole archive is 575 MB of pixels). The split is this package's
+    own, since the authors published none: see
+    [kanji_split][kmnist.data.kanjisplit.kanji_split].
+
+    Args:
+        root: the data folder; the unpacked archive is ``root/kkanji/kkanji2``.
+            ``None``: ``$KMNIST_DATA``, else ``data``.
+        train: the train split, else the test split.
+        transform: applied to each image (PIL, mode "L").
+        target_transform: applied to each label.
+        download: fetch the archive and unpack it when the folder is missing.
+        mirrors: where from (``None``: ``$KMNIST_MIRROR`` or the built-in list).
+        progress: show a progress bar while downloading.
+
+    Raises:
+        DatasetNotFound: the folder is missing and ``download`` is false.
+        UnsafeArchive: the archive holds a member that may not be unpacked.
+        MissingDependency: PyTorch or Pillow is not installed.
     """
 
     def __init__(

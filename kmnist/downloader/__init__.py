@@ -47,15 +47,65 @@ def download_files(
 ) -> list[Path]:
     """Fetch ``files`` into ``root/<path>``, verified; return their final paths.
 
-    ``flat`` puts each into ``root/<name>`` instead. ``mirrors`` are base URLs
-    (http, https, ``file://``), URL templates with ``{path}`` or ``{name}``,
-    plain folders, or :class:`Mirror` objects; by default ``KMNIST_MIRROR`` or
-    the built-in list. ``jobs`` files at once, at most ``connections`` per
-    host; ``timeout`` is (connect, read) seconds. ``catalogue`` (the entries
-    to look files up in) and ``transport`` (what opens a URL) replace the
-    built-in ones. Raises a :class:`KmnistError` subclass when a file cannot
-    be had. Never anything else: exactly ``files``, in order, each with the
-    size and hashes given, or an error and no new final file.
+    Each file is streamed into a ``.part`` beside its final name, checked
+    against its size and checksum, and only then renamed; a ``.part`` left by
+    an interrupted run is resumed, and a file already there and verified is
+    not fetched again. Mirrors are tried in order, each for the files it
+    carries.
+
+    The contract: exactly ``files``, in order, each with the size and hashes
+    given, or an error and no new final file. Nothing is ever built in place
+    of a file (see [download][kmnist.downloader.download] for that), and no
+    other path is returned.
+
+    Args:
+        files: what to fetch: each a [RemoteFile][kmnist.catalogue.manifest.RemoteFile],
+            with a path relative to a mirror's base and to ``root``.
+        root: the destination folder, made if missing.
+        mirrors: base URLs (http, https, ``file://``), URL templates with
+            ``{path}`` or ``{name}``, plain folders, or
+            [Mirror][kmnist.catalogue.manifest.Mirror] objects, tried in order.
+            ``None``: ``$KMNIST_MIRROR`` when set, else the built-in list.
+        progress: a bar on stderr; ``False`` for none, or a ``Progress`` of yours.
+        force: fetch again even files that are there and verified.
+        flat: put each file in ``root/<name>`` rather than ``root/<path>``.
+        jobs: files fetched at once.
+        connections: connections to any one host, at most.
+        timeout: (connect, read) seconds for each try.
+        retry: what is retried and how long to wait
+            (``kmnist.downloader.retry.RetryPolicy``).
+        session: a ``requests.Session`` of yours (yours to close).
+        piece: the byte range asked for at once when a large file is split.
+        fast_connection: bytes per second above which a large file comes over
+            one connection rather than several.
+        log: called with one line per request (what ``kmnist-download -v`` prints).
+        catalogue: the entries to look files up in, instead of the manifest.
+        transport: what opens a URL, instead of the built-in
+            ``kmnist.downloader.transfer.open_url``.
+
+    Returns:
+        The final path of each file, in the order of ``files``.
+
+    Raises:
+        DownloadError: one file could not be had from any mirror (the reason
+            from each mirror is in the message).
+        DownloadsFailed: several files could not be had.
+        NotEnoughSpace: the files cannot fit on the disk; nothing was fetched.
+        DiskFull: the disk filled up (``ENOSPC``) or a quota was reached
+            (``EDQUOT``) while a file was written; names the file and the
+            space still needed (a ``NotEnoughSpace``).
+        KmnistError: any other expected failure (a folder that cannot be
+            written, a path that would leave ``root``), as a subclass.
+
+    Examples:
+        >>> f = kmnist.RemoteFile(
+        ...     "kmnist/kmnist-test-labels.npz",
+        ...     5304,
+        ...     sha256="660f13a4705431ea2a6391c41ecbe384cd0d932c595a101ec4f3b8989e785046",
+        ... )
+        >>> [path] = kmnist.download_files([f], "data", progress=False)
+        >>> path.as_posix()
+        'data/kmnist/kmnist-test-labels.npz'
     """
     return _fetch(
         files,
@@ -145,19 +195,47 @@ def download(
     transport: Transport | None = None,
     derive: bool = True,
 ) -> list[Path]:
-    """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``.
+    """Fetch a dataset (``"kmnist"``, ``"k49"``, ``"kkanji"`` or ``"all"``) into ``root``, verified.
 
-    ``format`` is ``"npz"`` (default where it exists) or ``"mnist"``; class maps
-    always come along. ``root`` defaults to ``$KMNIST_DATA``, else ``data``.
-    The files go in ``root/<dataset>/``, or straight into ``root`` if ``flat``
-    (torchvision's ``KMNIST`` reads ``<its root>/KMNIST/raw`` flat). The other
-    keywords are :func:`download_files`'s; ``catalogue`` is also where the
-    dataset is looked up. Returns the final paths of the files.
+    The class maps of Kuzushiji-MNIST and Kuzushiji-49 always come along. The
+    files go in ``root/<dataset>/``, or straight into ``root`` with
+    ``flat=True`` (torchvision's ``KMNIST`` reads ``<its root>/KMNIST/raw``
+    flat). The keywords after ``release`` are
+    [download_files][kmnist.downloader.download_files]'s, with the same
+    defaults as ``kmnist-download``.
 
-    ``derive``: when no mirror gives a KMNIST ``.npz`` (every mirror that
-    lists it tried from byte 0), build it from the verified MNIST-format file
-    of the same split (its stamp says so; ``kmnist.load`` and ``--verify``
-    check it by its array). False: the published bytes or a failure.
+    Args:
+        dataset: a name, ``"all"``, or several names.
+        format: ``"npz"`` (the default where a dataset has it), ``"mnist"``
+            (Kuzushiji-MNIST only) or ``"tar"`` (Kuzushiji-Kanji).
+        split: ``"train"``, ``"test"`` or ``"all"``; the Kanji archive has no
+            split and comes whole with any.
+        root: the data folder; ``None``: ``$KMNIST_DATA``, else ``data``.
+        release: ``"2019"`` (current, checked against published checksums) or
+            ``"2018"`` (the first release, checked by structure only).
+        catalogue: also where the dataset is looked up.
+        derive: when no mirror gives a Kuzushiji-MNIST ``.npz`` (every mirror
+            that lists it tried from byte 0), build it from the verified
+            MNIST-format file of the same split, as a last resort that the
+            output and the file's stamp say out loud (``kmnist.load`` and
+            ``--verify`` check it by its array). ``False``: the published
+            bytes or a failure, as ``kmnist-download --no-derive``.
+
+    Returns:
+        The final path of each file.
+
+    Raises:
+        UnknownDataset: no such dataset (a [UsageError][kmnist.errors.UsageError]).
+        UnsupportedFormat: the dataset has no such format.
+        DownloadError: a file could not be had from any mirror.
+        DownloadsFailed: several files could not be had.
+        NotEnoughSpace: the files cannot fit on the disk.
+        DiskFull: the disk filled up while a file was written or built.
+
+    Examples:
+        >>> paths = kmnist.download("kmnist", split="test", root="data", progress=False)
+        >>> sorted(p.name for p in paths)
+        ['kmnist-test-imgs.npz', 'kmnist-test-labels.npz', 'kmnist_classmap.csv']
     """
     from ..catalogue.manifest import files_of, select
     from ..storage.root import data_root
