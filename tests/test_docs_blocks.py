@@ -197,8 +197,14 @@ def _run(block: Block, page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
     assert done.returncode == 0, f"{block.name} exited {done.returncode}:\n{done.stderr}"
 
 
+def _param(block: Block) -> object:
+    # A block that needs PyTorch runs in CI's second step (pytest -m torch).
+    needs_torch = NEEDS["torch"].search(block.code) is not None
+    return pytest.param(block, marks=[pytest.mark.torch] if needs_torch else [], id=block.name)
+
+
 @pytest.mark.realdata
-@pytest.mark.parametrize("block", RUNNABLE, ids=[b.name for b in RUNNABLE])
+@pytest.mark.parametrize("block", [_param(b) for b in RUNNABLE])
 def test_block_runs(block: Block, pages: dict[Path, Page], monkeypatch: pytest.MonkeyPatch) -> None:
     page = pages[block.document]
     # The blocks above it first, as a reader runs them (once each per page).
@@ -227,7 +233,13 @@ DOCTEST_MODULES = (
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("module_name", DOCTEST_MODULES)
+@pytest.mark.parametrize(
+    "module_name",
+    [
+        pytest.param(m, marks=[pytest.mark.torch] if m.endswith("torch_datasets") else [])
+        for m in DOCTEST_MODULES
+    ],
+)
 def test_docstring_examples_run(
     module_name: str, mirror: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
