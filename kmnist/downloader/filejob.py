@@ -38,6 +38,9 @@ RATE_SAMPLE = 2 << 20
 HASH_STEP = 1 << 20
 # Written ranges are recorded (and counted for progress) every 256 KiB.
 MARK_STEP = 256 << 10
+# A connection reads into a buffer of its own: 256 KiB, as large as a read on
+# loopback ever returned here (benchmarks/download_speed.py), and 2 MiB for 8.
+PIECE_BUFFER = 256 << 10
 
 
 class Cancelled(Exception):
@@ -87,6 +90,7 @@ class FileJob:
         self.noticed = False
         # The last body came Content-Encoding: gzip (the run may have to decode it).
         self.encoded = False
+        self._got = 0  # bytes the current body wrote (for a Transient that ends it)
 
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
@@ -175,28 +179,15 @@ class FileJob:
             # below truncates the .part).
             hasher.reset()
             self.bar.reset(0)
-        got = 0
         # Never a byte past the published size (nor past a 206's range): a
         # body that goes on (no Content-Length, chunked, a 206 without one) is
-        # cut there, and the hash decides. One comparison per chunk.
+        # not read past there, and the hash decides.
         limit = _room(self.file, body)
-        with storage.open_part(self.part.path, "ab" if body.start else "wb") as fh:
+        with storage.open_part(self.part.path, "ab" if body.start else "wb", buffering=0) as fh:
             try:
-                for chunk in body.chunks():
-                    self._check_cancel()
-                    if got + len(chunk) > limit:
-                        chunk = chunk[: limit - got]
-                        fh.write(chunk)
-                        hasher.update(chunk)
-                        self._count(len(chunk))
-                        got += len(chunk)
-                        break
-                    fh.write(chunk)
-                    hasher.update(chunk)
-                    self._count(len(chunk))
-                    got += len(chunk)
+                got = self._stream_into(fh, body, limit, hasher)
             except Transient as exc:
-                exc.got = got
+                exc.got = self._got
                 raise
         if body.length is not None and got < body.length:
             cut = Transient(
@@ -204,6 +195,34 @@ class FileJob:
             )
             cut.got = got
             raise cut
+        return got
+
+    def _stream_into(self, fh: BinaryIO, body: Body, limit: int, hasher: PipelinedHasher) -> int:
+        """Read ``body`` into the hasher's buffers, writing each read as it lands.
+
+        One copy from the socket into a buffer, one from the buffer into the
+        file; the buffer goes to the hashing thread when full (or at the
+        end), so that the thread wakes once per buffer, not per read.
+        """
+        self._got = got = 0
+        buf = hasher.buffer()
+        size = len(buf)
+        filled = 0
+        try:
+            while got < limit:
+                self._check_cancel()
+                n = body.readinto(buf[filled : filled + min(size - filled, limit - got)])
+                if not n:
+                    break
+                _write_all(fh, buf[filled : filled + n], self.part.path)
+                filled += n
+                self._got = got = got + n
+                self._count(n)
+                if filled == size:
+                    hasher.submit(buf, filled)
+                    buf, filled = hasher.buffer(), 0
+        finally:
+            hasher.submit(buf, filled)  # what was written is hashed, whatever happens next
         return got
 
     # -- byte ranges on several connections ---------------------------------------
@@ -271,6 +290,7 @@ class FileJob:
         """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
         pos = start
         attempts = Attempts(self.context.retry, self._say)
+        buf = bytearray(PIECE_BUFFER)  # one per connection, for all its reads of this piece
         try:
             with storage.open_part(self.part.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
@@ -283,7 +303,7 @@ class FileJob:
                             if not body.ranged or body.start != pos:
                                 raise GiveUp("the server stopped honouring byte ranges")
                             fh.seek(pos)
-                            pos, cut = self._write_range(fh, body, pos, end)
+                            pos, cut = self._write_range(fh, body, pos, end, buf)
                             if cut is None and pos < end:
                                 cut = Transient(f"connection cut at {pos} in {start}-{end - 1}")
                             if cut is not None:
@@ -299,31 +319,28 @@ class FileJob:
             self.part.save()
 
     def _write_range(
-        self, fh: BinaryIO, body: Body, pos: int, end: int
+        self, fh: BinaryIO, body: Body, pos: int, end: int, buf: bytearray
     ) -> tuple[int, Transient | None]:
-        """Write what ``body`` sends at ``pos``, never past ``end``.
+        """Write what ``body`` sends at ``pos``, never past ``end``, read into ``buf``.
 
         Returns the new position, and the failure that ended the body early, if any.
         """
         marked = pos  # bytes up to here are recorded in the .part's record
+        view = memoryview(buf)
         try:
-            for chunk in body.chunks():
+            while pos < end:
                 self._check_cancel()
-                view = memoryview(chunk)[: end - pos]
-                while view:
-                    n = fh.write(view)
-                    if not n:
-                        raise OSError(f"cannot write to {self.part.path}")
-                    pos += n
-                    view = view[n:]
+                n = body.readinto(view[: min(len(view), end - pos)])
+                if not n:
+                    break
+                _write_all(fh, view[:n], self.part.path)
+                pos += n
                 # Recorded in batches: the bookkeeping per network chunk was a
                 # measurable share of the CPU time at 64 KiB chunks.
                 if pos - marked >= MARK_STEP:
                     self.part.mark(marked, pos)
                     self._count(pos - marked)
                     marked = pos
-                if pos >= end:
-                    break
         except Transient as exc:
             return pos, exc
         finally:
@@ -412,6 +429,15 @@ class FileJob:
 # 5 bytes per 64 KiB stored block plus a header and trailer. An encoded body
 # may exceed the published size by that much, and no more.
 GZIP_SLACK = 1024
+
+
+def _write_all(fh: BinaryIO, view: memoryview, path: Path) -> None:
+    """Write all of ``view`` to an unbuffered file (a write may take only part)."""
+    while view:
+        n = fh.write(view)
+        if not n:
+            raise OSError(f"cannot write to {path}")
+        view = view[n:]
 
 
 def _room(file: RemoteFile, body: Body) -> int:
