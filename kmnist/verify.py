@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .buffers import buffer
 from .catalogue.manifest import KNOWN_STALE, RemoteFile, Structure
 from .errors import VerificationError
 
@@ -50,12 +51,14 @@ class Hasher:
             self._md5.update(data)
         self.size += len(data)
 
-    def feed(self, f: BinaryIO, limit: int | None = None, buf: bytearray | None = None) -> None:
+    def feed(
+        self, f: BinaryIO, limit: int | None = None, buf: bytearray | memoryview | None = None
+    ) -> None:
         """Hash ``limit`` bytes (or all) of an open file from its position.
 
         ``buf`` is a reusable read buffer, for callers that feed often.
         """
-        view = memoryview(buf if buf is not None else bytearray(CHUNK))
+        view = memoryview(buf) if buf is not None else buffer(CHUNK)
         size = len(view)
         left = limit
         while left is None or left > 0:
@@ -98,7 +101,7 @@ class PipelinedHasher:
         self._todo: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
         self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
         for _ in range(depth):
-            self._free.put(memoryview(bytearray(size)))
+            self._free.put(buffer(size))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 

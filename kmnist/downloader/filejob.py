@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from ..buffers import buffer
 from ..errors import VerificationError
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
@@ -290,7 +291,7 @@ class FileJob:
         """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
         pos = start
         attempts = Attempts(self.context.retry, self._say)
-        buf = bytearray(PIECE_BUFFER)  # one per connection, for all its reads of this piece
+        buf = buffer(PIECE_BUFFER)  # one per connection, for all its reads of this piece
         try:
             with storage.open_part(self.part.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
@@ -319,14 +320,13 @@ class FileJob:
             self.part.save()
 
     def _write_range(
-        self, fh: BinaryIO, body: Body, pos: int, end: int, buf: bytearray
+        self, fh: BinaryIO, body: Body, pos: int, end: int, view: memoryview
     ) -> tuple[int, Transient | None]:
-        """Write what ``body`` sends at ``pos``, never past ``end``, read into ``buf``.
+        """Write what ``body`` sends at ``pos``, never past ``end``, read into ``view``.
 
         Returns the new position, and the failure that ended the body early, if any.
         """
         marked = pos  # bytes up to here are recorded in the .part's record
-        view = memoryview(buf)
         try:
             while pos < end:
                 self._check_cancel()
@@ -355,7 +355,7 @@ class FileJob:
         assert part.size is not None
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
-        buf = bytearray(HASH_STEP)
+        buf = buffer(HASH_STEP)
         with storage.open_part(part.path, "rb", buffering=0) as fh:
             while hasher.size < part.size:
                 end = part.wait_contiguous(hasher.size, stop, step=HASH_STEP)
