@@ -129,16 +129,6 @@ class PipelinedHasher:
         else:
             self._free.put(buf)
 
-    def update(self, data: bytes | memoryview) -> None:
-        """Hash ``data`` (copied into a buffer: for callers that hold bytes)."""
-        view = memoryview(data)
-        while view:
-            buf = self.buffer()
-            n = min(len(buf), len(view))
-            buf[:n] = view[:n]
-            self.submit(buf, n)
-            view = view[n:]
-
     def reset(self) -> None:
         self._todo.put((memoryview(b""), -1))
         self.size = 0

@@ -247,3 +247,29 @@ def test_pieces_cover_what_is_missing_once_and_the_tail_finer(
         if i and connections > 1 and left <= connections * piece:
             assert b - a <= small
         left -= b - a
+
+
+def test_a_stopped_prefix_hasher_is_woken_not_left_to_its_poll(tmp_path: Path) -> None:
+    # The first piece over loopback is fast, the rest comes in one stream: the
+    # prefix hasher is told to stop, and must not sleep out its poll first.
+    from kmnist.storage.partfile import PartFile
+
+    part = PartFile.load(tmp_path / "f.bin", 100)
+    stop = threading.Event()
+    ended: list[int] = []
+    waiter = threading.Thread(
+        target=lambda: ended.append(part.wait_contiguous(0, stop, step=50, poll=3600)),
+        daemon=True,
+    )
+    waiter.start()
+    for _ in range(10_000):  # until it sleeps: it sets what it waits for, then waits
+        with part._cond:
+            if part._want == 50:
+                break
+        waiter.join(0.001)
+    part.mark(0, 10)  # short of what it waits for: it sleeps on
+    stop.set()
+    part.wake()
+    waiter.join(60)  # a bound for a broken wake, far below the hour's poll
+    assert not waiter.is_alive()
+    assert ended == [0]

@@ -254,6 +254,7 @@ class FileJob:
         finally:
             if workers.errors or not self.part.complete():
                 workers.stop.set()
+                self.part.wake()
             self.part.save()
             hash_thread.join()
         if workers.errors:
