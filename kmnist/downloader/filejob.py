@@ -42,9 +42,12 @@ MARK_STEP = 256 << 10
 # A connection reads into a buffer of its own: 256 KiB, as large as a read on
 # loopback ever returned here (benchmarks/download_speed.py), and 2 MiB for 8.
 PIECE_BUFFER = 256 << 10
-# How much finer the last pieces of a file are cut (see _pieces): 2 MiB of
-# the default 8, 0.1 s at 20 MB/s, a few round trips more per file.
-TAIL_SPLIT = 4
+# How much finer the last pieces of a file are cut (see _pieces): 4 MiB of
+# the default 8, 0.2 s at 20 MB/s. Capped, the full set took (in-process,
+# benchmarks/download_speed.py's server, two runs each) 3.02 s and 1.08 s of
+# CPU uncut, 2.87 s and 1.15 s cut in 4 (a request costs CPU in requests),
+# 2.90 s and 1.10 s cut in 2.
+TAIL_SPLIT = 2
 
 
 class Cancelled(Exception):
