@@ -33,9 +33,9 @@ Repetitions: 9 in the unthrottled scenario, where a run takes under a second
 and the same tool's wall time moves by 10% from one run to the next on a shared
 2-core machine; 3 elsewhere. --reps sets both.
 
-Time: a full run (all scenarios, 430 MB, 20 MB/s cap) takes about 5 minutes
-on 2 cores, most of it curl and pooch in the capped scenario
-(about 22 s a run each); the first run also writes the 430 MB of test data
+Time: a full run (all scenarios, 430 MB, 20 MB/s cap) takes about 6 minutes
+on 2 cores (358 s on 2026-12-04 at load 1), most of it curl and pooch in the
+capped scenario (about 22 s a run each); the first run also writes the 430 MB of test data
 (a few seconds; kept in --workdir). --quick (files 1/20 of the size, one
 repetition) takes well under 30 s.
 
