@@ -273,3 +273,37 @@ def test_a_stopped_prefix_hasher_is_woken_not_left_to_its_poll(tmp_path: Path) -
     waiter.join(60)  # a bound for a broken wake, far below the hour's poll
     assert not waiter.is_alive()
     assert ended == [0]
+
+
+@pytest.mark.skipif(not transfer._SO_RCVLOWAT, reason="no SO_RCVLOWAT here")
+def test_a_body_read_to_its_end_leaves_no_mark_on_the_pooled_socket(
+    server: FaultyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection goes back to the pool inside the read that ends the body,
+    # before the caller closes it: its next reader must find the default mark.
+    marks: list[int] = []
+    set_mark = transfer.Body._set_low_water
+
+    def spy(self: transfer.Body, n: int) -> int:
+        marks.append(n)
+        return set_mark(self, n)
+
+    monkeypatch.setattr(transfer.Body, "_set_low_water", spy)
+    monkeypatch.setattr(transfer, "_low_water", lambda rate, left: 64 << 10)  # always a mark
+    data = os.urandom(4 << 20)
+    server.add("m.bin", data)
+    with make_session("test", 1) as session:
+        body = open_url(f"{server.url}/m.bin", 0, session=session, timeout=(5, 10))
+        sock = body._sock
+        assert sock is not None
+        got = bytearray()
+        view = memoryview(bytearray(256 << 10))
+        for _ in range(1 << 12):  # to the last byte, without the read that says the end
+            got += view[: body.readinto(view)]
+            if len(got) >= len(data):
+                break
+        left_mark = sock.getsockopt(socket.SOL_SOCKET, transfer._SO_RCVLOWAT)
+        body.close()
+    assert bytes(got) == data
+    assert 64 << 10 in marks  # the reads did wait for a mark
+    assert left_mark == 1

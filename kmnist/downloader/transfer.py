@@ -532,6 +532,10 @@ class _Exchange:
                 raise IncompleteBody(f"{left} bytes short")
             wire.length = left = left - n
         if not left and not wire.isclosed():
+            body = self.body
+            if body is not None and body._low > 1:
+                # Before the pool has it: its next reader waits for no mark of ours.
+                body._low = body._set_low_water(1)
             wire.close()  # http.client's own end of a body
             self.response.raw.release_conn()
         return n
