@@ -34,7 +34,7 @@ and the same tool's wall time moves by 10% from one run to the next on a shared
 2-core machine; 3 elsewhere. --reps sets both.
 
 Time: a full run (all scenarios, 430 MB, 20 MB/s cap) takes about 6 minutes
-on 2 cores (358 s on 2026-12-04 at load 1), most of it curl and pooch in the
+on 2 cores (332-358 s on 2026-12-04), most of it curl and pooch in the
 capped scenario (about 22 s a run each); the first run also writes the 430 MB of test data
 (a few seconds; kept in --workdir). --quick (files 1/20 of the size, one
 repetition) takes well under 30 s.
