@@ -1,11 +1,11 @@
 """Run one Python download tool in a process of its own, for the benchmark.
 
-    python _run_tool.py {ours,pooch,floor} SPEC.json ROOT BASE_URL [OPTIONS_JSON]
+    python _run_tool.py {ours,pooch,minimal} SPEC.json ROOT BASE_URL [OPTIONS_JSON]
 
 SPEC.json lists ``{"path", "size", "sha256"}`` per file. ``ours`` calls
 ``kmnist.download_files(files, ROOT, mirrors=[BASE_URL], progress=False,
 **OPTIONS)``; ``pooch`` calls ``pooch.retrieve`` once per file with the known
-sha256; ``floor`` is _floor_client.py, the least a Python client can do. A
+sha256; ``minimal`` is _floor_client.py, the least a Python client can do. A
 process per run lets the harness measure wall time, CPU time and peak RSS of
 exactly one tool. Prints ``{"inner_wall": seconds}`` on stdout: the time spent
 inside the library, without interpreter start-up and imports.
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
                 path=f"{root}/{folder}",
                 progressbar=False,
             )
-    elif tool == "floor":
+    elif tool == "minimal":
         from _floor_client import fetch_all
 
         t0 = time.perf_counter()

@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .buffers import buffer
 from .catalogue.manifest import KNOWN_STALE, RemoteFile, Structure
 from .errors import VerificationError
 
 # 1 MiB reads: large enough that per-call overhead vanishes next to sha256
 # (about 1.8 GB/s on one core here), small enough to keep memory flat.
 CHUNK = 1 << 20
+# The buffers a download reads into and hashes from (three per file being
+# streamed): 512 KiB makes one hashing wake-up per 512 KiB, and keeps four
+# files at once within 6 MiB (issue 21: peak RSS at most 40 MB).
+PIPE_BUFFER = 512 << 10
 
 
 class Hasher:
@@ -46,12 +51,14 @@ class Hasher:
             self._md5.update(data)
         self.size += len(data)
 
-    def feed(self, f: BinaryIO, limit: int | None = None, buf: bytearray | None = None) -> None:
+    def feed(
+        self, f: BinaryIO, limit: int | None = None, buf: bytearray | memoryview | None = None
+    ) -> None:
         """Hash ``limit`` bytes (or all) of an open file from its position.
 
         ``buf`` is a reusable read buffer, for callers that feed often.
         """
-        view = memoryview(buf if buf is not None else bytearray(CHUNK))
+        view = memoryview(buf) if buf is not None else buffer(CHUNK)
         size = len(view)
         left = limit
         while left is None or left > 0:
@@ -73,45 +80,62 @@ class Hasher:
 
 
 class PipelinedHasher:
-    """A Hasher fed from a thread of its own, so hashing overlaps receiving.
+    """A Hasher fed from a thread of its own, with buffers it lends and takes back.
 
-    hashlib releases the GIL on large buffers, as socket reads and file
-    writes do, so on a second core the hash costs no wall time. ``size``
-    counts what was handed over; ``finish`` waits for the rest and returns
-    the Hasher. At most ``depth`` chunks wait (memory stays flat).
+    The receiver reads into a buffer it got from ``buffer()``, writes it to
+    the file, and hands it over with ``submit``; the hashing thread hashes it
+    and lends it out again. hashlib releases the GIL on large buffers, as
+    socket reads and file writes do, so on a second core the hash costs no
+    wall time, and neither side waits for the other until all ``depth``
+    buffers are with the hasher. No bytes object is made per read, memory
+    stays at ``depth`` buffers, and the thread wakes once per buffer, not
+    per network read. ``size`` counts what was handed over; ``finish`` waits
+    for the rest and returns the Hasher.
     """
 
-    _RESET = object()
-
-    def __init__(self, inner: Hasher, depth: int = 4) -> None:
+    def __init__(self, inner: Hasher, depth: int = 3, size: int = PIPE_BUFFER) -> None:
         self.inner = inner
         self.file = inner.file
         self.size = inner.size
-        self._queue: queue.Queue[object] = queue.Queue(depth)
+        # (buffer, bytes to hash); n == -1: reset; None: finish.
+        self._todo: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        for _ in range(depth):
+            self._free.put(buffer(size))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._todo.get()
             if item is None:
                 return
-            if item is self._RESET:
+            buf, n = item
+            if n < 0:
                 self.inner.reset()
-            else:
-                self.inner.update(item)  # type: ignore[arg-type]
+                continue
+            self.inner.update(buf[:n])
+            self._free.put(buf)
 
-    def update(self, data: bytes) -> None:
-        self._queue.put(data)
-        self.size += len(data)
+    def buffer(self) -> memoryview:
+        """A buffer to read into (waits while every buffer is being hashed)."""
+        return self._free.get()
+
+    def submit(self, buf: memoryview, n: int) -> None:
+        """Hash the first ``n`` bytes of ``buf`` (from ``buffer()``), then lend it again."""
+        if n:
+            self._todo.put((buf, n))
+            self.size += n
+        else:
+            self._free.put(buf)
 
     def reset(self) -> None:
-        self._queue.put(self._RESET)
+        self._todo.put((memoryview(b""), -1))
         self.size = 0
 
     def finish(self) -> Hasher:
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._todo.put(None)
             self._thread.join()
         return self.inner
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from .conftest import ROOT
 
@@ -31,6 +34,48 @@ def test_download_speed_quick_run(tmp_path: Path) -> None:
     # A re-run on the complete folder asked for nothing.
     assert "[rerun 1/1] ours" in out + r.stderr
     assert "requests 0 body 0" in out + r.stderr
+
+
+@pytest.mark.skipif(
+    not (shutil.which("curl") and shutil.which("aria2c")), reason="needs curl and aria2c"
+)
+def test_download_speed_floor_and_verifying_peer(tmp_path: Path) -> None:
+    """The rows issue 21 added compute: aria2c verifying, hashlib, the floor, and a
+    verdict line per target, in both full-set scenarios."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "download_speed.py"),
+            "--quick",
+            "--tools", "ours,curl,aria2c-budget,aria2c-verify",
+            "--scenario", "unthrottled",
+            "--scenario", "capped",
+            "--workdir", str(tmp_path),
+        ],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    unthrottled, capped = r.stdout.split("### unthrottled")[1].split("### capped")
+    number = r" [0-9]+\.[0-9]+ "
+    for part in (unthrottled, capped):
+        # aria2c verified every file (its runs checked out), hashlib hashed them all.
+        assert re.search(r"^\| aria2c-verify \| .*sha-256 per file.*\| 1/1 \|$", part, re.M)
+        assert re.search(rf"^\| hashlib \| .*\|{number}\|{number}\|.* 1/1 \|$", part, re.M)
+        floor = re.search(rf"^\| floor \| [^|]+ \|({number})\|({number})\|", part, re.M)
+        assert floor, part
+        assert float(floor.group(2)) > 0
+        assert re.search(r"ahead of aria2c, verifying, in wall and CPU: ours", part)
+        assert re.search(r"peak RSS at most 40 MB", part)
+    assert "CPU at most 1.15x the floor (curl's + the hash)" in unthrottled
+    assert "wall at most 1.2x curl's" in unthrottled
+    assert "CPU at most 1.0x the floor (aria2c's + the hash)" in capped
+    assert "wall at most 1.05x the budget floor" in capped
+    # The capped floor's wall is the budget's limit: bytes / (8 x 20 MB/s).
+    files = re.search(r"15 files, ([0-9,]+) bytes", r.stdout)
+    assert files
+    total = int(files.group(1).replace(",", ""))
+    floor_wall = re.search(rf"^\| floor \| [^|]+ \|({number})\|", capped, re.M)
+    assert floor_wall and float(floor_wall.group(1)) == round(total / (8 * 20e6), 2)
 
 
 def _startup(*extra: str) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from ..buffers import buffer
 from ..errors import VerificationError
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
@@ -38,6 +39,15 @@ RATE_SAMPLE = 2 << 20
 HASH_STEP = 1 << 20
 # Written ranges are recorded (and counted for progress) every 256 KiB.
 MARK_STEP = 256 << 10
+# A connection reads into a buffer of its own: 256 KiB, as large as a read on
+# loopback ever returned here (benchmarks/download_speed.py), and 2 MiB for 8.
+PIECE_BUFFER = 256 << 10
+# How much finer the last pieces of a file are cut (see _pieces): 4 MiB of
+# the default 8, 0.2 s at 20 MB/s. Capped, the full set took (in-process,
+# benchmarks/download_speed.py's server, two runs each) 3.02 s and 1.08 s of
+# CPU uncut, 2.87 s and 1.15 s cut in 4 (a request costs CPU in requests),
+# 2.90 s and 1.10 s cut in 2.
+TAIL_SPLIT = 2
 
 
 class Cancelled(Exception):
@@ -90,6 +100,7 @@ class FileJob:
         # Bytes kept from before were dropped because the server answered a
         # Range request with the whole file: "resumed" would not be true.
         self.restarted = False
+        self._got = 0  # bytes the current body wrote (for a Transient that ends it)
 
     def run(self) -> Hasher:
         """Fill the .part; return a Hasher that has seen all of it."""
@@ -181,28 +192,15 @@ class FileJob:
             if offset and not self.restarted:
                 self.restarted = True
                 self._say("the server ignored Range: fetching it again from the start")
-        got = 0
         # Never a byte past the published size (nor past a 206's range): a
         # body that goes on (no Content-Length, chunked, a 206 without one) is
-        # cut there, and the hash decides. One comparison per chunk.
+        # not read past there, and the hash decides.
         limit = _room(self.file, body)
-        with storage.open_part(self.part.path, "ab" if body.start else "wb") as fh:
+        with storage.open_part(self.part.path, "ab" if body.start else "wb", buffering=0) as fh:
             try:
-                for chunk in body.chunks():
-                    self._check_cancel()
-                    if got + len(chunk) > limit:
-                        chunk = chunk[: limit - got]
-                        fh.write(chunk)
-                        hasher.update(chunk)
-                        self._count(len(chunk))
-                        got += len(chunk)
-                        break
-                    fh.write(chunk)
-                    hasher.update(chunk)
-                    self._count(len(chunk))
-                    got += len(chunk)
+                got = self._stream_into(fh, body, limit, hasher)
             except Transient as exc:
-                exc.got = got
+                exc.got = self._got
                 raise
         if body.length is not None and got < body.length:
             cut = Transient(
@@ -210,6 +208,34 @@ class FileJob:
             )
             cut.got = got
             raise cut
+        return got
+
+    def _stream_into(self, fh: BinaryIO, body: Body, limit: int, hasher: PipelinedHasher) -> int:
+        """Read ``body`` into the hasher's buffers, writing each read as it lands.
+
+        One copy from the socket into a buffer, one from the buffer into the
+        file; the buffer goes to the hashing thread when full (or at the
+        end), so that the thread wakes once per buffer, not per read.
+        """
+        self._got = got = 0
+        buf = hasher.buffer()
+        size = len(buf)
+        filled = 0
+        try:
+            while got < limit:
+                self._check_cancel()
+                n = body.readinto(buf[filled : filled + min(size - filled, limit - got)])
+                if not n:
+                    break
+                _write_all(fh, buf[filled : filled + n], self.part.path)
+                filled += n
+                self._got = got = got + n
+                self._count(n)
+                if filled == size:
+                    hasher.submit(buf, filled)
+                    buf, filled = hasher.buffer(), 0
+        finally:
+            hasher.submit(buf, filled)  # what was written is hashed, whatever happens next
         return got
 
     # -- byte ranges on several connections ---------------------------------------
@@ -237,6 +263,7 @@ class FileJob:
         finally:
             if workers.errors or not self.part.complete():
                 workers.stop.set()
+                self.part.wake()
             self.part.save()
             hash_thread.join()
         if workers.errors:
@@ -277,6 +304,7 @@ class FileJob:
         """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
         pos = start
         attempts = Attempts(self.context.retry, self._say)
+        buf = buffer(PIECE_BUFFER)  # one per connection, for all its reads of this piece
         try:
             with storage.open_part(self.part.path, "r+b", buffering=0) as fh:
                 while pos < end and not stop.is_set():
@@ -289,7 +317,7 @@ class FileJob:
                             if not body.ranged or body.start != pos:
                                 raise GiveUp("the server stopped honouring byte ranges")
                             fh.seek(pos)
-                            pos, cut = self._write_range(fh, body, pos, end)
+                            pos, cut = self._write_range(fh, body, pos, end, buf)
                             if cut is None and pos < end:
                                 cut = Transient(f"connection cut at {pos} in {start}-{end - 1}")
                             if cut is not None:
@@ -305,31 +333,27 @@ class FileJob:
             self.part.save()
 
     def _write_range(
-        self, fh: BinaryIO, body: Body, pos: int, end: int
+        self, fh: BinaryIO, body: Body, pos: int, end: int, view: memoryview
     ) -> tuple[int, Transient | None]:
-        """Write what ``body`` sends at ``pos``, never past ``end``.
+        """Write what ``body`` sends at ``pos``, never past ``end``, read into ``view``.
 
         Returns the new position, and the failure that ended the body early, if any.
         """
         marked = pos  # bytes up to here are recorded in the .part's record
         try:
-            for chunk in body.chunks():
+            while pos < end:
                 self._check_cancel()
-                view = memoryview(chunk)[: end - pos]
-                while view:
-                    n = fh.write(view)
-                    if not n:
-                        raise OSError(f"cannot write to {self.part.path}")
-                    pos += n
-                    view = view[n:]
+                n = body.readinto(view[: min(len(view), end - pos)])
+                if not n:
+                    break
+                _write_all(fh, view[:n], self.part.path)
+                pos += n
                 # Recorded in batches: the bookkeeping per network chunk was a
                 # measurable share of the CPU time at 64 KiB chunks.
                 if pos - marked >= MARK_STEP:
                     self.part.mark(marked, pos)
                     self._count(pos - marked)
                     marked = pos
-                if pos >= end:
-                    break
         except Transient as exc:
             return pos, exc
         finally:
@@ -344,7 +368,7 @@ class FileJob:
         assert part.size is not None
         # Unbuffered: a buffered reader may keep bytes it read ahead of the
         # writers (zeros of the unwritten file) and serve them after a seek.
-        buf = bytearray(HASH_STEP)
+        buf = buffer(HASH_STEP)
         with storage.open_part(part.path, "rb", buffering=0) as fh:
             while hasher.size < part.size:
                 end = part.wait_contiguous(hasher.size, stop, step=HASH_STEP)
@@ -425,6 +449,15 @@ class FileJob:
 GZIP_SLACK = 1024
 
 
+def _write_all(fh: BinaryIO, view: memoryview, path: Path) -> None:
+    """Write all of ``view`` to an unbuffered file (a write may take only part)."""
+    while view:
+        n = fh.write(view)
+        if not n:
+            raise OSError(f"cannot write to {path}")
+        view = view[n:]
+
+
 def _room(file: RemoteFile, body: Body) -> int:
     """How many bytes ``body`` may write: up to the published size (or the
     ceiling of a file whose size was never published), and a range's end."""
@@ -447,7 +480,7 @@ class _PieceWorkers:
     def __init__(self, job: FileJob, probe: Body) -> None:
         self.job = job
         self.probe = probe
-        self.pieces = _pieces(job.part.missing(), job.context.piece)
+        self.pieces = _pieces(job.part.missing(), job.context.piece, job.context.connections)
         self.first = self.pieces.get_nowait()
         assert self.first[0] == probe.start
         self.stop = threading.Event()  # every worker ends: a failure, or the job is over
@@ -533,12 +566,29 @@ class _PieceWorkers:
             self.stop.set()
 
 
-def _pieces(missing: list[tuple[int, int]], piece: int) -> queue.SimpleQueue[tuple[int, int]]:
-    """The missing ranges cut into pieces of at most ``piece`` bytes, in order."""
+def _pieces(
+    missing: list[tuple[int, int]], piece: int, connections: int = 1
+) -> queue.SimpleQueue[tuple[int, int]]:
+    """The missing ranges cut into pieces of at most ``piece`` bytes, in order.
+
+    The last ``connections`` pieces' worth (after the first piece) is cut
+    TAIL_SPLIT times finer, so that the connections end nearly together:
+    with whole pieces, the last round left 3 of 8 connections idle for most
+    of a piece's time (about 0.16 s of 3.2 s capped, benchmarks/download_speed.py).
+    """
     pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+    left = sum(b - a for a, b in missing)
+    tail = connections * piece if connections > 1 else 0
     for gap_start, gap_end in missing:
-        for at in range(gap_start, gap_end, piece):
-            pieces.put((at, min(at + piece, gap_end)))
+        at = gap_start
+        while at < gap_end:
+            # The first piece whole: it is the one the probe asked for.
+            whole = left > tail or pieces.empty()
+            size = piece if whole else max(piece // TAIL_SPLIT, 1)
+            end = min(at + size, gap_end)
+            pieces.put((at, end))
+            left -= end - at
+            at = end
     return pieces
 
 

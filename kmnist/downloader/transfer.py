@@ -111,44 +111,73 @@ class Body:
     where: str = ""  # host:port, for messages
     encoding: str = ""  # Content-Encoding, lowercased ("" for none or identity)
     received: int = 0  # bytes this body has delivered so far
+    # Reads straight into the caller's buffer (returns 0 at the end), when the
+    # transport can: then no bytes object is made per read.
+    _readinto: Callable[[memoryview], int] | None = None
+    _low: int = 1  # the socket's low-water mark (1: the default)
+    _started: float = 0.0  # monotonic time of the first read (0: none yet)
+    _window_end: float = 0.0  # when the current stall window ends
+    _window_from: int = 0  # ``received`` when the current window began
 
-    def chunks(self) -> Iterator[bytes]:
-        left = self.length
-        low = 1  # the socket's default
-        got = 0
-        started = time.monotonic()
-        # The stall check, O(1) per chunk: one clock read and two comparisons.
+    def readinto(self, buf: memoryview) -> int:
+        """Read what has arrived (at least one byte, at most ``len(buf)``) into ``buf``.
+
+        Returns 0 at the end of the body. A read that fails raises Transient;
+        bytes of earlier reads are the caller's. No bytes object is made
+        between the socket and ``buf`` when the transport reads into buffers.
+        """
+        if not self._started:
+            self._started = time.monotonic()
+            self._window_end = self._started + (self.stall_window or 0)
+        else:
+            # Here, not after the previous read: bytes that arrived are the
+            # caller's (written) even when the check fails.
+            self._check_stall()
+        if self._sock is not None and self.length is not None and self.received:
+            # Checked once per read, but set only a few times per body.
+            rate = self.received / max(time.monotonic() - self._started, 1e-3)
+            want = _low_water(rate, self.length - self.received)
+            if want != self._low:
+                self._low = self._set_low_water(want)
+            if self._low > 1 and not self._ready(LOW_WATER_PATIENCE):
+                self._low = self._set_low_water(1)  # slower than it was: take what is there
+        try:
+            if self._readinto is not None:
+                n = self._readinto(buf)
+            else:
+                data = self._read(len(buf))
+                n = len(data)
+                buf[:n] = data
+        except Exception as exc:  # the many faces of a cut connection
+            raise _as_transient(exc, self.where, self.stall_window) from exc
+        self.received += n
+        return n
+
+    def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
+        """The body as bytes objects, for callers that want them (downloads read into buffers)."""
+        buf = memoryview(bytearray(size))
+        while n := self.readinto(buf):
+            yield bytes(buf[:n])
+
+    def _check_stall(self) -> None:
+        """Transient when the body brought under STALL_RATE over the last window.
+
+        O(1) per read: one clock read and two comparisons.
+        """
         window = self.stall_window
-        window_end = started + window if window else float("inf")
-        window_floor = STALL_RATE * window if window else 0.0
-        window_from = 0  # ``got`` when the current window began
-        while True:
-            if self._sock is not None and left is not None and got:
-                want = _low_water(got / max(time.monotonic() - started, 1e-3), left)
-                if want != low:
-                    low = self._set_low_water(want)
-                if low > 1 and not self._ready(LOW_WATER_PATIENCE):
-                    low = self._set_low_water(1)  # slower than it was: take what is there
-            try:
-                data = self._read(CHUNK)
-            except Exception as exc:  # the many faces of a cut connection
-                raise _as_transient(exc, self.where, self.stall_window) from exc
-            if not data:
-                return
-            got += len(data)
-            self.received = got
-            if left is not None:
-                left -= len(data)
-            yield data  # first: bytes that arrived are written even when the check fails
-            now = time.monotonic()
-            if now >= window_end:
-                if got - window_from < window_floor:
-                    raise Transient(
-                        f"transfer from {self.where} stalled: {got - window_from} bytes "
-                        f"in {now - window_end + (window or 0):.0f} s, under {STALL_RATE} B/s",
-                        stalled=True,
-                    )
-                window_from, window_end = got, now + (window or 0)
+        if not window:
+            return
+        now = time.monotonic()
+        if now < self._window_end:
+            return
+        got = self.received - self._window_from
+        if got < STALL_RATE * window:
+            raise Transient(
+                f"transfer from {self.where} stalled: {got} bytes "
+                f"in {now - self._window_end + window:.0f} s, under {STALL_RATE} B/s",
+                stalled=True,
+            )
+        self._window_from, self._window_end = self.received, now + window
 
     def _set_low_water(self, n: int) -> int:
         sock = self._sock
@@ -363,6 +392,7 @@ class _Exchange:
         # so a read that times out loses nothing already received: the retry
         # resumes from the last byte that reached us. urllib3 1.x lacks it.
         self._raw_read = getattr(raw, "read1", raw.read)
+        self._wire = _wire_of(raw)
         status = response.status_code
         if status == 416 and self.offset:
             # Nothing past ``offset``: the .part may already be whole. The caller
@@ -458,6 +488,7 @@ class _Exchange:
             stall_window=timeout[1],
             where=self.where,
             encoding=self._encoding(),
+            _readinto=self.readinto if self._wire is not None else None,
         )
         return self.body
 
@@ -477,6 +508,38 @@ class _Exchange:
         data: bytes = self._raw_read(n, decode_content=False)
         return data
 
+    def readinto(self, buf: memoryview) -> int:
+        """What has arrived of the body, at most ``len(buf)`` bytes, straight into ``buf``.
+
+        Under requests' session and urllib3's pool, but past their reads: those
+        make a bytes object per call (urllib3's own readinto copies one), and
+        http.client's readinto waits until ``buf`` is full, so that a timeout
+        would lose what it had received. This reads once (``readinto1``) from
+        http.client's socket reader, never past the Content-Length, and does
+        for the body's end what urllib3 does: the response is closed and the
+        connection goes back to the pool. Only for bodies with a
+        Content-Length and no chunk framing (``_wire_of``); the bytes are
+        those sent, as with ``decode_content=False``.
+        """
+        wire = self._wire
+        assert wire is not None
+        left: int = wire.length
+        n = 0
+        if left:
+            n = wire.fp.readinto1(buf if len(buf) <= left else buf[:left])
+            if not n:
+                # The server closed before Content-Length bytes: urllib3 says the same.
+                raise IncompleteBody(f"{left} bytes short")
+            wire.length = left = left - n
+        if not left and not wire.isclosed():
+            body = self.body
+            if body is not None and body._low > 1:
+                # Before the pool has it: its next reader waits for no mark of ours.
+                body._low = body._set_low_water(1)
+            wire.close()  # http.client's own end of a body
+            self.response.raw.release_conn()
+        return n
+
     def close(self) -> None:
         self.response.close()
         if self.log is not None:
@@ -492,6 +555,31 @@ class _Exchange:
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class IncompleteBody(Exception):
+    """The connection ended before the Content-Length (a cut, as urllib3's IncompleteRead)."""
+
+
+def _wire_of(raw: Any) -> Any:
+    """The http.client response under urllib3's, when its body can be read into buffers.
+
+    That is a body with a Content-Length and without chunk framing, not yet
+    touched by urllib3 (nothing read, nothing decoded); None otherwise, and
+    the body is read through urllib3's ``read1``.
+    """
+    import http.client
+
+    wire = getattr(raw, "_fp", None)
+    if (
+        isinstance(wire, http.client.HTTPResponse)
+        and not wire.chunked
+        and isinstance(wire.length, int)
+        and hasattr(wire.fp, "readinto1")
+        and getattr(raw, "_fp_bytes_read", None) == 0
+    ):
+        return wire
+    return None
 
 
 def _low_water(rate: float, left: int) -> int:
@@ -538,7 +626,7 @@ def _open_local(path: str, offset: int) -> Body:
     size = os.fstat(fh.fileno()).st_size
     start = offset if offset <= size else 0
     fh.seek(start)
-    return Body(start, size - start, size, fh.read, fh.close)
+    return Body(start, size - start, size, fh.read, fh.close, _readinto=fh.readinto)
 
 
 def _reason(exc: BaseException) -> str:

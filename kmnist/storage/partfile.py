@@ -127,6 +127,16 @@ class PartFile:
                 self._cond.wait(poll)
             return beyond
 
+    def wake(self) -> None:
+        """Wake a thread in ``wait_contiguous`` now (its ``stop`` was just set).
+
+        Setting the Event alone left the hashing thread asleep until its next
+        poll: up to 0.2 s of wall time per large file over loopback, where
+        the rest of a file comes in one stream after its first piece.
+        """
+        with self._cond:
+            self._cond.notify_all()
+
     def allocate(self, size: int) -> None:
         """Give the .part its full size, so ranges can be written anywhere in it."""
         self.size = size
