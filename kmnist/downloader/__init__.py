@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ..catalogue.manifest import Entry, Mirror, RemoteFile
     from .progress import Progress
+    from .request import DownloadOptions
     from .retry import RetryPolicy
     from .seams import Transport
 
@@ -107,48 +108,7 @@ def download_files(
         >>> path.as_posix()
         'data/kmnist/kmnist-test-labels.npz'
     """
-    return _fetch(
-        files,
-        root,
-        mirrors=mirrors,
-        progress=progress,
-        force=force,
-        flat=flat,
-        jobs=jobs,
-        connections=connections,
-        timeout=timeout,
-        retry=retry,
-        session=session,
-        piece=piece,
-        fast_connection=fast_connection,
-        log=log,
-        catalogue=catalogue,
-        transport=transport,
-        derive=False,
-    )
-
-
-def _fetch(
-    files: Sequence[RemoteFile],
-    root: str | Path,
-    *,
-    mirrors: Sequence[str | Mirror] | None,
-    progress: bool | Progress,
-    force: bool,
-    flat: bool,
-    jobs: int,
-    connections: int,
-    timeout: tuple[float, float],
-    retry: RetryPolicy | None,
-    session: requests.Session | None,
-    piece: int,
-    fast_connection: float,
-    log: Callable[[str], None] | None,
-    catalogue: Sequence[Entry] | None,
-    transport: Transport | None,
-    derive: bool,
-) -> list[Path]:
-    from .request import DownloadOptions, DownloadRequest, fetch
+    from .request import DownloadOptions
 
     options = DownloadOptions(
         mirrors=None if mirrors is None else tuple(mirrors),
@@ -165,9 +125,16 @@ def _fetch(
         log=log,
         catalogue=catalogue,
         transport=transport,
-        derive=derive,
+        derive=False,  # the contract: the bytes asked for, or an error
     )
+    return _fetch(files, root, options)
+
+
+def _fetch(files: Sequence[RemoteFile], root: str | Path, options: DownloadOptions) -> list[Path]:
+    """Run ``options`` over ``files`` into ``root``: the final paths, in order."""
     from pathlib import Path
+
+    from .request import DownloadRequest, fetch
 
     return [r.target for r in fetch(DownloadRequest(tuple(files), Path(root), options))]
 
@@ -239,15 +206,14 @@ def download(
     """
     from ..catalogue.manifest import files_of, select
     from ..storage.root import data_root
+    from .request import DownloadOptions
 
     # A name, or several; anything else (None, a number: the annotation ignored)
     # goes to select() as a name, which says in an UnknownDataset it knows none such.
     names: list[str] = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]  # type: ignore[list-item]
     entries = select(names, format, split, release, entries=catalogue)
-    return _fetch(
-        files_of(entries),
-        data_root(root),
-        mirrors=mirrors,
+    options = DownloadOptions(
+        mirrors=None if mirrors is None else tuple(mirrors),
         progress=progress,
         force=force,
         flat=flat,
@@ -263,6 +229,7 @@ def download(
         transport=transport,
         derive=derive,
     )
+    return _fetch(files_of(entries), data_root(root), options)
 
 
 __all__ = ["download", "download_files"]
