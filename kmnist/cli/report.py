@@ -119,14 +119,19 @@ def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
         for s in p
     ]
     lines = _table(rows, right=(2,))
+    lines.append(f"{_totals(p)} into {root}")
+    lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
+    return "\n".join(lines)
+
+
+def _totals(p: Plan) -> str:
+    """What the plan does, counted by action, and the bytes it transfers."""
     todo = size(p.todo_bytes)
     if p.unknown_sizes:
         todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
     counts = {a: sum(1 for s in p if s.action is a) for a in Action}
     summary = ", ".join(f"{n} to {a.value}" for a, n in counts.items() if n)
-    lines.append(f"{summary or 'nothing to do'}; {todo} to transfer into {root}")
-    lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
-    return "\n".join(lines)
+    return f"{summary or 'nothing to do'}; {todo} to transfer"
 
 
 def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
@@ -148,12 +153,7 @@ def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
         total = size(sum(n for n in sizes if n is not None)) if None not in sizes else "?"
         rows.append((action.value, name, str(len(steps)), total))
     lines = _table(rows, right=(2, 3))
-    todo = size(p.todo_bytes)
-    if p.unknown_sizes:
-        todo += f" plus {p.unknown_sizes} file(s) of unpublished size"
-    counts = {a: sum(1 for s in p if s.action is a) for a in Action}
-    summary = ", ".join(f"{n} to {a.value}" for a, n in counts.items() if n)
-    lines.append(f"{summary or 'nothing to do'}; {todo} to transfer")
+    lines.append(_totals(p))
     lines.append(f"into {root}")
     lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
     return "\n".join(lines)
