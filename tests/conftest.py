@@ -115,6 +115,22 @@ def retry(sleeps: list[float]) -> RetryPolicy:
 
 
 @pytest.fixture
+def low_water_marks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every low-water mark a Body sets on its socket, in order (it still sets them)."""
+    from kmnist.downloader import transfer
+
+    marks: list[int] = []
+    set_mark = transfer.Body._set_low_water
+
+    def spy(self: transfer.Body, n: int) -> int:
+        marks.append(n)
+        return set_mark(self, n)
+
+    monkeypatch.setattr(transfer.Body, "_set_low_water", spy)
+    return marks
+
+
+@pytest.fixture
 def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real published files not found at {REALDATA}")

@@ -277,18 +277,10 @@ def test_a_stopped_prefix_hasher_is_woken_not_left_to_its_poll(tmp_path: Path) -
 
 @pytest.mark.skipif(not transfer._SO_RCVLOWAT, reason="no SO_RCVLOWAT here")
 def test_a_body_read_to_its_end_leaves_no_mark_on_the_pooled_socket(
-    server: FaultyServer, monkeypatch: pytest.MonkeyPatch
+    server: FaultyServer, monkeypatch: pytest.MonkeyPatch, low_water_marks: list[int]
 ) -> None:
     # The connection goes back to the pool inside the read that ends the body,
     # before the caller closes it: its next reader must find the default mark.
-    marks: list[int] = []
-    set_mark = transfer.Body._set_low_water
-
-    def spy(self: transfer.Body, n: int) -> int:
-        marks.append(n)
-        return set_mark(self, n)
-
-    monkeypatch.setattr(transfer.Body, "_set_low_water", spy)
     monkeypatch.setattr(transfer, "_low_water", lambda rate, left: 64 << 10)  # always a mark
     data = os.urandom(4 << 20)
     server.add("m.bin", data)
@@ -305,5 +297,5 @@ def test_a_body_read_to_its_end_leaves_no_mark_on_the_pooled_socket(
         left_mark = sock.getsockopt(socket.SOL_SOCKET, transfer._SO_RCVLOWAT)
         body.close()
     assert bytes(got) == data
-    assert 64 << 10 in marks  # the reads did wait for a mark
+    assert 64 << 10 in low_water_marks  # the reads did wait for a mark
     assert left_mark == 1
