@@ -14,19 +14,24 @@ import pytest
 from .conftest import ROOT
 
 
-def test_download_speed_quick_run(tmp_path: Path) -> None:
-    r = subprocess.run(
+def _download_speed(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """benchmarks/download_speed.py --quick with ``args``, its data in ``workdir``."""
+    return subprocess.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "download_speed.py"),
             "--quick",
-            "--tools", "ours",
-            "--scenario", "unthrottled",
-            "--scenario", "rerun",
-            "--workdir", str(tmp_path),
+            *args,
+            "--workdir", str(workdir),
         ],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
+
+
+def test_download_speed_quick_run(tmp_path: Path) -> None:
+    r = _download_speed(
+        tmp_path, "--tools", "ours", "--scenario", "unthrottled", "--scenario", "rerun"
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
     # Ours ran (a wall time, not "skipped") and its one run checked out.
@@ -42,17 +47,11 @@ def test_download_speed_quick_run(tmp_path: Path) -> None:
 def test_download_speed_floor_and_verifying_peer(tmp_path: Path) -> None:
     """The rows issue 21 added compute: aria2c verifying, hashlib, the floor, and a
     verdict line per target, in both full-set scenarios."""
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "download_speed.py"),
-            "--quick",
-            "--tools", "ours,curl,aria2c-budget,aria2c-verify",
-            "--scenario", "unthrottled",
-            "--scenario", "capped",
-            "--workdir", str(tmp_path),
-        ],
-        capture_output=True, text=True, timeout=240,
+    r = _download_speed(
+        tmp_path,
+        "--tools", "ours,curl,aria2c-budget,aria2c-verify",
+        "--scenario", "unthrottled",
+        "--scenario", "capped",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     unthrottled, capped = r.stdout.split("### unthrottled")[1].split("### capped")
