@@ -62,6 +62,11 @@ class State:
             self.connections = 0
             self.cuts = 0
             self.by_path: dict[str, dict[str, int]] = {}
+            # time.monotonic() (one clock for every process here) when the first
+            # file request of the run came, and when its last body byte went:
+            # the harness subtracts its own start from them.
+            self.first_request: float | None = None
+            self.last_byte: float | None = None
 
     def stats(self) -> dict[str, object]:
         with self.lock:
@@ -76,10 +81,13 @@ class State:
                 "cut_armed": self.cut_path,
                 "rate": self.rate,
                 "by_path": {k: dict(v) for k, v in self.by_path.items()},
+                "first_request": self.first_request,
+                "last_byte": self.last_byte,
             }
 
     def count_bytes(self, path: str, n: int) -> None:
         with self.lock:
+            self.last_byte = time.monotonic()
             self.body_bytes += n
             self.by_path.setdefault(path, {"requests": 0, "bytes": 0})["bytes"] += n
 
@@ -166,6 +174,8 @@ class Handler(BaseHTTPRequestHandler):
         rel = unquote(urlsplit(self.path).path).lstrip("/")
         with STATE.lock:
             STATE.requests += 1
+            if STATE.first_request is None:
+                STATE.first_request = time.monotonic()
             if not self.counted:
                 STATE.connections += 1
                 self.counted = True

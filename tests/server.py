@@ -24,6 +24,8 @@ Faults:
   ``trickle:S``   headers, then one byte every S seconds
   ``slowheaders:S``  the status line and headers one byte every S seconds
   ``gzipbody``    the body really gzip-compressed, Content-Encoding: gzip
+  ``rate:N``      send the body at N bytes a second (64 KiB at a time), as a
+                  host that caps each connection does
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,6 +50,7 @@ class Request:
     user_agent: str | None
     accept_encoding: str | None
     client_port: int = 0  # one per connection: shows keep-alive reuse
+    served_before: int = 0  # body bytes the server had sent when this request came
 
 
 # A self-signed certificate for 127.0.0.1, made for these tests only (valid
@@ -138,6 +142,7 @@ class FaultyServer:
                     h.headers.get("User-Agent"),
                     h.headers.get("Accept-Encoding"),
                     h.client_address[1],
+                    self.body_bytes,
                 )
             )
             fault = self._faults[path].popleft() if self._faults[path] else None
@@ -199,6 +204,8 @@ class FaultyServer:
             return self._trickle(h, status, body, headers, float(kind["trickle"].split(":")[1]))
         if "slowheaders" in kind:
             return self._slow_headers(h, status, body, headers, kind["slowheaders"])
+        if "rate" in kind:
+            return self._paced(h, status, body, headers, float(kind["rate"].split(":")[1]))
         if "cut" in kind:
             return self._send(
                 h, status, body, headers, send=int(kind["cut"].split(":")[1]), cut=True
@@ -270,6 +277,28 @@ class FaultyServer:
                 sent += len(piece)
                 with self._lock:
                     self.body_bytes += len(piece)
+        except OSError:
+            return
+
+    def _paced(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        rate: float,
+    ) -> None:
+        _head(h, status, headers, len(body))
+        step = 64 << 10
+        began = time.monotonic()
+        try:
+            for at in range(0, len(body), step):
+                # Bounded: every wait ends when the test does.
+                self._release.wait(max(0.0, began + at / rate - time.monotonic()))
+                h.wfile.write(body[at : at + step])
+                h.wfile.flush()
+                with self._lock:
+                    self.body_bytes += len(body[at : at + step])
         except OSError:
             return
 

@@ -219,36 +219,6 @@ def test_download_files_writes_and_hashes_every_byte(
     assert (Path(root) / name).read_bytes() == data
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    cuts=st.lists(st.integers(0, 200), min_size=0, max_size=8, unique=True),
-    end=st.integers(1, 400),
-    piece=st.integers(1, 40),
-    connections=st.integers(1, 9),
-)
-def test_pieces_cover_what_is_missing_once_and_the_tail_finer(
-    cuts: list[int], end: int, piece: int, connections: int
-) -> None:
-    bounds = sorted({c for c in cuts if c < end} | {0, end})
-    missing = [(a, b) for a, b in zip(bounds, bounds[1:]) if a < b][::2]
-    queued = filejob._pieces(missing, piece, connections)
-    got = [queued.get_nowait() for _ in range(queued.qsize())]
-    # In order, inside the gaps, and every missing byte exactly once.
-    covered = [i for a, b in got for i in range(a, b)]
-    assert covered == [i for a, b in missing for i in range(a, b)]
-    assert all(0 < b - a <= piece for a, b in got)
-    if got:
-        first = missing[0]
-        assert got[0] == (first[0], min(first[0] + piece, first[1]))  # what the probe asked
-    # Whole pieces only while more than the last round's worth is left after them.
-    small = max(piece // filejob.TAIL_SPLIT, 1)
-    left = sum(b - a for a, b in missing)
-    for i, (a, b) in enumerate(got):
-        if i and connections > 1 and left <= connections * piece:
-            assert b - a <= small
-        left -= b - a
-
-
 def test_a_stopped_prefix_hasher_is_woken_not_left_to_its_poll(tmp_path: Path) -> None:
     # The first piece over loopback is fast, the rest comes in one stream: the
     # prefix hasher is told to stop, and must not sleep out its poll first.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kmnist.catalogue.manifest import RemoteFile
-from kmnist.downloader import filejob
+from kmnist.downloader import filejob, pieces
 from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import DownloadError
 from kmnist.storage.layout import part_path
@@ -255,3 +255,78 @@ def test_wrong_total_in_content_range_is_refused(served: FaultyServer, tmp_path:
         downloader(served.url).fetch([f], tmp_path)
     assert len(served.gets(PATH)) == 1
     assert not (tmp_path / PATH).exists() and no_part_files(tmp_path) == []
+
+
+def test_the_last_ranges_are_split_so_the_connections_end_together(
+    served: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four pieces of 1 MiB (the last one short) on four capped connections:
+    # the connection with the short piece ends first, and takes the second
+    # half of what another still has to read, and so on.
+    monkeypatch.setattr(pieces, "MIN_SPLIT", 64 << 10)
+    served.always(PATH, "rate:2000000")
+    d = Downloader(
+        mirrors=[served.url],
+        progress=False,
+        piece=1 << 20,
+        connections=4,
+        retry=RetryPolicy(sleep=lambda s: None),
+        fast_connection=float("inf"),
+    )
+    [r] = d.fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA and r.checked == "sha256"
+    # A split shows as a request inside the range of an earlier one (which
+    # stopped short of its end): otherwise the ranges tile the file.
+    got = ranges(served)
+    splits = sum(b[0] <= a[1] for a, b in zip(got, got[1:]))
+    assert splits, f"no range was split: {got}"
+    # A split drops what was in flight on the connection it shortened: a few
+    # 64 KiB sends, not the rest of its range.
+    assert served.body_bytes <= len(DATA) + splits * (256 << 10)
+    assert served.max_active <= 4
+    assert no_part_files(tmp_path) == []
+
+
+def test_a_slow_first_connection_brings_the_others_before_its_sample_is_in(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    # At 4 MB/s the first 2 MiB (RATE_SAMPLE) take half a second: the other
+    # connections are opened after RATE_WINDOW, with far less served.
+    data = os.urandom(8 << 20)
+    server.add(PATH, data)
+    server.always(PATH, "rate:4000000")
+    d = Downloader(
+        mirrors=[server.url],
+        progress=False,
+        piece=2 << 20,
+        connections=4,
+        retry=RetryPolicy(sleep=lambda s: None),
+        fast_connection=50e6,
+    )
+    [r] = d.fetch([RemoteFile(PATH, len(data), sha256=hashlib.sha256(data).hexdigest())], tmp_path)
+    assert r.checked == "sha256"
+    first, second = server.gets(PATH)[:2]
+    assert first.range == f"bytes=0-{(2 << 20) - 1}"
+    assert second.served_before < filejob.RATE_SAMPLE
+    assert server.max_active > 1
+
+
+def test_requests_do_not_start_a_thread_each(
+    served: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The response-header deadline of every request is kept by one thread
+    # (deadlines.py), not a Timer thread per request.
+    import threading
+
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    downloader(served.url).fetch([remote()], tmp_path)
+    requests = len(served.gets(PATH))
+    assert requests >= 14  # a piece each
+    assert len(started) < requests, started

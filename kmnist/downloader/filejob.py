@@ -8,19 +8,19 @@ has seen the whole .part; the caller verifies it and gives it its name.
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from ..buffers import buffer
+from ..buffers import Lender, buffer
 from ..errors import VerificationError
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
 from ..verify import Hasher, PipelinedHasher
+from .pieces import Board, Span
 from .progress import NullFileProgress
 from .retry import Attempts, GiveUp, RetryPolicy
 from .transfer import Body, Refused, Transient
@@ -32,22 +32,20 @@ if TYPE_CHECKING:
     from .progress import FileProgress
     from .seams import Transport
 
-# A connection's speed is taken over its first 2 MiB (defaults.FAST_CONNECTION says why).
+# A connection's speed is taken over its first 2 MiB (defaults.FAST_CONNECTION
+# says why), or over RATE_WINDOW when those take longer: waiting for all 2 MiB
+# at 20 MB/s left the other connections of the budget idle for 0.1 s at the
+# start of every run, and 30 ms already tell 20 MB/s from 50.
 RATE_SAMPLE = 2 << 20
+RATE_WINDOW = 0.03  # seconds
 # The hashing thread wakes for at least this much new prefix: one read and
 # one sha256 call per MiB, not one per network chunk.
 HASH_STEP = 1 << 20
 # Written ranges are recorded (and counted for progress) every 256 KiB.
 MARK_STEP = 256 << 10
-# A connection reads into a buffer of its own: 256 KiB, as large as a read on
+# A response is read into a buffer lent while it is read: 256 KiB, as large as a read on
 # loopback ever returned here (benchmarks/download_speed.py), and 2 MiB for 8.
 PIECE_BUFFER = 256 << 10
-# How much finer the last pieces of a file are cut (see _pieces): 4 MiB of
-# the default 8, 0.2 s at 20 MB/s. Capped, the full set took (in-process,
-# benchmarks/download_speed.py's server, two runs each) 3.02 s and 1.08 s of
-# CPU uncut, 2.87 s and 1.15 s cut in 4 (a request costs CPU in requests),
-# 2.90 s and 1.10 s cut in 2.
-TAIL_SPLIT = 2
 
 
 class Cancelled(Exception):
@@ -75,6 +73,9 @@ class JobContext:
     unregister: Callable[[Body], None]
     cancelled: Callable[[], bool]
     transport: Transport  # opens a URL: transfer.open_url unless the caller gave another
+    # Read buffers for the run's ranged responses: as many stay mapped as were
+    # ever read at once (at most the connections), not one per file's worker.
+    buffers: Lender = field(default_factory=lambda: Lender(PIECE_BUFFER))
 
 
 class FileJob:
@@ -300,50 +301,72 @@ class FileJob:
             self._close(body)
             raise
 
-    def _piece(self, start: int, end: int, body: Body | None, stop: threading.Event) -> None:
-        """Fetch ``[start, end)`` into place, resuming within the range after a cut."""
-        pos = start
+    def _piece(
+        self,
+        span: Span,
+        body: Body | None,
+        board: Board,
+        stop: threading.Event,
+        fh: BinaryIO,
+        buffers: Lender,
+    ) -> None:
+        """Fetch ``span`` into place through ``fh``, resuming within it after a cut.
+
+        The span's end may move down while it is read (another connection took
+        its second half): the read stops there, and the rest of the response
+        goes with its connection. A read buffer is borrowed from ``buffers``
+        while a response is read.
+        """
+        pos = span.start
         attempts = Attempts(self.context.retry, self._say)
-        buf = buffer(PIECE_BUFFER)  # one per connection, for all its reads of this piece
         try:
-            with storage.open_part(self.part.path, "r+b", buffering=0) as fh:
-                while pos < end and not stop.is_set():
-                    self._check_cancel()
-                    before = pos
-                    try:
-                        with _one_try(attempts):
-                            if body is None:
-                                body = self._open(pos, end)
-                            if not body.ranged or body.start != pos:
-                                raise GiveUp("the server stopped honouring byte ranges")
-                            fh.seek(pos)
-                            pos, cut = self._write_range(fh, body, pos, end, buf)
-                            if cut is None and pos < end:
-                                cut = Transient(f"connection cut at {pos} in {start}-{end - 1}")
-                            if cut is not None:
-                                cut.got = pos - before
-                                raise cut
-                    finally:
-                        if body is not None:
-                            self._close(body)
-                            body = None
+            while pos < span.end and not stop.is_set():
+                self._check_cancel()
+                before = pos
+                try:
+                    with _one_try(attempts):
+                        if body is None:
+                            body = self._open(pos, span.end)
+                        if not body.ranged or body.start != pos:
+                            raise GiveUp("the server stopped honouring byte ranges")
+                        fh.seek(pos)
+                        with buffers.lend() as buf:
+                            pos, cut = self._write_range(fh, body, pos, span, board, buf)
+                        if cut is None and pos < span.end:
+                            cut = Transient(
+                                f"connection cut at {pos} in {span.start}-{span.end - 1}"
+                            )
+                        if cut is not None:
+                            cut.got = pos - before
+                            raise cut
+                finally:
+                    if body is not None:
+                        self._close(body)
+                        body = None
         finally:
+            board.done(span)
             if body is not None:
                 self._close(body)
             self.part.save()
 
     def _write_range(
-        self, fh: BinaryIO, body: Body, pos: int, end: int, view: memoryview
+        self,
+        fh: BinaryIO,
+        body: Body,
+        pos: int,
+        span: Span,
+        board: Board,
+        view: memoryview,
     ) -> tuple[int, Transient | None]:
-        """Write what ``body`` sends at ``pos``, never past ``end``, read into ``view``.
+        """Write what ``body`` sends at ``pos``, never past the span's end, read into ``view``.
 
         Returns the new position, and the failure that ended the body early, if any.
         """
         marked = pos  # bytes up to here are recorded in the .part's record
         try:
-            while pos < end:
+            while want := board.claim(span, pos, len(view)):
                 self._check_cancel()
-                n = body.readinto(view[: min(len(view), end - pos)])
+                n = body.readinto(view[:want])
                 if not n:
                     break
                 _write_all(fh, view[:n], self.part.path)
@@ -428,7 +451,7 @@ class FileJob:
             self.last_activity = time.monotonic()
             self.noticed = False
             self.transferred += n
-            if self.transferred >= RATE_SAMPLE:
+            if self.transferred >= RATE_SAMPLE and not self._sampled.is_set():
                 self._sampled.set()
         self.bar.update(n)
 
@@ -471,18 +494,20 @@ def _room(file: RemoteFile, body: Body) -> int:
 
 
 class _PieceWorkers:
-    """The connections of one segmented download: which piece each takes, and when all stop.
+    """The connections of one segmented download, and when all stop.
 
     The first worker gets the probe's body (the first piece); its speed over
-    the first RATE_SAMPLE bytes decides whether more connections are opened.
+    its first RATE_SAMPLE bytes, or RATE_WINDOW seconds, decides whether more
+    connections are opened. Which range each reads next is the Board's.
     """
 
     def __init__(self, job: FileJob, probe: Body) -> None:
         self.job = job
         self.probe = probe
-        self.pieces = _pieces(job.part.missing(), job.context.piece, job.context.connections)
-        self.first = self.pieces.get_nowait()
-        assert self.first[0] == probe.start
+        self.board = Board(job.part.missing(), job.context.piece)
+        first = self.board.take()
+        assert first is not None and first.start == probe.start
+        self.first = first
         self.stop = threading.Event()  # every worker ends: a failure, or the job is over
         self.carry_on = threading.Event()  # the first worker goes on to further pieces
         self.errors: list[BaseException] = []  # handed to the job, the first one raised
@@ -490,9 +515,8 @@ class _PieceWorkers:
 
     def fetch(self) -> bool:
         """Fetch the pieces. True when the rest should come in one stream instead."""
-        first = self.first
         self.threads = [
-            threading.Thread(target=self._work, args=((*first, self.probe),), daemon=True)
+            threading.Thread(target=self._work, args=((self.first, self.probe),), daemon=True)
         ]
         rest_in_one_stream = False
         try:
@@ -515,15 +539,19 @@ class _PieceWorkers:
         return rest_in_one_stream
 
     def _first_rate(self, started: float) -> float:
-        """Bytes per second of the first connection, over its first RATE_SAMPLE bytes.
+        """Bytes per second of the first connection, over its first RATE_SAMPLE
+        bytes or RATE_WINDOW seconds, whichever comes first.
 
         Parallel connections help when one connection is the bottleneck (a
         capped or distant host); when one already outruns the disk and the
         hash (loopback, a fast LAN), more only compete for the CPU.
         """
         job = self.job
-        while self.threads[0].is_alive() and not job._sampled.wait(0.05):
-            pass
+        deadline = started + RATE_WINDOW
+        while self.threads[0].is_alive():
+            left = deadline - time.monotonic()
+            if left <= 0 or job._sampled.wait(min(left, 0.05)):
+                break
         return job.transferred / max(time.monotonic() - started, 1e-6)
 
     def _choose_connections(self, rate: float) -> bool:
@@ -531,65 +559,53 @@ class _PieceWorkers:
         job, first = self.job, self.first
         part = job.part
         # What is missing past the first piece (a gap may start inside it).
-        rest = [(max(a, first[1]), b) for a, b in part.missing() if b > first[1]]
+        rest = [(max(a, first.end), b) for a, b in part.missing() if b > first.end]
         if rate < job.context.fast_connection:
             self.carry_on.set()  # before the look below: the first worker sees one or the other
             first_goes_on = self.threads[0].is_alive()
-            more = min(job.context.connections - first_goes_on, self.pieces.qsize())
+            # One more than the pieces queued: when they are gone, it splits a range.
+            more = min(job.context.connections - first_goes_on, self.board.queued() + 1)
             added = [threading.Thread(target=self._work, daemon=True) for _ in range(more)]
             self.threads += added
             for t in added:
                 t.start()
             return False
-        if part.contiguous() >= first[0] and rest == [(first[1], part.size)]:
+        if part.contiguous() >= first.start and rest == [(first.end, part.size)]:
             # Fast, and the rest is one gap to the end: after this piece it
             # comes in one request, hashed as it arrives.
             return True
         self.carry_on.set()  # fast, but with holes to fill: one connection, piece by piece
         return False
 
-    def _work(self, initial: tuple[int, int, Body] | None = None) -> None:
-        """One connection: its initial piece (the probe's), then pieces from the queue."""
+    def _work(self, initial: tuple[Span, Body] | None = None) -> None:
+        """One connection: its initial piece (the probe's), then pieces from the board.
+
+        The .part is opened once per connection, not per piece.
+        """
+        job, board, stop, buffers = self.job, self.board, self.stop, self.job.context.buffers
+        probe = initial[1] if initial is not None else None
         try:
-            if initial is not None:
-                self.job._piece(*initial, self.stop)
-                if not self.carry_on.is_set():
+            span = initial[0] if initial is not None else self._next()
+            if span is None:
+                return
+            with storage.open_part(job.part.path, "r+b", buffering=0) as fh:
+                body, probe = probe, None  # _piece closes it from here on
+                job._piece(span, body, board, stop, fh, buffers)
+                if initial is not None and not self.carry_on.is_set():
                     return
-            while not self.stop.is_set():
-                try:
-                    start, end = self.pieces.get_nowait()
-                except queue.Empty:
-                    return
-                self.job._piece(start, end, None, self.stop)
+                while not stop.is_set() and (span := self._next()) is not None:
+                    job._piece(span, None, board, stop, fh, buffers)
         except BaseException as exc:  # handed to the job by _segmented
             self.errors.append(exc)
             self.stop.set()
+        finally:
+            if probe is not None and initial is not None:  # never reached _piece
+                board.done(initial[0])
+                job._close(probe)
 
-
-def _pieces(
-    missing: list[tuple[int, int]], piece: int, connections: int = 1
-) -> queue.SimpleQueue[tuple[int, int]]:
-    """The missing ranges cut into pieces of at most ``piece`` bytes, in order.
-
-    The last ``connections`` pieces' worth (after the first piece) is cut
-    TAIL_SPLIT times finer, so that the connections end nearly together:
-    with whole pieces, the last round left 3 of 8 connections idle for most
-    of a piece's time (about 0.16 s of 3.2 s capped, benchmarks/download_speed.py).
-    """
-    pieces: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
-    left = sum(b - a for a, b in missing)
-    tail = connections * piece if connections > 1 else 0
-    for gap_start, gap_end in missing:
-        at = gap_start
-        while at < gap_end:
-            # The first piece whole: it is the one the probe asked for.
-            whole = left > tail or pieces.empty()
-            size = piece if whole else max(piece // TAIL_SPLIT, 1)
-            end = min(at + size, gap_end)
-            pieces.put((at, end))
-            left -= end - at
-            at = end
-    return pieces
+    def _next(self) -> Span | None:
+        # Alone (a fast connection filling holes), no range to split.
+        return self.board.take(split=len(self.threads) > 1)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ import os
 import re
 import select
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..urls import origin, redact
 from . import headers as hdr
+from .deadlines import DEADLINES
 from .defaults import TIMEOUT
 
 if TYPE_CHECKING:
@@ -255,7 +255,8 @@ class _HeaderDeadline:
     urllib3's read timeout applies to each socket read, so a server that sends
     its headers a byte at a time never trips it. A timer shuts the socket down
     when the whole header block has not arrived in time; the read then fails,
-    and is reported as a timeout.
+    and is reported as a timeout. One thread serves the timers of every
+    request (deadlines.py says why).
     """
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
@@ -264,25 +265,19 @@ class _HeaderDeadline:
         sock: socket.socket | None = getattr(self, "sock", None)
         if not isinstance(limit, (int, float)) or sock is None:
             return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-        fired = threading.Event()
 
         def expire() -> None:
-            fired.set()
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-        timer = threading.Timer(limit, expire)
-        timer.daemon = True
-        timer.start()
+        deadline = DEADLINES.arm(limit, expire)
         try:
             response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
         except Exception:
-            if fired.is_set():
+            if not DEADLINES.cancel(deadline):
                 raise socket.timeout(f"headers not complete within {limit:g} s") from None
             raise
-        finally:
-            timer.cancel()
-        if fired.is_set():  # fired just as the headers ended: the socket is gone
+        if not DEADLINES.cancel(deadline):  # fired just as the headers ended: the socket is gone
             raise socket.timeout(f"headers not complete within {limit:g} s")
         return response
 
