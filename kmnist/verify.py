@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import gzip
 import hashlib
 import queue
 import struct
@@ -225,6 +224,8 @@ def parse_idx_header(head: bytes) -> IdxHeader:
 
 def idx_shape(path: Path) -> tuple[int, ...]:
     """Shape of a gzip IDX file, after checking that its payload is all there."""
+    import gzip  # here: a download never needs it, and it is 2 ms of start-up
+
     try:
         with gzip.open(path, "rb") as g:
             head = g.read(4)

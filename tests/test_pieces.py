@@ -20,20 +20,30 @@ def byte_set(ranges: list[tuple[int, int]]) -> list[int]:
     return [i for a, b in ranges for i in range(a, b)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     cuts=st.lists(st.integers(0, 200), max_size=8, unique=True),
     end=st.integers(1, 400),
     piece=st.integers(1, 40),
+    connections=st.integers(1, 9),
 )
-def test_cut_covers_what_is_missing_once_in_order(cuts: list[int], end: int, piece: int) -> None:
+def test_cut_covers_what_is_missing_once_in_order(
+    cuts: list[int], end: int, piece: int, connections: int
+) -> None:
     missing = gaps(cuts, end)
-    got = cut(missing, piece)
+    got = cut(missing, piece, connections)
     assert byte_set(got) == byte_set(missing)  # in order, every byte once
-    assert all(0 < b - a <= piece for a, b in got)
+    large = 2 * piece if connections > 1 else piece
+    assert all(0 < b - a <= large for a, b in got)
     if got:
         first = missing[0]
         assert got[0] == (first[0], min(first[0] + piece, first[1]))  # what the probe asked
+    # Long pieces only while more than the last round's worth is left after them.
+    left = sum(b - a for a, b in missing)
+    for a, b in got:
+        if b - a > piece:
+            assert left - (b - a) >= connections * piece
+        left -= b - a
 
 
 @settings(max_examples=300, deadline=None)

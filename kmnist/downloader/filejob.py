@@ -504,7 +504,7 @@ class _PieceWorkers:
     def __init__(self, job: FileJob, probe: Body) -> None:
         self.job = job
         self.probe = probe
-        self.board = Board(job.part.missing(), job.context.piece)
+        self.board = Board(job.part.missing(), job.context.piece, job.context.connections)
         first = self.board.take()
         assert first is not None and first.start == probe.start
         self.first = first

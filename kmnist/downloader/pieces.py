@@ -58,13 +58,14 @@ class Board:
         self,
         missing: list[tuple[int, int]],
         piece: int,
+        connections: int = 1,
         *,
         min_split: int | None = None,
         align: int = ALIGN,
     ) -> None:
         self.min_split = MIN_SPLIT if min_split is None else min_split
         self.align = align
-        self._queue = deque(Span(a, b) for a, b in cut(missing, piece))
+        self._queue = deque(Span(a, b) for a, b in cut(missing, piece, connections))
         self._reading: set[Span] = set()
         self._lock = threading.Lock()
         self.splits = 0  # how many times a range was split (for tests and -v)
@@ -116,14 +117,28 @@ class Board:
         return taken
 
 
-def cut(missing: list[tuple[int, int]], piece: int) -> list[tuple[int, int]]:
-    """The missing ranges cut into pieces of at most ``piece`` bytes, in order.
+def cut(missing: list[tuple[int, int]], piece: int, connections: int = 1) -> list[tuple[int, int]]:
+    """The missing ranges cut into pieces, in order.
 
     The first piece is the one the probe asked for: the start of the first
-    gap, ``piece`` bytes or to the gap's end.
+    gap, ``piece`` bytes or to the gap's end. With several connections, the
+    pieces are twice as long until the last ``connections`` pieces' worth:
+    a request costs about 2 ms of CPU all told (requests, the pool, the
+    record), and 16 MiB pieces took the full set's capped CPU from 1.07x to
+    1.01x aria2c's plus the hash; at the end, short pieces keep what is
+    received out of order, and read back for the hash after the last byte,
+    to one round of ``piece`` (16 MiB pieces cost 0.04 s of wall time there).
     """
-    pieces = []
+    large = 2 * piece if connections > 1 else piece
+    tail = connections * piece
+    left = sum(b - a for a, b in missing)
+    pieces: list[tuple[int, int]] = []
     for gap_start, gap_end in missing:
-        for at in range(gap_start, gap_end, piece):
-            pieces.append((at, min(at + piece, gap_end)))
+        at = gap_start
+        while at < gap_end:
+            size = large if pieces and left - large >= tail else piece
+            end = min(at + size, gap_end)
+            pieces.append((at, end))
+            left -= end - at
+            at = end
     return pieces
