@@ -76,7 +76,8 @@ def download_files(
         retry: what is retried and how long to wait
             (``kmnist.downloader.retry.RetryPolicy``).
         session: a ``requests.Session`` of yours (yours to close).
-        piece: the byte range asked for at once when a large file is split.
+        piece: the byte range asked for at once when a large file is split
+            over several connections (twice that until the last round).
         fast_connection: bytes per second above which a large file comes over
             one connection rather than several.
         log: called with one line per request (what ``kmnist-download -v`` prints).

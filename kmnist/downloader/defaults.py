@@ -19,10 +19,11 @@ JOBS = 4
 # a read may stall longer on a slow mirror before we call it a stall.
 TIMEOUT = (10.0, 30.0)
 
-# Byte ranges are handed out in order, 8 MiB at a time, to whichever connection
-# is free (as aria2c does with its pieces): fast connections take more, the
-# contiguous prefix grows steadily so hashing keeps pace, and a cut costs a
-# retry of the rest of one piece, not of a whole segment.
+# Byte ranges are handed out in order, to whichever connection is free (as
+# aria2c does with its pieces): fast connections take more, the contiguous
+# prefix grows steadily so hashing keeps pace, and a cut costs a retry of the
+# rest of one piece, not of a whole segment. 8 MiB is the last round's size;
+# before it, ranges are twice that (pieces.cut says why).
 PIECE = 8 << 20
 # A connection faster than this (50 MB/s, 400 Mbit/s) is not what limits a
 # download on a machine that must also write and hash every byte: no more are
