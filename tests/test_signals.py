@@ -35,6 +35,9 @@ SAID = {
     signal.SIGHUP: "stopped by SIGHUP; the .part files are kept",
 }
 REPEATS = 12
+# What CPython's start-up prints when a Ctrl-C lands while it checks whether
+# the script's path is an import path entry; it then runs the script anyway.
+PYTHON_CARRIED_ON = "Failed checking if argv[0] is an import path entry"
 
 
 @pytest.fixture
@@ -234,7 +237,7 @@ def test_kmnist_entry_holds_the_signals_as_a_console_script_imports_it() -> None
 
 
 def test_ctrl_c_every_5_ms_of_start_up_is_one_line_or_before_our_first_line(
-    mirror: FaultyServer, tmp_path: Path
+    mirror: FaultyServer, realdata: Path, tmp_path: Path
 ) -> None:
     """SIGINT at 5, 10, ..., 50 ms after the console script starts.
 
@@ -257,6 +260,13 @@ def test_ctrl_c_every_5_ms_of_start_up_is_one_line_or_before_our_first_line(
         if p.returncode == 130:
             reached += 1
             assert err == "kmnist-download: interrupted; run the same command again to resume\n"
+        elif p.returncode == 0 and PYTHON_CARRIED_ON in err:
+            # Python's start-up caught the Ctrl-C itself while checking the
+            # script's folder as an import path, said so, and went on: the
+            # command then ran to the end (seen once in CI at 25 ms).
+            assert "KeyboardInterrupt" in err, what
+            for rel in TEST_NPZ:
+                assert (root / rel).read_bytes() == (realdata / rel).read_bytes(), what
         else:
             assert p.returncode in (-signal.SIGINT, 1), what  # Python's start-up
             assert err == "" or "KeyboardInterrupt" in err, what
