@@ -339,3 +339,36 @@ def test_requests_do_not_start_a_thread_each(
     # The run's threads (a job, its connections, its hasher) and the test
     # server's (one per connection), not one per request.
     assert len(started) < 20, started
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ("delay:0", "delay:0", "delay:0", "delay:0", "cut:100000"),  # a split-off range is cut
+        ("delay:0", "cut:300000", "503", "delay:0", "delay:0", "cut:65536"),
+        ("cut:70000",),  # the probe is cut
+    ],
+)
+def test_splits_and_cuts_together_still_give_every_byte_once(
+    served: FaultyServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    faults: tuple[str, ...],
+) -> None:
+    monkeypatch.setattr(pieces, "MIN_SPLIT", 64 << 10)
+    served.always(PATH, "rate:2000000")
+    served.fault(PATH, *faults)
+    d = Downloader(
+        mirrors=[served.url],
+        progress=False,
+        piece=1 << 20,
+        connections=4,
+        retry=RetryPolicy(sleep=lambda s: None),
+        fast_connection=float("inf"),
+    )
+    [r] = d.fetch([remote()], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA and r.checked == "sha256"
+    # Every request after the first is a piece, a split-off half, or the rest
+    # of a range after a cut: each costs at most what was in flight.
+    assert served.body_bytes <= len(DATA) + len(served.gets(PATH)) * (256 << 10)
+    assert no_part_files(tmp_path) == [] and not state_path(tmp_path / PATH).exists()
