@@ -46,6 +46,14 @@ MARK_STEP = 256 << 10
 # A response is read into a buffer lent while it is read: 256 KiB, as large as a read on
 # loopback ever returned here (benchmarks/download_speed.py), and 2 MiB for 8.
 PIECE_BUFFER = 256 << 10
+# The most one write() hands the kernel. Larger writes get larger page-cache
+# folios, taken from the large free blocks that a VM's host may have taken
+# back (free page reporting): on the project's VM, 512 KiB writes made a
+# third to all of the unthrottled runs 2x slower, in sys time copying into
+# page cache, while curl (16 KiB writes) was not; 128 KiB still half of
+# them, 64 KiB none (benchmarks/download_speed.py, 4 rounds each, in the
+# company of curl and aria2c). The extra system calls cost ~10 ms for 430 MB.
+WRITE_STEP = 64 << 10
 
 
 class Cancelled(Exception):
@@ -473,9 +481,10 @@ GZIP_SLACK = 1024
 
 
 def _write_all(fh: BinaryIO, view: memoryview, path: Path) -> None:
-    """Write all of ``view`` to an unbuffered file (a write may take only part)."""
+    """Write all of ``view`` to an unbuffered file, WRITE_STEP at a time
+    (a write may take only part)."""
     while view:
-        n = fh.write(view)
+        n = fh.write(view[:WRITE_STEP])
         if not n:
             raise OSError(f"cannot write to {path}")
         view = view[n:]
