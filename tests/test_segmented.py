@@ -35,11 +35,12 @@ def downloader(
     retry: RetryPolicy | None = None,
     connections: int = 4,
     fast_connection: float = float("inf"),  # always open more: no timing in tests
+    piece: int = PIECE,
 ) -> Downloader:
     return Downloader(
         mirrors=list(urls),
         progress=False,
-        piece=PIECE,
+        piece=piece,
         connections=connections,
         retry=retry or RetryPolicy(sleep=lambda s: None),
         fast_connection=fast_connection,
@@ -265,14 +266,7 @@ def test_the_last_ranges_are_split_so_the_connections_end_together(
     # half of what another still has to read, and so on.
     monkeypatch.setattr(pieces, "MIN_SPLIT", 64 << 10)
     served.always(PATH, "rate:2000000")
-    d = Downloader(
-        mirrors=[served.url],
-        progress=False,
-        piece=1 << 20,
-        connections=4,
-        retry=RetryPolicy(sleep=lambda s: None),
-        fast_connection=float("inf"),
-    )
+    d = downloader(served.url, piece=1 << 20)
     [r] = d.fetch([remote()], tmp_path)
     assert (tmp_path / PATH).read_bytes() == DATA and r.checked == "sha256"
     # A split shows as a request inside the range of an earlier one (which
@@ -295,14 +289,7 @@ def test_a_slow_first_connection_brings_the_others_before_its_sample_is_in(
     data = os.urandom(8 << 20)
     server.add(PATH, data)
     server.always(PATH, "rate:4000000")
-    d = Downloader(
-        mirrors=[server.url],
-        progress=False,
-        piece=2 << 20,
-        connections=4,
-        retry=RetryPolicy(sleep=lambda s: None),
-        fast_connection=50e6,
-    )
+    d = downloader(server.url, piece=2 << 20, fast_connection=50e6)
     [r] = d.fetch([RemoteFile(PATH, len(data), sha256=hashlib.sha256(data).hexdigest())], tmp_path)
     assert r.checked == "sha256"
     first, second = server.gets(PATH)[:2]
@@ -326,14 +313,7 @@ def test_requests_do_not_start_a_thread_each(
         start(self)
 
     monkeypatch.setattr(threading.Thread, "start", counted)
-    Downloader(
-        mirrors=[served.url],
-        progress=False,
-        piece=64 << 10,  # about 40 requests
-        connections=4,
-        retry=RetryPolicy(sleep=lambda s: None),
-        fast_connection=float("inf"),
-    ).fetch([remote()], tmp_path)
+    downloader(served.url, piece=64 << 10).fetch([remote()], tmp_path)  # about 40 requests
     requests = len(served.gets(PATH))
     assert requests >= 30
     # The run's threads (a job, its connections, its hasher) and the test
@@ -358,14 +338,7 @@ def test_splits_and_cuts_together_still_give_every_byte_once(
     monkeypatch.setattr(pieces, "MIN_SPLIT", 64 << 10)
     served.always(PATH, "rate:2000000")
     served.fault(PATH, *faults)
-    d = Downloader(
-        mirrors=[served.url],
-        progress=False,
-        piece=1 << 20,
-        connections=4,
-        retry=RetryPolicy(sleep=lambda s: None),
-        fast_connection=float("inf"),
-    )
+    d = downloader(served.url, piece=1 << 20)
     [r] = d.fetch([remote()], tmp_path)
     assert (tmp_path / PATH).read_bytes() == DATA and r.checked == "sha256"
     # Every request after the first is a piece, a split-off half, or the rest

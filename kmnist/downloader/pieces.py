@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # A range is split only when both halves are at least this long: 1 MiB is
 # 50 ms at 20 MB/s, long against the request it costs (about 1 ms of CPU and
@@ -39,11 +39,10 @@ class Span:
 
     start: int
     end: int
-    claimed: int = -1
+    claimed: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.claimed < 0:
-            self.claimed = self.start
+        self.claimed = self.start
 
 
 class Board:
@@ -68,7 +67,7 @@ class Board:
         self._queue = deque(Span(a, b) for a, b in cut(missing, piece, connections))
         self._reading: set[Span] = set()
         self._lock = threading.Lock()
-        self.splits = 0  # how many times a range was split (for tests and -v)
+        self.splits = 0  # how many times a range was split (tests read it)
 
     def queued(self) -> int:
         """Pieces not taken yet."""
