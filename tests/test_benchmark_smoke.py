@@ -65,6 +65,21 @@ def test_download_speed_floor_and_verifying_peer(tmp_path: Path) -> None:
         assert float(floor.group(2)) > 0
         assert re.search(r"ahead of aria2c, verifying, in wall and CPU: ours", part)
         assert re.search(r"peak RSS at most 40 MB", part)
+        # The start-up of Python and requests, measured beside the tools, and
+        # ours less it: the table's figures minus that row's.
+        start = re.search(rf"^\| python-requests \| [^|]+ \|({number})\|({number})\|", part, re.M)
+        ours = re.search(rf"^\| ours \| [^|]+ \|({number})\|({number})\|", part, re.M)
+        assert start and ours, part
+        less = re.search(
+            r"\(not a target\) Python and requests alone start in ([0-9.]+) s wall, "
+            r"([0-9.]+) s CPU .* Ours less that: wall ([0-9.-]+) s, .*; CPU ([0-9.-]+) s",
+            part,
+        )
+        assert less, part
+        for i in (1, 2):
+            assert float(less.group(i)) == float(start.group(i)) > 0
+            mine = float(ours.group(i)) - float(start.group(i))
+            assert abs(float(less.group(i + 2)) - mine) <= 0.011
     assert "CPU at most 1.15x the floor (curl's + the hash)" in unthrottled
     assert "wall at most 1.2x curl's" in unthrottled
     assert "CPU at most 1.0x the floor (aria2c's + the hash)" in capped
