@@ -15,6 +15,8 @@ import pytest
 
 from kmnist.catalogue.manifest import CURRENT_RELEASE, ENTRIES, select
 from kmnist.cli.download import main
+from kmnist.storage.layout import part_path
+from kmnist.storage.partfile import PartFile, state_path
 
 from .conftest import ROOT, StartServer, no_part_files
 from .server import FaultyServer
@@ -411,27 +413,56 @@ def test_many_processes_share_one_folder(server: FaultyServer, tmp_path: Path) -
     assert no_part_files(tmp_path) == []
 
 
-def test_ctrl_c_exits_130_and_keeps_the_part(server: FaultyServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("connections", ["1", "8"], ids=["one-stream", "shared-ranges"])
+def test_ctrl_c_exits_130_and_keeps_the_part(
+    server: FaultyServer, tmp_path: Path, connections: str
+) -> None:
     data = os.urandom(3079479)  # the real size, so only the stall stops it
     server.add("kmnist/kmnist-test-imgs.npz", data)
     server.always("kmnist/kmnist-test-imgs.npz", "stall:300000")
     p = subprocess.Popen(
         _cmd(
-            "-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q", "-j", "1"
+            "-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "-m", server.url, "-q",
+            "-j", "1", "--connections", connections,
         ),
         stderr=subprocess.PIPE,
         text=True,
-    )
-    part = tmp_path / "kmnist/kmnist-test-imgs.npz.part"
+    )  # fmt: skip
+    target = tmp_path / "kmnist/kmnist-test-imgs.npz"
+    part = part_path(target)
+
+    def received() -> int:
+        # One stream appends to a prefix .part; shared ranges write into a
+        # .part of the full size and record which bytes are in (the record
+        # is saved as pieces end, and on the way out).
+        if connections == "1":
+            return part.stat().st_size if part.exists() else 0
+        return PartFile.load(target, len(data)).have if state_path(target).exists() else 0
+
+    def written() -> bool:
+        if not part.exists():
+            return False
+        with part.open("rb") as f:
+            return f.read(300000) == data[:300000]
+
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size >= 300000):
+    while time.monotonic() < deadline and not written():
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
-    assert part.stat().st_size == 300000
-    assert not (tmp_path / "kmnist/kmnist-test-imgs.npz").exists()
+    assert received() >= 300000
+    kept = part.read_bytes()
+    if connections == "1":
+        assert kept == data[:300000]
+    else:
+        at = 0  # every byte between the holes is the server's
+        for a, b in PartFile.load(target, len(data)).missing():
+            assert kept[at:a] == data[at:a]
+            at = b
+        assert kept[at:] == data[at : len(kept)]
+    assert not target.exists()
 
 
 def test_dry_run_names_only_the_mirrors_that_carry_the_files(

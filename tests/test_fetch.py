@@ -43,6 +43,21 @@ def fetch(
     return d.fetch(files or [remote()], root)
 
 
+def starts(server: FaultyServer, path: str = PATH) -> list[int | None]:
+    """Where each request for ``path`` asked to start (None: no Range)."""
+    return [
+        None if q.range is None else int(q.range.removeprefix("bytes=").split("-")[0])
+        for q in server.gets(path)
+    ]
+
+
+# One stream (a Range only to resume), and the default: a file of 2 MiB or
+# more is first asked for as a range, the probe that tells whether ranges
+# work and how fast one connection is (filejob.run); on loopback the whole
+# file then comes over that one connection. Each resumes at the same byte.
+ONE_STREAM_OR_PROBE = pytest.mark.parametrize("connections", [1, 8], ids=["one-stream", "probe"])
+
+
 @pytest.fixture
 def served(server: FaultyServer) -> FaultyServer:
     server.add(PATH, DATA)
@@ -57,7 +72,7 @@ def test_fetches_and_verifies_into_final_name(served: FaultyServer, tmp_path: Pa
     [req] = served.requests
     assert req.user_agent == f"kmnist/{kmnist.__version__}"
     assert req.accept_encoding == "identity"
-    assert req.range is None
+    assert req.range == f"bytes=0-{len(DATA) - 1}"  # the probe: the whole file
 
 
 def test_503_then_ok_is_retried_with_backoff(
@@ -93,21 +108,22 @@ def test_long_retry_after_moves_to_next_mirror(
     assert r.mirror == b.url and sleeps == []
 
 
+@ONE_STREAM_OR_PROBE
 def test_connection_cut_mid_body_resumes_from_last_byte(
-    served: FaultyServer, tmp_path: Path
+    served: FaultyServer, tmp_path: Path, connections: int
 ) -> None:
     cut = 1_500_000
     served.fault(PATH, f"cut:{cut}")
-    [r] = fetch(served, tmp_path)
+    [r] = fetch(served, tmp_path, connections=connections)
     assert (tmp_path / PATH).read_bytes() == DATA
-    first, second = served.gets(PATH)
-    assert first.range is None and second.range == f"bytes={cut}-"
+    assert starts(served) == [None if connections == 1 else 0, cut]
     assert served.body_bytes == len(DATA)  # not one byte fetched twice
     assert r.transferred == len(DATA)
 
 
+@ONE_STREAM_OR_PROBE
 def test_a_redirect_to_another_host_keeps_range_and_resume(
-    server: FaultyServer, cdn: FaultyServer, tmp_path: Path
+    server: FaultyServer, cdn: FaultyServer, tmp_path: Path, connections: int
 ) -> None:
     # Hugging Face and the Wayback Machine answer 302 with the file's real
     # place. The Range of a resume must reach that host, and a cut there
@@ -118,11 +134,10 @@ def test_a_redirect_to_another_host_keeps_range_and_resume(
     part = part_path(tmp_path / PATH)
     part.parent.mkdir(parents=True)
     part.write_bytes(DATA[:1000])
-    [r] = fetch(server, tmp_path)
+    [r] = fetch(server, tmp_path, connections=connections)
     assert (tmp_path / PATH).read_bytes() == DATA and r.action == "resumed"
     assert r.transferred == len(DATA) - 1000
-    assert [q.range for q in server.gets(PATH)] == ["bytes=1000-", "bytes=1001000-"]
-    assert [q.range for q in cdn.gets(PATH)] == ["bytes=1000-", "bytes=1001000-"]
+    assert starts(server) == starts(cdn) == [1000, 1001000]
     assert cdn.body_bytes == len(DATA) - 1000
 
 
@@ -150,14 +165,17 @@ def test_flat_puts_files_straight_into_the_folder(served: FaultyServer, tmp_path
     assert not (tmp_path / "x").exists() and len(served.requests) == 1
 
 
-def test_part_from_an_earlier_run_is_resumed(served: FaultyServer, tmp_path: Path) -> None:
+@ONE_STREAM_OR_PROBE
+def test_part_from_an_earlier_run_is_resumed(
+    served: FaultyServer, tmp_path: Path, connections: int
+) -> None:
     part = part_path(tmp_path / PATH)
     part.parent.mkdir(parents=True)
     part.write_bytes(DATA[:1000])
-    [r] = fetch(served, tmp_path)
+    [r] = fetch(served, tmp_path, connections=connections)
     assert r.action == "resumed"
     assert (tmp_path / PATH).read_bytes() == DATA
-    assert [q.range for q in served.gets(PATH)] == ["bytes=1000-"]
+    assert starts(served) == [1000]
     assert served.body_bytes == len(DATA) - 1000
 
 
@@ -170,14 +188,17 @@ def test_ignored_range_starts_over(served: FaultyServer, tmp_path: Path) -> None
     assert (tmp_path / PATH).read_bytes() == DATA
 
 
-def test_206_from_another_offset_starts_over(served: FaultyServer, tmp_path: Path) -> None:
+@ONE_STREAM_OR_PROBE
+def test_206_from_another_offset_starts_over(
+    served: FaultyServer, tmp_path: Path, connections: int
+) -> None:
     served.fault(PATH, "badrange")
     part = part_path(tmp_path / PATH)
     part.parent.mkdir(parents=True)
     part.write_bytes(DATA[:4096])
-    fetch(served, tmp_path)
+    fetch(served, tmp_path, connections=connections)
     assert (tmp_path / PATH).read_bytes() == DATA
-    assert [q.range for q in served.gets(PATH)] == ["bytes=4096-", None]
+    assert starts(served) == [4096, None]
 
 
 def test_416_on_a_whole_part_verifies_it(served: FaultyServer, tmp_path: Path) -> None:
@@ -251,11 +272,20 @@ def test_content_encoding_gzip_label_keeps_bytes_as_sent(
     assert (tmp_path / "kmnist/x.gz").read_bytes() == gz
 
 
-def test_stalled_body_times_out_and_resumes(served: FaultyServer, tmp_path: Path) -> None:
+@ONE_STREAM_OR_PROBE
+def test_stalled_body_times_out_and_resumes(
+    served: FaultyServer, tmp_path: Path, connections: int
+) -> None:
     served.fault(PATH, "stall:100000")
-    fetch(served, tmp_path, timeout=(2.0, 0.5))
+    fetch(served, tmp_path, timeout=(2.0, 0.5), connections=connections)
     assert (tmp_path / PATH).read_bytes() == DATA
-    assert [q.range for q in served.gets(PATH)] == [None, "bytes=100000-"]
+    if connections == 1:
+        assert starts(served) == [None, 100000]
+    else:
+        # The stalled probe was slow: others took part of its range, and it
+        # resumed at its last byte.
+        assert starts(served)[0] == 0 and 100000 in starts(served)
+        assert served.body_bytes <= len(DATA) + len(served.gets(PATH)) * (256 << 10)
 
 
 def test_404_moves_to_next_mirror(tmp_path: Path, start_server: StartServer) -> None:

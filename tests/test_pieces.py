@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmnist.downloader.pieces import Board, Span, cut
+from kmnist.downloader.pieces import Board, Span, cut, first_piece_end
 
 
 def gaps(cuts: list[int], end: int) -> list[tuple[int, int]]:
@@ -34,16 +34,38 @@ def test_cut_covers_what_is_missing_once_in_order(
     got = cut(missing, piece, connections)
     assert byte_set(got) == byte_set(missing)  # in order, every byte once
     large = 2 * piece if connections > 1 else piece
-    assert all(0 < b - a <= large for a, b in got)
+    assert all(0 < b - a <= large for a, b in got[1:])
     if got:
+        # What the probe asked: one piece, or the whole gap when under two.
         first = missing[0]
-        assert got[0] == (first[0], min(first[0] + piece, first[1]))  # what the probe asked
+        assert got[0] == (first[0], first_piece_end(*first, piece))
+        assert got[0][1] - got[0][0] == piece or got[0][1] == first[1] < first[0] + 2 * piece
     # Long pieces only while more than the last round's worth is left after them.
     left = sum(b - a for a, b in missing)
-    for a, b in got:
-        if b - a > piece:
+    for i, (a, b) in enumerate(got):
+        if i and b - a > piece:
             assert left - (b - a) >= connections * piece
         left -= b - a
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cuts=st.lists(st.integers(0, 3000), max_size=6, unique=True),
+    end=st.integers(1, 4000),
+    piece=st.integers(1, 900),
+    first_len=st.integers(1, 5000),
+)
+def test_cut_starts_with_the_probes_range_when_it_is_given(
+    cuts: list[int], end: int, piece: int, first_len: int
+) -> None:
+    # The probe's range was asked before the size was known: the first piece
+    # is that range, within the first gap, and the rest still tiles the gaps.
+    missing = gaps(cuts, end)
+    if not missing:
+        return
+    got = cut(missing, piece, 4, first_end=missing[0][0] + first_len)
+    assert byte_set(got) == byte_set(missing)
+    assert got[0] == (missing[0][0], min(missing[0][0] + first_len, missing[0][1]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -126,3 +148,15 @@ def test_a_split_takes_the_second_half_of_the_longest_range() -> None:
     assert taken is not None
     assert (b.start, b.end, taken.start, taken.end) == (500, 750, 750, 1000)
     assert board.take(split=False) is None  # a lone connection splits nothing
+
+
+def test_room_counts_what_splitting_could_share() -> None:
+    # One 100-byte range being read, halves of at least 20: five readers'
+    # worth; as the owner claims bytes, less; a queued piece counts once more.
+    board = Board([(0, 100), (200, 210)], 100, min_split=20, align=1)
+    span = board.take()
+    assert span is not None and board.room() == 5 + 1
+    board.claim(span, 0, 61)
+    assert board.room() == 1 + 1  # 39 left: under two halves of 20
+    board.done(span)
+    assert board.room() == 1

@@ -345,3 +345,58 @@ def test_splits_and_cuts_together_still_give_every_byte_once(
     # of a range after a cut: each costs at most what was in flight.
     assert served.body_bytes <= len(DATA) + len(served.gets(PATH)) * (256 << 10)
     assert no_part_files(tmp_path) == [] and not state_path(tmp_path / PATH).exists()
+
+
+def test_a_file_smaller_than_two_pieces_is_shared_when_one_connection_is_slow(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    # 6 MiB with the default 8 MiB pieces: one piece. On a host that caps each
+    # connection, the rest of it is split between the budget's connections
+    # (halves of at least MIN_SPLIT), as aria2c does with -k1M; before, any
+    # file under two pieces came on one connection.
+    data = os.urandom(6 << 20)
+    server.add(PATH, data)
+    server.always(PATH, "rate:4000000")
+    d = Downloader(
+        mirrors=[server.url],
+        progress=False,
+        connections=4,
+        retry=RetryPolicy(sleep=lambda s: None),
+    )
+    [r] = d.fetch([RemoteFile(PATH, len(data), sha256=hashlib.sha256(data).hexdigest())], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == data and r.checked == "sha256"
+    gets = server.gets(PATH)
+    assert gets[0].range == f"bytes=0-{len(data) - 1}"  # the probe: the whole file
+    assert server.max_active >= 3, [g.range for g in gets]
+    # Each split drops what was in flight on the shortened connection, no more.
+    assert server.body_bytes <= len(data) + len(gets) * (256 << 10)
+    assert no_part_files(tmp_path) == []
+
+
+def test_a_file_smaller_than_two_pieces_stays_on_a_fast_connection(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    data = os.urandom(6 << 20)
+    server.add(PATH, data)
+    d = Downloader(
+        mirrors=[server.url],
+        progress=False,
+        connections=4,
+        retry=RetryPolicy(sleep=lambda s: None),
+        fast_connection=0,  # any speed is fast enough: no timing in tests
+    )
+    [r] = d.fetch([RemoteFile(PATH, len(data), sha256=hashlib.sha256(data).hexdigest())], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == data and r.checked == "sha256"
+    assert [g.range for g in server.gets(PATH)] == [f"bytes=0-{len(data) - 1}"]
+    assert server.max_active == 1 and server.body_bytes == len(data)
+
+
+def test_a_file_too_small_to_split_is_one_plain_request(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    data = os.urandom((2 << 20) - 1)  # under two MIN_SPLIT halves
+    server.add(PATH, data)
+    server.always(PATH, "rate:4000000")
+    d = Downloader(mirrors=[server.url], progress=False, retry=RetryPolicy(sleep=lambda s: None))
+    d.fetch([RemoteFile(PATH, len(data), sha256=hashlib.sha256(data).hexdigest())], tmp_path)
+    assert [g.range for g in server.gets(PATH)] == [None]

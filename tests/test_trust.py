@@ -92,7 +92,9 @@ def test_a_stale_part_is_fetched_again_from_byte_0_not_built(
     out = capsys.readouterr().out
     assert (tmp_path / IMGS).read_bytes() == (realdata / IMGS).read_bytes()
     ranges = [r.range for r in server.gets("/" + IMGS)]
-    assert ranges[0] == "bytes=3000000-" and ranges[-1] is None  # resumed, then from byte 0
+    # Resumed (the rest, as one range), then from byte 0.
+    assert (ranges[0] or "").startswith("bytes=3000000-")
+    assert ranges[-1] is None or ranges[-1].startswith("bytes=0-")
     assert "derived" not in out and "fetched again from byte 0" in out
     assert not server.gets("/" + MNIST[0])  # nothing was built
     assert no_part_files(tmp_path) == []

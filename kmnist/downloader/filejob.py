@@ -20,6 +20,7 @@ from ..errors import VerificationError
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
 from ..verify import Hasher, PipelinedHasher
+from . import pieces
 from .pieces import Board, Span
 from .progress import NullFileProgress
 from .retry import Attempts, GiveUp, RetryPolicy
@@ -117,12 +118,15 @@ class FileJob:
         storage.check_part(part.path)  # a link planted in its place: refused before any request
         if part.complete():
             return self._hash_existing()
-        # A file smaller than two pieces goes on one connection: a second one
-        # would only add a request's latency.
+        # A file too small to share goes on one connection: a second one would
+        # only add a request's latency. Anything larger starts with its first
+        # piece as a probe, and the probe's speed decides (_choose_connections):
+        # a 3 MB file on a host that caps each connection gets two connections,
+        # an 18 MB one all of them, while on a fast host both stay on one.
         one_stream = (
             self.mirror.is_local
             or self.context.connections == 1
-            or (file.size is not None and file.size < 2 * self.context.piece)
+            or (file.size is not None and file.size < 2 * min(self.context.piece, pieces.MIN_SPLIT))
         )
         return self._sequential(None) if one_stream else self._segmented()
 
@@ -286,7 +290,7 @@ class FileJob:
         part = self.part
         start = part.missing()[0][0] if part.size is not None else part.contiguous()
         gap_end = part.missing()[0][1] if part.size is not None else start + self.context.piece
-        first_end = min(start + self.context.piece, gap_end)
+        first_end = pieces.first_piece_end(start, gap_end, self.context.piece)
         attempts = Attempts(self.context.retry, self._say)
         probe: Body | None = None
         while probe is None:
@@ -513,7 +517,12 @@ class _PieceWorkers:
     def __init__(self, job: FileJob, probe: Body) -> None:
         self.job = job
         self.probe = probe
-        self.board = Board(job.part.missing(), job.context.piece, job.context.connections)
+        self.board = Board(
+            job.part.missing(),
+            job.context.piece,
+            job.context.connections,
+            first_end=None if probe.length is None else probe.start + probe.length,
+        )
         first = self.board.take()
         assert first is not None and first.start == probe.start
         self.first = first
@@ -572,8 +581,9 @@ class _PieceWorkers:
         if rate < job.context.fast_connection:
             self.carry_on.set()  # before the look below: the first worker sees one or the other
             first_goes_on = self.threads[0].is_alive()
-            # One more than the pieces queued: when they are gone, it splits a range.
-            more = min(job.context.connections - first_goes_on, self.board.queued() + 1)
+            # As many as the bytes left can keep busy, pieces and split-off
+            # halves, within the budget; the first connection is one of them.
+            more = min(job.context.connections, self.board.room()) - first_goes_on
             added = [threading.Thread(target=self._work, daemon=True) for _ in range(more)]
             self.threads += added
             for t in added:

@@ -59,12 +59,13 @@ class Board:
         piece: int,
         connections: int = 1,
         *,
+        first_end: int | None = None,
         min_split: int | None = None,
         align: int = ALIGN,
     ) -> None:
         self.min_split = MIN_SPLIT if min_split is None else min_split
         self.align = align
-        self._queue = deque(Span(a, b) for a, b in cut(missing, piece, connections))
+        self._queue = deque(Span(a, b) for a, b in cut(missing, piece, connections, first_end))
         self._reading: set[Span] = set()
         self._lock = threading.Lock()
         self.splits = 0  # how many times a range was split (tests read it)
@@ -72,6 +73,16 @@ class Board:
     def queued(self) -> int:
         """Pieces not taken yet."""
         return len(self._queue)
+
+    def room(self) -> int:
+        """How many connections the bytes not claimed yet could keep busy.
+
+        Each queued piece and each range being read counts once, or as many
+        times as it holds MIN_SPLIT, since splitting can share it that far.
+        """
+        with self._lock:
+            spans = [*self._queue, *self._reading]
+            return sum(max(1, (s.end - s.claimed) // self.min_split) for s in spans)
 
     def take(self, *, split: bool = True) -> Span | None:
         """The next piece; when none is left, the second half of the longest
@@ -116,11 +127,24 @@ class Board:
         return taken
 
 
-def cut(missing: list[tuple[int, int]], piece: int, connections: int = 1) -> list[tuple[int, int]]:
+def first_piece_end(start: int, gap_end: int, piece: int) -> int:
+    """Where the probe's range ends: ``piece`` bytes on, or the gap's end when
+    less than two pieces are left (a second request would only split what
+    the probe's connection can read on its own, or what others split off)."""
+    return gap_end if gap_end - start < 2 * piece else start + piece
+
+
+def cut(
+    missing: list[tuple[int, int]],
+    piece: int,
+    connections: int = 1,
+    first_end: int | None = None,
+) -> list[tuple[int, int]]:
     """The missing ranges cut into pieces, in order.
 
-    The first piece is the one the probe asked for: the start of the first
-    gap, ``piece`` bytes or to the gap's end. With several connections, the
+    The first piece is the one the probe asked for: up to ``first_end`` when
+    given (the probe's range, asked before the size was known), else
+    ``first_piece_end``'s. With several connections, the
     pieces are twice as long until the last ``connections`` pieces' worth:
     a request costs about 2 ms of CPU all told (requests, the pool, the
     record), and 16 MiB pieces took the full set's capped CPU from 1.07x to
@@ -135,8 +159,11 @@ def cut(missing: list[tuple[int, int]], piece: int, connections: int = 1) -> lis
     for gap_start, gap_end in missing:
         at = gap_start
         while at < gap_end:
-            size = large if pieces and left - large >= tail else piece
-            end = min(at + size, gap_end)
+            if not pieces:
+                end = first_piece_end(at, gap_end, piece) if first_end is None else first_end
+                end = min(max(end, at + 1), gap_end)
+            else:
+                end = min(at + (large if left - large >= tail else piece), gap_end)
             pieces.append((at, end))
             left -= end - at
             at = end
