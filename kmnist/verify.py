@@ -194,6 +194,8 @@ IDX_TYPES = {0x08: 1}  # unsigned byte, the only element type the datasets use
 
 @dataclass(frozen=True)
 class IdxHeader:
+    """An IDX file's header: its element type's code and its dimensions."""
+
     dtype_code: int
     shape: tuple[int, ...]
 

@@ -45,6 +45,8 @@ class DiskState:
 
 @dataclass(frozen=True)
 class Step:
+    """What the run will do with one file, and what it found on disk."""
+
     file: RemoteFile
     target: Path
     action: Action
@@ -66,6 +68,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
+    """The steps of a run, one per file asked for, in order."""
+
     steps: tuple[Step, ...]
 
     @property
