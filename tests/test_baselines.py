@@ -517,6 +517,26 @@ def test_cli_download_fetches_what_is_missing(
     assert (data / "kmnist/kmnist-train-imgs.npz").is_file()
 
 
+@pytest.mark.parametrize("folder", ["my data", "-x", "it's"])
+def test_the_command_in_the_missing_files_line_runs_as_printed(
+    folder: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder with a space or a quote, or one whose name starts with a dash,
+    # comes back from the printed command as it was given.
+    import shlex
+
+    from kmnist.cli.download import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["knn", "--dataset", "k49", f"--dir={folder}"]) == 1
+    err = capsys.readouterr().err
+    command = err.split("get them with: ")[1].split(", or add --download")[0]
+    words = shlex.split(command)
+    assert words[0] == "kmnist-download"
+    args = build_parser("kmnist-download").parse_args(words[1:])
+    assert str(args.dir) == folder and args.dataset == ["k49"]
+
+
 def test_cli_missing_files_is_one_line_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

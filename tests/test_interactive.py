@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmnist.catalogue import manifest
 from kmnist.catalogue.manifest import (
@@ -304,6 +306,25 @@ def test_commands_say_the_same_as_the_answers() -> None:
     assert sorted(e.file.path for e in via_flags) == sorted(e.file.path for e in mixed.entries())
     builtin = dataclasses.replace(Request.default(), builtin=True)
     assert builtin.commands("k")[0].startswith("KMNIST_MIRROR= k --dataset kmnist")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    root=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
+    ),
+    folder_mirror=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00:"), min_size=1
+    ),
+)
+def test_commands_give_back_any_folder_and_mirror_as_typed(root: str, folder_mirror: str) -> None:
+    # A folder called "-x" (or "--dir") was written "--dir -x", which the
+    # parser reads as two options: every value must come back as it was typed.
+    req = Request(("kmnist",), {"kmnist": "npz"}, "test", Path(root), (folder_mirror,))
+    for argv, line in zip(req.argvs(), req.commands(PROG)):
+        assert shlex.split(line)[1:] == argv
+        args = build_parser(PROG).parse_args(argv)
+        assert (str(args.dir), args.mirror) == (str(Path(root)), [folder_mirror])
 
 
 def test_the_last_question_counts_files_and_bytes(tmp_path: Path) -> None:

@@ -62,3 +62,19 @@ def test_each_column_is_as_wide_as_its_own_widest_cell(rows: list[tuple[str, ...
             start += max(len(r[col]) for r in rows) + 2
         assert line == line.rstrip()
         assert not re.search(r"\s$", line)
+
+
+def test_the_plan_by_dataset_gives_the_kanji_archive_its_stated_size(tmp_path: Path) -> None:
+    # Its size was never published: the per-dataset plan (the questions'
+    # screen) says the stated one, as the questions did, not "?".
+    from kmnist.catalogue.manifest import BUILTIN_MIRRORS, select
+    from kmnist.cli.report import plan_by_dataset
+    from kmnist.downloader.plan import make_plan
+
+    entries = [*select("kkanji", "tar", "all"), *select("kmnist", "npz", "test")]
+    p = make_plan([e.file for e in entries], tmp_path)
+    text = plan_by_dataset(p, tmp_path, BUILTIN_MIRRORS)
+    [kanji] = [line for line in text.splitlines() if " kkanji " in line]
+    assert kanji.rstrip().endswith("about 296 MiB") and "?" not in kanji
+    [kmnist] = [line for line in text.splitlines() if " kmnist " in line]
+    assert kmnist.rstrip().endswith("MiB") and "about" not in kmnist

@@ -400,3 +400,29 @@ def test_a_file_too_small_to_split_is_one_plain_request(
     d = Downloader(mirrors=[server.url], progress=False, retry=RetryPolicy(sleep=lambda s: None))
     d.fetch([RemoteFile(PATH, len(data), sha256=hashlib.sha256(data).hexdigest())], tmp_path)
     assert [g.range for g in server.gets(PATH)] == [None]
+
+
+def test_a_split_waits_for_a_connection_no_request_under_way_will_take() -> None:
+    # The run's count behind _PieceWorkers._next: a connection is free for a
+    # split only when the bodies open and the requests being made to that
+    # host leave one of the budget; a closing body wakes the waiter.
+    import threading
+
+    from kmnist.downloader.transfer import Body
+
+    d = Downloader(mirrors=["http://h/"], progress=False, connections=2)
+
+    def body(where: str) -> Body:
+        return Body(0, 1, 1, lambda n: b"", lambda: None, where=where)
+
+    a, b = body("h:80"), body("h:80")
+    d.register(a)
+    assert d.connection_free("h:80", 0)
+    with d.opening("h:80"):  # a request waiting for the pool takes the second
+        assert not d.connection_free("h:80", 0)
+    d.register(b)
+    assert not d.connection_free("h:80", 0)
+    assert d.connection_free("other:80", 0)  # another host's budget
+    threading.Timer(0.05, d.unregister, args=(a,)).start()
+    # Woken by the close: a missed wake-up would outlast the test's timeout.
+    assert d.connection_free("h:80", 600)

@@ -20,7 +20,7 @@ from .._version import __version__
 from ..catalogue.names import DATASET_ALIASES
 from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError
 from ..storage.root import data_root
-from .common import add_dir, fail, orderly, positive
+from .common import add_dir, fail, option_words, orderly, positive
 from .suggest import OneLineParser, choice
 
 if TYPE_CHECKING:
@@ -169,11 +169,13 @@ def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:
 
     if not isinstance(exc, MissingInputs):
         return f"{exc}; or add --download to this command"
+    import shlex
+
     names = ", ".join(str(p) for p in exc.missing)
+    command = ["kmnist-download", "--dataset", exc.dataset, *option_words("--dir", str(exc.root))]
     line = (
         f"{exc.dataset} {exc.split}: missing {names}; get them with: "
-        f"kmnist-download --dataset {exc.dataset} --dir {exc.root}, "
-        "or add --download to this command"
+        f"{shlex.join(command)}, or add --download to this command"
     )
     if exc.split == "train":
         # The test split is read first, so it is here: it can be used on its own.

@@ -38,6 +38,13 @@ def path(text: str) -> Path:
     return Path(text)
 
 
+def option_words(flag: str, value: str) -> list[str]:
+    """The words that give ``flag`` its ``value`` in a command line we print:
+    ``flag value``, or ``flag=value`` when the value starts with a dash, which
+    argparse would take for an option (a folder named ``-x``)."""
+    return [f"{flag}={value}"] if value.startswith("-") else [flag, value]
+
+
 def positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
     value = int(text)

@@ -41,7 +41,8 @@ from ..downloader.plan import Action
 from ..errors import ExitStatus, StoppedAtQuestion, UsageError
 from ..storage.folders import can_write_in
 from ..storage.root import DATA_ENV, DEFAULT_DATA, data_root
-from .report import size
+from .common import option_words
+from .report import bytes_text
 
 if TYPE_CHECKING:
     from prompt_toolkit.styles import Style
@@ -124,9 +125,9 @@ class Request:
                 others = [n for n in names if n not in defaults]
                 if others:
                     groups.append((others, fmt))
-        common = ["--split", self.split, "--dir", str(self.root)]
+        common = ["--split", self.split, *option_words("--dir", str(self.root))]
         for m in self.mirrors:
-            common += ["--mirror", m]
+            common += option_words("--mirror", m)
         argvs = []
         for group, group_format in groups:
             argv = [a for n in group for a in ("--dataset", n)]
@@ -251,17 +252,7 @@ def entries_of(
 def size_text(entries: Sequence[Entry]) -> str:
     """Bytes of ``entries``: exact where every size is published, else "about"."""
     known = sum(e.file.size for e in entries if e.file.size is not None)
-    return _bytes_text(known, {e.dataset for e in entries if e.file.size is None})
-
-
-def _bytes_text(known: int, unpublished: set[str]) -> str:
-    """``known`` bytes, plus the stated size of each dataset in ``unpublished``."""
-    if not unpublished:
-        return size(known)
-    guess = known + sum(DATASETS[d].approx_bytes or 0 for d in unpublished)
-    # In MiB like every other size on screen (the publisher's "310MB" is
-    # decimal: about 296 MiB), rounded, as a figure in prose deserves.
-    return f"about {guess / 2**20:,.0f} MiB"
+    return bytes_text(known, {e.dataset for e in entries if e.file.size is None})
 
 
 def on_disk(name: str, root: Path, *, catalogue: Catalogue = None) -> str | None:
@@ -426,7 +417,7 @@ def todo_text(plan: Plan, *, catalogue: Catalogue = None) -> str:
         entry = entry_for(s.file.path, entries=catalogue)
         if s.todo is None and entry is not None:
             unpublished.add(entry.dataset)
-    return _bytes_text(plan.todo_bytes, unpublished)
+    return bytes_text(plan.todo_bytes, unpublished)
 
 
 def go_ahead_question(plan: Plan, *, catalogue: Catalogue = None) -> str:

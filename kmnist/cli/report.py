@@ -134,6 +134,16 @@ def _totals(p: Plan) -> str:
     return f"{summary or 'nothing to do'}; {todo} to transfer"
 
 
+def bytes_text(known: int, unpublished: set[str]) -> str:
+    """``known`` bytes, plus the stated size of each dataset in ``unpublished``."""
+    if not unpublished:
+        return size(known)
+    guess = known + sum(DATASETS[d].approx_bytes or 0 for d in unpublished if d in DATASETS)
+    # In MiB like every other size on screen (the publisher's "310MB" is
+    # decimal: about 296 MiB), rounded, as a figure in prose deserves.
+    return f"about {guess / 2**20:,.0f} MiB"
+
+
 def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     """The plan in a row per dataset and action, for a screen of 24 rows (the questions').
 
@@ -149,9 +159,11 @@ def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
         groups.setdefault((name, s.action), []).append(s)
     rows = [("action".ljust(ACTION_WIDTH), "dataset", "files", "size")]
     for (name, action), steps in groups.items():
-        sizes = [s.file.size for s in steps]
-        total = size(sum(n for n in sizes if n is not None)) if None not in sizes else "?"
-        rows.append((action.value, name, str(len(steps)), total))
+        known = sum(s.file.size or 0 for s in steps)
+        # The Kanji archive's size was never published: its stated one, as
+        # the questions showed it, not a "?".
+        unpublished = {name} if any(s.file.size is None for s in steps) else set()
+        rows.append((action.value, name, str(len(steps)), bytes_text(known, unpublished)))
     lines = _table(rows, right=(2, 3))
     lines.append(_totals(p))
     lines.append(f"into {root}")

@@ -19,6 +19,7 @@ from ..buffers import Lender, buffer
 from ..errors import VerificationError
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
+from ..urls import origin
 from ..verify import Hasher, PipelinedHasher
 from . import pieces
 from .pieces import Board, Span
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 # at 20 MB/s left the other connections of the budget idle for 0.1 s at the
 # start of every run, and 30 ms already tell 20 MB/s from 50.
 RATE_SAMPLE = 2 << 20
+# How long a connection that would split a range waits at a time for one of
+# the budget's connections to come free (a closing body wakes it sooner); it
+# looks again whether anything is still worth splitting in between.
+FREE_WAIT = 0.05  # seconds
 RATE_WINDOW = 0.03  # seconds
 # The hashing thread wakes for at least this much new prefix: one read and
 # one sha256 call per MiB, not one per network chunk.
@@ -80,6 +85,10 @@ class JobContext:
     note: Callable[[str], None]
     register: Callable[[Body], None]
     unregister: Callable[[Body], None]
+    # Waits up to the seconds given for a connection to the host:port to be
+    # free within the budget; True when one is.
+    connection_free: Callable[[str, float], bool]
+    opening: Callable[[str], contextlib.AbstractContextManager[None]]  # a request under way
     cancelled: Callable[[], bool]
     transport: Transport  # opens a URL: transfer.open_url unless the caller gave another
     # Read buffers for the run's ranged responses: as many stay mapped as were
@@ -93,6 +102,7 @@ class FileJob:
         self.file = file
         self.mirror = mirror
         self.url = mirror.url(file)
+        self.where = str(origin(self.url) or "?")  # host:port, as its bodies say
         self.bar: FileProgress = NullFileProgress()
         self.part = PartFile.load(target, file.size)
         self.resumed_from = self.part.have
@@ -417,14 +427,15 @@ class FileJob:
     def _open(self, offset: int, end: int | None) -> Body:
         self.waiting_for = f"waiting for {self.mirror.name} to answer"
         self.last_activity = time.monotonic()
-        body = self.context.transport(
-            self.url,
-            offset,
-            end=end,
-            session=self.context.session(),
-            timeout=self.context.timeout,
-            log=self.context.log,
-        )
+        with self.context.opening(self.where):
+            body = self.context.transport(
+                self.url,
+                offset,
+                end=end,
+                session=self.context.session(),
+                timeout=self.context.timeout,
+                log=self.context.log,
+            )
         self.waiting_for = f"no data from {self.mirror.name}"
         self.last_activity = time.monotonic()
         self.encoded = body.encoding == "gzip"
@@ -623,8 +634,20 @@ class _PieceWorkers:
                 job._close(probe)
 
     def _next(self) -> Span | None:
-        # Alone (a fast connection filling holes), no range to split.
-        return self.board.take(split=len(self.threads) > 1)
+        board = self.board
+        span = board.take(split=False)
+        if span is not None or len(self.threads) == 1:
+            return span  # alone (a fast connection filling holes), no range to split
+        # Only a split is left. Its half is worth taking on a connection that
+        # is free now: one that first waited for the pool would have stopped
+        # the range's owner short for nothing but another request. A worker
+        # that just ended a piece has freed its own.
+        job = self.job
+        while not self.stop.is_set() and board.splittable():
+            job._check_cancel()
+            if job.context.connection_free(job.where, FREE_WAIT):
+                return board.take(split=True)
+        return None
 
 
 @contextlib.contextmanager

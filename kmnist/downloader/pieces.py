@@ -84,6 +84,11 @@ class Board:
             spans = [*self._queue, *self._reading]
             return sum(max(1, (s.end - s.claimed) // self.min_split) for s in spans)
 
+    def splittable(self) -> bool:
+        """Whether a range being read is long enough to give half away."""
+        with self._lock:
+            return any(s.end - s.claimed >= 2 * self.min_split for s in self._reading)
+
     def take(self, *, split: bool = True) -> Span | None:
         """The next piece; when none is left, the second half of the longest
         range still being read (``split``); None when there is nothing worth it."""

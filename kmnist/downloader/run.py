@@ -13,7 +13,7 @@ import errno
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +129,8 @@ class Downloader:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._open: set[Body] = set()
+        self._freed = threading.Condition(self._lock)  # a body closed: a connection is free
+        self._opening: dict[str, int] = {}  # requests under way (waiting for the pool), by host
         self._progress: Progress = NullProgress()
         # What each FileJob of this run is given instead of the Downloader:
         # the settings above, and the few calls a job makes back.
@@ -143,6 +145,8 @@ class Downloader:
             note=self.note,
             register=self.register,
             unregister=self.unregister,
+            connection_free=self.connection_free,
+            opening=self.opening,
             cancelled=lambda: self.cancelled,
             transport=transport or open_url,
         )
@@ -490,8 +494,33 @@ class Downloader:
             self._open.add(body)
 
     def unregister(self, body: Body) -> None:
-        with self._lock:
+        with self._freed:
             self._open.discard(body)
+            self._freed.notify_all()
+
+    def connection_free(self, where: str, timeout: float) -> bool:
+        """Whether a connection to ``where`` (host:port) is free that no
+        request under way will take: fewer bodies open and requests being
+        made than ``connections``. Waits up to ``timeout`` seconds for one."""
+
+        def free() -> bool:
+            busy = sum(b.where == where for b in self._open) + self._opening.get(where, 0)
+            return busy < self.connections
+
+        with self._freed:
+            return self._freed.wait_for(free, timeout)
+
+    @contextlib.contextmanager
+    def opening(self, where: str) -> Iterator[None]:
+        """Count a request to ``where`` as under way while it is made."""
+        with self._lock:
+            self._opening[where] = self._opening.get(where, 0) + 1
+        try:
+            yield
+        finally:
+            with self._freed:
+                self._opening[where] -= 1
+                self._freed.notify_all()
 
     def _finish(
         self, step: Step, mirror: Mirror, hasher: Hasher, job: FileJob, start: float
