@@ -40,8 +40,24 @@ def _started_as_script(argv0: str) -> bool:
     return name in SCRIPTS
 
 
+def _mend_import_lock() -> None:
+    # kmnist.signals.mend_import_lock, for the same reason: a Ctrl-C that
+    # Python's start-up caught inside importlib can leave the global import
+    # lock held, and every import in a worker thread would wait for it forever.
+    import _imp  # built in, as _signal
+
+    for _ in range(64):
+        if not _imp.lock_held():
+            return
+        try:
+            _imp.release_lock()
+        except RuntimeError:
+            return
+
+
 if sys.argv and _started_as_script(sys.argv[0]):
     _hold()
+    _mend_import_lock()
 
 
 def download() -> int:

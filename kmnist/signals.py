@@ -37,6 +37,7 @@ _pending: int | None = None  # a signal that arrived inside one, or while disarm
 # that, a signal is only noted: in a process with other threads, a signal that
 # one of them received runs the handler in the main thread whatever its mask.
 _armed = False
+_owed: int | None = None  # a signal raised by the handler and not yet reported
 
 
 def block_early() -> None:
@@ -51,8 +52,26 @@ def _raise_for(signum: int) -> None:
     raise Stopped(signum, signal.Signals(signum).name)
 
 
+# importlib's own code: a frame of it is never where a signal's exception is raised.
+IMPORT_MACHINERY = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
-    global _pending
+    global _pending, _owed
+    if (
+        _armed
+        and not _deferred
+        and frame is not None
+        and frame.f_code.co_filename in IMPORT_MACHINERY
+    ):
+        # Raised in importlib's bookkeeping (the weakref callback that drops a
+        # module lock, say), the exception is swallowed ("Exception ignored
+        # in ... cb") and can leave the global import lock held: the run goes
+        # on, deaf to the Ctrl-C, until a worker thread imports anything and
+        # waits for that lock forever. Sent again instead: it lands at the
+        # first instruction outside importlib (it is not a second signal).
+        signal.raise_signal(signum)
+        return
     _received.append(signum)
     if len(_received) > 1:
         # The first signal's clean-up is under way and the user insists.
@@ -62,7 +81,47 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _deferred or not _armed:
         _pending = signum  # raised when the section ends, or at let_through()
         return
+    # Owed until the command reports it (disarm): should this exception be
+    # swallowed all the same (a __del__, another weakref callback), the run's
+    # own waits raise it again (raise_owed).
+    _owed = signum
     _raise_for(signum)
+
+
+def raise_owed() -> None:
+    """Raise again a signal whose exception was swallowed where the handler ran.
+
+    Called by the main thread where it waits (the download's loop over its
+    workers, the end of a command): a signal is never lost there.
+    """
+    if (
+        _armed
+        and _owed is not None
+        and not _deferred
+        and threading.current_thread() is threading.main_thread()
+    ):
+        _raise_for(_owed)
+
+
+def mend_import_lock() -> None:
+    """Release the global import lock if this thread holds it with nothing being imported.
+
+    For a process's first lines, while the main thread is the only one: a
+    Ctrl-C that Python's own start-up caught inside importlib (printed as
+    "Exception ignored in: <function _get_module_lock.<locals>.cb") can leave
+    that lock held, and every import another thread made later would wait
+    for it forever. No module's code runs under it, so held here it is held
+    by mistake. (``kmnist_entry`` carries a copy: it cannot import this package.)
+    """
+    import _imp
+
+    for _ in range(64):  # it is re-entrant: once per leaked acquisition
+        if not _imp.lock_held():
+            return
+        try:
+            _imp.release_lock()
+        except RuntimeError:  # another thread's: not ours to release
+            return
 
 
 @contextlib.contextmanager
@@ -105,8 +164,9 @@ def let_through() -> None:
 
 def disarm() -> None:
     """From here on a signal is only noted: the run is over and is being reported."""
-    global _armed
+    global _armed, _owed
     _armed = False
+    _owed = None
 
 
 @contextlib.contextmanager
@@ -116,11 +176,12 @@ def orderly_stop() -> Iterator[None]:
     Does nothing outside the main thread (where Python cannot install
     handlers). The signals stay blocked if they were (see :func:`let_through`).
     """
-    global _pending, _armed
+    global _pending, _armed, _owed
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _armed = False
+    _owed = None
     masking = hasattr(signal, "pthread_sigmask")
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, []) if masking else None
     previous = {s: signal.getsignal(s) for s in HANDLED}

@@ -165,6 +165,11 @@ class FaultyServer:
         for status in ("500", "503", "404", "416"):
             if status in kind:
                 return self._empty(h, int(status))
+        if "status" in kind:  # status:NNN, any code, with a phrase of the server's own
+            h.send_response(int(kind["status"].split(":")[1]), "Whatever \x1b[31mthe server says")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return None
         if "429" in kind:
             return self._empty(h, 429, {"Retry-After": kind["429"].split(":")[1]})
         if "redirect" in kind:

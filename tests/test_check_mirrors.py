@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -102,6 +103,12 @@ def test_credentials_are_never_printed(
     joined = "\n".join(outputs)
     assert secret not in joined
     assert "***@" in joined  # the mirror is still named, without its password
-    assert "HTTP 404 for http://***@127.0.0.1" in joined  # -v and the error line
+    assert "HTTP 404 for http://***@127.0.0.1" in outputs[3]  # --check-mirrors' detail
+    # -v logs the GET with its URL; the error line names the mirror, without its password.
+    assert re.search(r"GET http://\*\*\*@127\.0\.0\.1:\d+/\S+( bytes=\S+)?: 404,", outputs[5])
+    error = (
+        r"error: \S+: could not be fetched: .*http://\*\*\*@127\.0\.0\.1:\d+/?: HTTP 404 Not Found"
+    )
+    assert re.search(error, outputs[5])
     # The credentials were used all the same: the files arrived.
     assert (tmp_path / TEST_FILES[1]).is_file()

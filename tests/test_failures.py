@@ -124,3 +124,37 @@ def test_a_stale_mirror_is_told_as_the_2018_release_at_download_time(
     [line] = [x for x in _err(capsys) if f": {IMGS}:" in x]
     assert "the 2018 (v1) release of kmnist-test-imgs.npz" in line  # as --verify names it
     assert "(announced)" not in line
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (404, "HTTP 404 Not Found"),
+        (410, "HTTP 410 Gone"),
+        (403, "HTTP 403 Forbidden"),
+        (599, "HTTP 599"),
+    ],
+)
+def test_a_refusal_says_the_status_in_standard_words_and_the_url_only_where_the_mirror_does_not(
+    tmp_path: Path,
+    server: FaultyServer,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    said: str,
+) -> None:
+    # Two mirrors refuse the same file: one named by its URL (the line already
+    # spells where the file was asked), one given as a {name} template (it does
+    # not). The phrase is the standard one, never the server's own words.
+    server.always(LABELS, f"status:{status}")
+    by_url = server.url + "/"
+    by_name = server.url + "/kmnist/{name}"
+    argv = ["-d", "kmnist", "-s", "test", "-f", "npz", "--dir", str(tmp_path), "--no-derive"]
+    assert main([*argv, "-m", by_url, "-m", by_name, "-q"]) == 1
+    err = _err(capsys)
+    [line] = [x for x in err if f": {LABELS}:" in x]
+    asked = f"{server.url}/{LABELS}"
+    assert f"{by_url}: {said};" in line  # its URL is not said again
+    assert line.endswith(f"{by_name}: {said} for {asked}")  # said, once
+    assert line.count(asked) == 1
+    assert "Whatever" not in line and "\x1b" not in line
+    assert not no_part_files(tmp_path)

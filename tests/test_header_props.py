@@ -65,3 +65,13 @@ def test_non_ascii_digits_are_not_numbers() -> None:
     assert h.parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == 784111777.0
     assert h.parse_http_date("Sun Nov  6 08:49:37 1994") == 784111777.0
     assert h.parse_http_date("Sun, 31 Feb 1994 08:49:37 GMT") is None
+
+
+@PROPS
+@given(st.integers(min_value=-(10**6), max_value=10**6))
+def test_a_status_is_said_in_plain_ascii_whatever_its_number(status: int) -> None:
+    # The phrase is the standard one or none: nothing of the server's reaches the line.
+    from kmnist.downloader.transfer import status_text
+
+    said = status_text(status)
+    assert said.startswith(f"HTTP {status}") and said.isascii() and said.isprintable()

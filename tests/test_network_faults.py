@@ -192,7 +192,7 @@ def test_waits_are_announced_back_off_silence_and_lock(
     )
     said = "\n".join(notes.lines)
     assert f"{PATH}: waiting for another process that is fetching it" in said
-    assert f"{PATH}: {server.url}: HTTP 503 for {server.url}/{PATH}; trying again in 1 s" in said
+    assert f"{PATH}: {server.url}: HTTP 503 Service Unavailable; trying again in 1 s" in said
     assert f"{PATH}: waiting for {server.url} to answer for 3 s" in said
     assert (tmp_path / PATH).read_bytes() == DATA
 

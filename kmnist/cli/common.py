@@ -111,14 +111,16 @@ def orderly(
     go on. argparse's own errors still exit 2 through SystemExit.
     """
     from ..errors import Stopped, StoppedAtQuestion
-    from ..signals import disarm, let_through, orderly_stop
+    from ..signals import disarm, let_through, orderly_stop, raise_owed
 
     again = "; run the same command again to resume" if resumable else ""
     with orderly_stop():
         try:
             try:
                 let_through()
-                return body()
+                status = body()
+                raise_owed()  # a Ctrl-C whose exception was swallowed on the way
+                return status
             finally:
                 disarm()  # a signal while the outcome is reported is only noted
         except KeyboardInterrupt as exc:

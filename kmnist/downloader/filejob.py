@@ -185,7 +185,7 @@ class FileJob:
         while True:
             self._check_cancel()
             offset = hasher.size
-            if file.size is not None and offset == file.size:
+            if file.size is not None and offset == file.size and (offset or self.part.complete()):
                 return hasher
             got = -1
             try:

@@ -35,9 +35,10 @@ from ..errors import (
     Refusal,
     VerificationError,
 )
+from ..signals import raise_owed
 from ..storage import layout as storage
 from ..storage.partfile import PartFile
-from ..urls import Origin, origin
+from ..urls import Origin, origin, redact
 from ..verify import Hasher, check_digests, check_structure, expectation
 from .defaults import CONNECTIONS, FAST_CONNECTION, JOBS, PIECE, TIMEOUT
 from .derive import build, check_derived, is_derived, source_of
@@ -47,7 +48,7 @@ from .plan import Action, Plan, Step, decide, inspect, make_plan, stamp, verify_
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
 from .seams import Catalogue, Transport
-from .transfer import Body, make_session, open_url
+from .transfer import Body, Waiting, make_session, open_url, waiting_in
 
 __all__ = ["Check", "Downloader", "Outcome", "Result", "RetryPolicy"]
 
@@ -131,6 +132,7 @@ class Downloader:
         self._open: set[Body] = set()
         self._freed = threading.Condition(self._lock)  # a body closed: a connection is free
         self._opening: dict[str, int] = {}  # requests under way (waiting for the pool), by host
+        self._waiting = Waiting()  # their sockets while no answer came: an abort shuts them
         self._progress: Progress = NullProgress()
         # What each FileJob of this run is given instead of the Downloader:
         # the settings above, and the few calls a job makes back.
@@ -230,6 +232,7 @@ class Downloader:
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            raise_owed()  # a Ctrl-C swallowed where it landed is not lost
             self._watch()
             for fut in done:
                 exc = fut.exception()
@@ -347,6 +350,7 @@ class Downloader:
 
     def _abort(self) -> None:
         self._cancel.set()
+        self._waiting.abort()  # requests no server has answered yet
         with self._lock:
             bodies = list(self._open)
         for b in bodies:  # unblocks a worker waiting on a socket
@@ -421,10 +425,12 @@ class Downloader:
                 # Other bytes than the published ones: an old release, a page,
                 # a broken copy. Never retried here; the next mirror may be right.
                 refusal = Refusal(
-                    mirror.name, f"wrong {exc.what} (expected {exc.expected}, got {exc.got})"
+                    mirror.name,
+                    _at(mirror, file, f"wrong {exc.what} (expected {exc.expected}, got {exc.got})"),
                 )
             except GiveUp as exc:
-                refusal = Refusal(mirror.name, str(exc), down=exc.unreachable)
+                reason = str(exc) if exc.unreachable else _at(mirror, file, str(exc))
+                refusal = Refusal(mirror.name, reason, down=exc.unreachable)
                 if exc.unreachable:
                     # Remembered for the rest of the run: a dead origin costs
                     # its timeouts once, not once per file.
@@ -512,11 +518,13 @@ class Downloader:
 
     @contextlib.contextmanager
     def opening(self, where: str) -> Iterator[None]:
-        """Count a request to ``where`` as under way while it is made."""
+        """Count a request to ``where`` as under way while it is made (and
+        let an abort shut it down while it waits for its answer)."""
         with self._lock:
             self._opening[where] = self._opening.get(where, 0) + 1
         try:
-            yield
+            with waiting_in(self._waiting):
+                yield
         finally:
             with self._freed:
                 self._opening[where] -= 1
@@ -551,6 +559,21 @@ class Downloader:
             note = "fetched again from the start (the server ignored Range)"
         seconds = time.monotonic() - start
         return Result(file, step.target, action, mirror.name, job.transferred, seconds, check, note)
+
+
+def _at(mirror: Mirror, file: RemoteFile, reason: str) -> str:
+    """``reason``, with the URL asked when the mirror's name does not already spell it.
+
+    A mirror given as a URL is named by it, and the error line names the
+    file: saying ``http://h/kmnist/x.npz`` after ``kmnist/x.npz: http://h/``
+    would say it twice. A built-in mirror (``codh-https``) or a template with
+    ``{name}`` does not spell it, so its URL is said. A mirror found down is
+    said once, on its own line, and never reaches here.
+    """
+    url = redact(mirror.url(file))
+    if url == mirror.name.rstrip("/") + "/" + file.path or url == mirror.name + file.path:
+        return reason
+    return f"{reason} for {url}"
 
 
 def _key(mirror: Mirror) -> Origin | str:

@@ -13,6 +13,7 @@ import os
 import re
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -249,6 +250,61 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     return session
 
 
+class Waiting:
+    """The sockets of a run's requests that wait for their response headers.
+
+    A Ctrl-C stops a run by shutting down what its workers block on: the
+    bodies being read (``Body.abort``) and, here, the requests a server has
+    not answered yet, which would otherwise hold the run until the server
+    spoke or the read timeout passed (18 s of a 20 s silence, before this).
+    A request that starts after the abort is shut down at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: set[socket.socket] = set()
+        self.aborted = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self.aborted:
+                self._socks.add(sock)
+                return
+        _shut(sock)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.discard(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            socks, self._socks = self._socks, set()
+        for sock in socks:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# The run a worker thread's request belongs to (its Waiting), while it is made:
+# urllib3 builds the connection, so the run cannot hand it over any other way.
+_requests_of = threading.local()
+
+
+@contextlib.contextmanager
+def waiting_in(waiting: Waiting | None) -> Iterator[None]:
+    """Requests made by this thread inside the block wait in ``waiting``."""
+    previous = getattr(_requests_of, "run", None)
+    _requests_of.run = waiting
+    try:
+        yield
+    finally:
+        _requests_of.run = previous
+
+
 class _HeaderDeadline:
     """A connection whose response headers must be complete within the read timeout.
 
@@ -260,6 +316,17 @@ class _HeaderDeadline:
     """
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        sock: socket.socket | None = getattr(self, "sock", None)
+        waiting: Waiting | None = getattr(_requests_of, "run", None)
+        if sock is None or waiting is None:
+            return self._headers_in_time(*args, **kwargs)
+        waiting.add(sock)
+        try:
+            return self._headers_in_time(*args, **kwargs)
+        finally:
+            waiting.discard(sock)
+
+    def _headers_in_time(self, *args: Any, **kwargs: Any) -> Any:
         # urllib3 sets the read timeout on the connection just before this call.
         limit = getattr(self, "timeout", None)
         sock: socket.socket | None = getattr(self, "sock", None)
@@ -267,8 +334,7 @@ class _HeaderDeadline:
             return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
         def expire() -> None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            _shut(sock)
 
         deadline = DEADLINES.arm(limit, expire)
         try:
@@ -423,7 +489,7 @@ class _Exchange:
             except requests.exceptions.Timeout as exc:
                 raise Transient(f"no response from {self.where} within {timeout[1]:g} s") from exc
             except requests.exceptions.RequestException as exc:
-                raise Refused(f"{redact(_reason(exc))} for {self.shown}") from exc
+                raise Refused(redact(_reason(exc))) from exc
         except (Transient, Refused) as exc:
             if self.log is not None:
                 self.log(f"GET {self.shown}{self.asked}: {exc} ({self._seconds():.2f} s)")
@@ -435,23 +501,23 @@ class _Exchange:
         if status in TRANSIENT_STATUS:
             self.close()
             raise Transient(
-                f"HTTP {status} for {self.shown}",
+                status_text(status),
                 retry_after=hdr.parse_retry_after(headers.get("Retry-After")),
             )
         if status not in (200, 206):
             self.close()
-            raise Refused(f"HTTP {status} for {self.shown}")
+            raise Refused(status_text(status))
         if "text/html" in (headers.get("Content-Type") or "").lower():
             # No file of ours is HTML: this is an error or login page sent with 200.
             self.close()
-            raise Refused(f"{self.shown} served an HTML page instead of the file")
+            raise Refused("an HTML page instead of the file")
 
     def _ranged_body(self, timeout: tuple[float, float]) -> Body:
         content_range = hdr.parse_content_range(self.response.headers.get("Content-Range"))
         if content_range is None or content_range[0] != self.offset:
             self.close()
             if self.offset == 0:
-                raise Refused(f"unusable Content-Range from {self.shown}")
+                raise Refused("an unusable Content-Range")
             raise _RangeNotAsked()
         first, last, total = content_range
         return self._make_body(self.offset, last - first + 1, total, ranged=True, timeout=timeout)
@@ -622,6 +688,22 @@ def _open_local(path: str, offset: int) -> Body:
     start = offset if offset <= size else 0
     fh.seek(start)
     return Body(start, size - start, size, fh.read, fh.close, _readinto=fh.readinto)
+
+
+def status_text(status: int) -> str:
+    """``HTTP 404 Not Found``: the status with its standard phrase.
+
+    The phrase is looked up, never taken from the server's status line, which
+    could carry anything to the terminal. The URL is not said here: the
+    error names the file and the mirror, and the mirror says it when its
+    name does not (``Downloader._from_mirrors``).
+    """
+    from http import HTTPStatus
+
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def _reason(exc: BaseException) -> str:

@@ -87,6 +87,10 @@ class PartFile:
             return gaps
 
     def complete(self) -> bool:
+        """Whether the .part holds the whole file (an empty file: once the .part exists,
+        so that a mirror is still asked for it and the final name has a file to take)."""
+        if self.size == 0:
+            return storage.size_or_none(self.path) is not None
         return self.size is not None and self.contiguous() == self.size
 
     # -- changes -------------------------------------------------------------
