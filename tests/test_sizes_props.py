@@ -19,7 +19,7 @@ from kmnist.downloader.outcome import Outcome
 from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import DownloadError
 
-from .conftest import no_part_files
+from .conftest import _running, no_part_files
 from .server import FaultyServer
 
 # Sizes at the edges the downloader cares about (nothing, one byte, a buffer,
@@ -31,11 +31,7 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def mirror() -> Iterator[FaultyServer]:
-    server = FaultyServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running()
 
 
 def _file(size: int) -> tuple[RemoteFile, bytes]:

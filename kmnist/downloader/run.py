@@ -571,7 +571,7 @@ def _at(mirror: Mirror, file: RemoteFile, reason: str) -> str:
     said once, on its own line, and never reaches here.
     """
     url = redact(mirror.url(file))
-    if url == mirror.name.rstrip("/") + "/" + file.path or url == mirror.name + file.path:
+    if url == mirror.name.rstrip("/") + "/" + file.path:  # user_mirror's own layout
         return reason
     return f"{reason} for {url}"
 
