@@ -357,3 +357,59 @@ def _head(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], lengt
         h.send_header(k, v)
     h.send_header("Content-Length", str(length))
     h.end_headers()
+
+
+class SilentPort:
+    """A TCP port on 127.0.0.1 where a client waits and nothing ever comes.
+
+    ``dropping``: the listener's accept queue is kept full, so the kernel
+    drops every further SYN and a client's connect() waits for its timeout,
+    as with a host whose firewall drops packets. Otherwise connections are
+    accepted and never spoken to: a TLS handshake or a proxy's CONNECT waits.
+    """
+
+    def __init__(self, *, dropping: bool) -> None:
+        self.dropping = dropping
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0 if dropping else 16)
+        self.port: int = self._listener.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self.accepted = 0
+        if dropping:
+            # Backlog 0 queues one connection; these fill the queue for good.
+            for _ in range(3):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", self.port))
+                self._held.append(s)
+        else:
+            threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self._listener.accept()
+                self._held.append(conn)
+                self.accepted += 1
+
+    def waited_on(self) -> bool:
+        """Whether a client is waiting here now (connecting, or connected and unanswered)."""
+        if not self.dropping:
+            return self.accepted > 0
+        # SYN_SENT (state 02) towards our port, from /proc/net/tcp (Linux),
+        # from a socket other than those that keep the queue full.
+        ours = {f":{s.getsockname()[1]:04X}" for s in self._held}
+        with open("/proc/net/tcp") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+        return any(
+            r[2].endswith(f":{self.port:04X}") and r[3] == "02" and r[1][-5:] not in ours
+            for r in rows
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        for s in [*self._held, self._listener]:
+            with contextlib.suppress(OSError):
+                s.close()

@@ -10,19 +10,21 @@ import hashlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kmnist.catalogue.manifest import RemoteFile
+from kmnist.downloader import transfer
 from kmnist.downloader.progress import FileProgress, NullFileProgress
 from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.storage.layout import lock_path, part_path
 from kmnist.storage.lock import FileLock
 
 from .conftest import StartServer, loopback_only, no_part_files
-from .server import FaultyServer
+from .server import FaultyServer, SilentPort
 
 DATA = os.urandom(300_000)
 PATH = "kmnist/blob.bin"
@@ -83,6 +85,74 @@ def test_blackholed_port_then_working_port_arrives(
     # Said in plain words, with where it waited and for how long.
     said = "\n".join(notes.lines)
     assert f"no response from {blackhole.split('//')[1]} within 1 s" in said
+
+
+def test_a_host_that_drops_our_connects_times_out_in_words(
+    good: FaultyServer, tmp_path: Path
+) -> None:
+    # A firewall that drops packets: connect() itself waits, for the connect timeout.
+    silent = SilentPort(dropping=True)
+    try:
+        rs, notes = run([f"http://127.0.0.1:{silent.port}", good.url], tmp_path)
+    finally:
+        silent.close()
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert [r.mirror for r in rs] == [good.url]  # type: ignore[attr-defined]
+    said = "\n".join(notes.lines)
+    assert f"connection to 127.0.0.1:{silent.port} timed out after 1 s" in said, said
+
+
+@pytest.mark.skipif(
+    not Path("/proc/net/tcp").exists(), reason="tells a connect under way from /proc/net/tcp"
+)
+def test_a_stopped_run_connects_no_more_and_stops_a_connect_under_way() -> None:
+    silent = SilentPort(dropping=True)
+    where = ("127.0.0.1", silent.port)
+    try:
+        # Aborted before: refused at once, whatever the timeout.
+        stopped = transfer.Waiting()
+        stopped.abort()
+        with pytest.raises(ConnectionAbortedError):
+            transfer._connected_socket(where, 600.0, None, None, stopped, lambda held: None)
+        # Aborted while connect() waits: woken at once, the timeout (600 s) not waited out.
+        waiting = transfer.Waiting()
+        threading.Thread(target=_abort_once_connecting, args=(silent, waiting), daemon=True).start()
+        with pytest.raises(ConnectionResetError):
+            transfer._connected_socket(where, 600.0, None, None, waiting, lambda held: None)
+    finally:
+        silent.close()
+
+
+def _abort_once_connecting(silent: SilentPort, waiting: transfer.Waiting) -> None:
+    for _ in range(3000):  # 30 s at most
+        if silent.waited_on():
+            break
+        time.sleep(0.01)
+    waiting.abort()
+
+
+def test_a_connection_made_for_a_run_keeps_urllib3s_socket_options(
+    good: FaultyServer,
+) -> None:
+    # The socket is made by us while a run can stop it: as urllib3 makes it
+    # (TCP_NODELAY, its default option), and the duplicate kept for the stop is closed.
+    session = transfer.make_session("test", 1)
+    waiting = transfer.Waiting()
+    with transfer.waiting_in(waiting):
+        body = transfer.open_url(f"{good.url}/{PATH}", 0, session=session, timeout=SHORT)
+    try:
+        sock = body._sock
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert waiting._socks == set()
+        buf = memoryview(bytearray(len(DATA)))
+        got = 0
+        while n := body.readinto(buf[got:]):
+            got += n
+        assert bytes(buf[:got]) == DATA
+    finally:
+        body.close()
+        session.close()
 
 
 def test_a_host_that_does_not_resolve_is_said_in_words(

@@ -8,6 +8,7 @@ temporary record may be left, and a second run must finish the job.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
@@ -25,7 +26,7 @@ from kmnist.storage.layout import lock_path
 from kmnist.storage.lock import FileLock
 
 from .conftest import ROOT
-from .server import FaultyServer
+from .server import FaultyServer, SilentPort
 from .test_cli import TEST_NPZ, _cmd
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -408,3 +409,47 @@ def test_a_leaked_import_lock_is_released_before_any_thread_needs_it() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout.strip()) == (0, "imported"), r.stderr
+
+
+@pytest.mark.parametrize(
+    ("how", "scheme", "proxied"),
+    [
+        ("dropping", "http", False),  # connect() waits: the host drops our SYNs
+        ("accepting", "https", False),  # connected; the TLS handshake waits
+        ("accepting", "https", True),  # connected to the proxy; its CONNECT answer waits
+    ],
+)
+def test_ctrl_c_while_a_connection_is_being_made_ends_the_run_at_once(
+    how: str, scheme: str, proxied: bool, tmp_path: Path
+) -> None:
+    # Timeouts of 600 s, the test's bound 30 s: the socket being connected is
+    # shut down by the stop, not left to its timeout.
+    if how == "dropping" and not Path("/proc/net/tcp").exists():
+        pytest.skip("tells a connect under way from /proc/net/tcp (Linux)")
+    port = SilentPort(dropping=how == "dropping")
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    if proxied:
+        env["HTTPS_PROXY"] = f"http://127.0.0.1:{port.port}"
+        url = "https://kmnist-mirror.invalid/"  # the proxy would resolve it: no lookup here
+    else:
+        url = f"{scheme}://127.0.0.1:{port.port}/"
+    code = (
+        "import kmnist\n"
+        "f = kmnist.RemoteFile('kmnist/blob.bin', 10, sha256='0' * 64)\n"
+        f"kmnist.download_files([f], {str(tmp_path)!r}, mirrors=[{url!r}],"
+        " progress=False, timeout=(600.0, 600.0))\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not port.waited_on() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert port.waited_on(), "the run never reached the silent port"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+        port.close()
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert "Error" not in err.replace("KeyboardInterrupt", ""), err
+    assert not (tmp_path / "kmnist" / "blob.bin").exists()

@@ -8,11 +8,13 @@ what it will not.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -251,13 +253,15 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
 
 
 class Waiting:
-    """The sockets of a run's requests that wait for their response headers.
+    """The sockets of a run's requests that wait for a connection or its answer.
 
     A Ctrl-C stops a run by shutting down what its workers block on: the
-    bodies being read (``Body.abort``) and, here, the requests a server has
-    not answered yet, which would otherwise hold the run until the server
-    spoke or the read timeout passed (18 s of a 20 s silence, before this).
-    A request that starts after the abort is shut down at once.
+    bodies being read (``Body.abort``) and, here, the connections still being
+    made (a black-holed host holds a connect for its timeout: 8.8 s of 10,
+    before this) and the requests a server has not answered yet, which would
+    otherwise hold the run until the server spoke or the read timeout passed
+    (18 s of a 20 s silence). A request that starts after the abort is shut
+    down at once.
     """
 
     def __init__(self) -> None:
@@ -265,12 +269,14 @@ class Waiting:
         self._socks: set[socket.socket] = set()
         self.aborted = False
 
-    def add(self, sock: socket.socket) -> None:
+    def add(self, sock: socket.socket) -> bool:
+        """Keep ``sock`` for an abort; False (and ``sock`` shut down) once aborted."""
         with self._lock:
             if not self.aborted:
                 self._socks.add(sock)
-                return
+                return True
         _shut(sock)
+        return False
 
     def discard(self, sock: socket.socket) -> None:
         with self._lock:
@@ -303,6 +309,127 @@ def waiting_in(waiting: Waiting | None) -> Iterator[None]:
         yield
     finally:
         _requests_of.run = previous
+
+
+class _Stoppable:
+    """A connection that an abort can stop while it is being made.
+
+    urllib3 creates a socket and connects it in one call, so the socket is
+    out of reach while connect() waits on a host that drops our packets
+    (the connect timeout) and then while a proxy's tunnel or the TLS
+    handshake waits on a silent server. Here the socket is created and
+    connected as urllib3's ``create_connection`` does it (the addresses in
+    order, urllib3's family choice, socket options, source address, the same
+    exceptions for requests to map), but started without blocking and shown
+    to the run's Waiting once the connect is under way: an abort before that
+    finds the run aborted, one after it shuts a socket that is connecting,
+    which wakes it at once (a socket shut down before connect() began would
+    have connected anyway). A duplicate of its descriptor stays in the
+    Waiting until connect() returns, through the tunnel and the handshake:
+    the TLS layer takes the socket object over, the duplicate still reaches it.
+    """
+
+    _held: socket.socket | None = None
+
+    def connect(self) -> None:
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            held, self._held = self._held, None
+            if held is not None:
+                waiting: Waiting | None = getattr(_requests_of, "run", None)
+                if waiting is not None:
+                    waiting.discard(held)
+                held.close()
+
+    def _new_conn(self) -> socket.socket:
+        conn: Any = self  # an urllib3 HTTPConnection (this class is mixed into one)
+        waiting: Waiting | None = getattr(_requests_of, "run", None)
+        timeout = conn.timeout
+        if waiting is None or not isinstance(timeout, (int, float)) or not hasattr(select, "poll"):
+            return super()._new_conn()  # type: ignore[misc,no-any-return]
+        import urllib3.exceptions as u3
+
+        try:
+            sock = _connected_socket(
+                (conn._dns_host, conn.port),
+                timeout,
+                conn.source_address,
+                conn.socket_options,
+                waiting,
+                lambda held: setattr(self, "_held", held),
+            )
+        except socket.gaierror as e:
+            no_name = getattr(u3, "NameResolutionError", None)  # urllib3 2.x only
+            if no_name is not None:
+                raise no_name(conn.host, conn, e) from e
+            raise u3.NewConnectionError(conn, f"Failed to establish a new connection: {e}") from e
+        except socket.timeout as e:
+            raise u3.ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={timeout})"
+            ) from e
+        except OSError as e:
+            raise u3.NewConnectionError(conn, f"Failed to establish a new connection: {e}") from e
+        sys.audit("http.client.connect", conn, conn.host, conn.port)
+        return sock
+
+
+def _connected_socket(
+    address: tuple[str, int],
+    timeout: float,
+    source_address: tuple[str, int] | None,
+    options: Any,
+    waiting: Waiting,
+    hold: Callable[[socket.socket], None],
+) -> socket.socket:
+    """urllib3's ``create_connection``, with each try's socket in ``waiting`` while it connects."""
+    from urllib3.util.connection import allowed_gai_family
+
+    host, port = address
+    if host.startswith("["):
+        host = host.strip("[]")
+    error: OSError | None = None
+    for family, kind, proto, _, where in socket.getaddrinfo(
+        host, port, allowed_gai_family(), socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        held = None
+        try:
+            for option in options or ():
+                sock.setsockopt(*option)
+            if source_address:
+                sock.bind(source_address)
+            held = sock.dup()  # the same socket, for the Waiting: see _Stoppable
+            _connect(sock, where, timeout, waiting, held)
+            hold(held)
+            return sock
+        except OSError as exc:
+            error = exc
+            if held is not None:
+                waiting.discard(held)
+                held.close()
+            sock.close()
+    raise error if error is not None else OSError("getaddrinfo returns an empty list")
+
+
+def _connect(
+    sock: socket.socket, where: Any, timeout: float, waiting: Waiting, held: socket.socket
+) -> None:
+    """Connect ``sock`` within ``timeout`` seconds, stoppable through ``waiting``."""
+    sock.setblocking(False)
+    code = sock.connect_ex(where)
+    # Under way (or done) before the Waiting sees it: see _Stoppable.
+    if not waiting.add(held):
+        raise ConnectionAbortedError(errno.ECONNABORTED, "stopped before connecting")
+    if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        if not poller.poll(timeout * 1000):  # PEP 475: resumed after a signal, to the same end
+            raise socket.timeout("timed out")
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
+    sock.settimeout(timeout)
 
 
 class _HeaderDeadline:
@@ -353,10 +480,10 @@ def _pool_classes() -> dict[str, type]:
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    class Conn(_HeaderDeadline, HTTPConnection):
+    class Conn(_Stoppable, _HeaderDeadline, HTTPConnection):
         pass
 
-    class TlsConn(_HeaderDeadline, HTTPSConnection):
+    class TlsConn(_Stoppable, _HeaderDeadline, HTTPSConnection):
         pass
 
     class Pool(HTTPConnectionPool):
