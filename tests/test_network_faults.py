@@ -123,6 +123,42 @@ def test_a_stopped_run_connects_no_more_and_stops_a_connect_under_way() -> None:
         silent.close()
 
 
+def test_a_lookup_is_left_behind_by_a_stop_and_says_what_the_resolver_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = socket.getaddrinfo
+    asked = threading.Event()
+    release = threading.Event()
+
+    def hung(*args: object, **kwargs: object) -> object:
+        asked.set()
+        release.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "the resolver gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    try:
+        waiting = transfer.Waiting()
+        threading.Timer(0.0, lambda: asked.wait(30) and waiting.abort()).start()
+        with pytest.raises(ConnectionAbortedError, match=r"looking up kmnist-mirror\.invalid"):
+            transfer._addresses("kmnist-mirror.invalid", 80, socket.AF_INET, waiting)
+        # Not stopped: the resolver's own answer, in the connecting thread.
+        release.set()
+        with pytest.raises(socket.gaierror, match="gave up"):
+            transfer._addresses("kmnist-mirror.invalid", 80, socket.AF_INET, transfer.Waiting())
+    finally:
+        release.set()
+    # An address needs no resolver: it is not given a thread of its own.
+    callers: list[str] = []
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        callers.append(threading.current_thread().name)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", recorded)
+    assert transfer._addresses("127.0.0.1", 80, socket.AF_INET, transfer.Waiting())
+    assert callers == [threading.current_thread().name]
+
+
 def _abort_once_connecting(silent: SilentPort, waiting: transfer.Waiting) -> None:
     for _ in range(3000):  # 30 s at most
         if silent.waited_on():

@@ -453,3 +453,37 @@ def test_ctrl_c_while_a_connection_is_being_made_ends_the_run_at_once(
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert "Error" not in err.replace("KeyboardInterrupt", ""), err
     assert not (tmp_path / "kmnist" / "blob.bin").exists()
+
+
+def test_ctrl_c_while_a_host_name_is_being_looked_up_ends_the_command_at_once(
+    tmp_path: Path,
+) -> None:
+    # A resolver that never answers (getaddrinfo cannot be interrupted; glibc
+    # gives up after its own timeouts): the command answers the Ctrl-C, not
+    # the resolver. The lookup is replaced inside the process; no DNS is asked.
+    asked = tmp_path / "asked"
+    code = (
+        "import pathlib, socket, sys, time\n"
+        "def never(*args, **kwargs):\n"
+        f"    pathlib.Path({str(asked)!r}).touch()\n"
+        "    time.sleep(600)\n"
+        "socket.getaddrinfo = never\n"
+        "from kmnist.cli.download import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(tmp_path / "data"), "-q"]
+    argv += ["-m", "http://kmnist-mirror.invalid/"]
+    p = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not asked.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert asked.exists(), "the run never looked the name up"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert (p.returncode, err.splitlines()) == (
+        130,
+        ["kmnist-download: interrupted; run the same command again to resume"],
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import ipaddress
 import os
 import re
 import select
@@ -51,6 +52,10 @@ LOW_WATER_PATIENCE = 1.0  # seconds
 LOW_WATER_MARGIN = 64 << 10
 
 DEFAULT_TIMEOUT = TIMEOUT  # connect, read (seconds): defaults.py says why
+
+# How often a connection whose host name is being looked up looks whether
+# its run was stopped: a Ctrl-C is answered within this, whatever the resolver does.
+RESOLVE_POLL = 0.05  # seconds
 
 # A body that brings less than this many bytes per second, averaged over the
 # read timeout, is stalled, as curl's --speed-limit/--speed-time say: a read
@@ -320,7 +325,8 @@ class _Stoppable:
     handshake waits on a silent server. Here the socket is created and
     connected as urllib3's ``create_connection`` does it (the addresses in
     order, urllib3's family choice, socket options, source address, the same
-    exceptions for requests to map), but started without blocking and shown
+    exceptions for requests to map), the name looked up where a stop need not
+    wait for it (``_addresses``), and the connect started without blocking and shown
     to the run's Waiting once the connect is under way: an abort before that
     finds the run aborted, one after it shuts a socket that is connecting,
     which wakes it at once (a socket shut down before connect() began would
@@ -389,9 +395,7 @@ def _connected_socket(
     if host.startswith("["):
         host = host.strip("[]")
     error: OSError | None = None
-    for family, kind, proto, _, where in socket.getaddrinfo(
-        host, port, allowed_gai_family(), socket.SOCK_STREAM
-    ):
+    for family, kind, proto, _, where in _addresses(host, port, allowed_gai_family(), waiting):
         sock = socket.socket(family, kind, proto)
         held = None
         try:
@@ -410,6 +414,40 @@ def _connected_socket(
                 held.close()
             sock.close()
     raise error if error is not None else OSError("getaddrinfo returns an empty list")
+
+
+def _addresses(host: str, port: int, family: int, waiting: Waiting) -> list[Any]:
+    """``socket.getaddrinfo`` for a stream to ``host``, which a stop need not wait for.
+
+    A resolver that does not answer holds getaddrinfo for its own timeouts
+    (5 s per try and server by glibc's defaults), and nothing interrupts it:
+    a name is looked up in a thread of its own, which a stopped run leaves
+    behind (a daemon: it ends with the process). An address needs no lookup.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    answer: list[Any] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the connecting thread
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name=f"kmnist lookup {host}", daemon=True).start()
+    while not done.wait(RESOLVE_POLL):
+        if waiting.aborted:
+            raise ConnectionAbortedError(errno.ECONNABORTED, f"stopped while looking up {host}")
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return list(answer[0])
 
 
 def _connect(
