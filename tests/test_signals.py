@@ -487,3 +487,26 @@ def test_ctrl_c_while_a_host_name_is_being_looked_up_ends_the_command_at_once(
         130,
         ["kmnist-download: interrupted; run the same command again to resume"],
     )
+
+
+def test_ctrl_c_while_check_mirrors_waits_for_a_silent_mirror_ends_at_once(
+    tmp_path: Path,
+) -> None:
+    # Read timeout 60 s, the test's bound 30 s: the probes waiting for an
+    # answer are shut down, and leaving their thread pool waits for nothing.
+    port = SilentPort(dropping=False)
+    argv = ["--check-mirrors", "-d", "kmnist", "--timeout", "60", "-q"]
+    argv += ["-m", f"http://127.0.0.1:{port.port}/"]
+    p = subprocess.Popen(_cmd(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not port.waited_on() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert port.waited_on(), "the check never reached the silent mirror"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+        port.close()
+    assert p.returncode == 130, err
+    assert len(err.splitlines()) == 1 and "interrupted" in err, err
