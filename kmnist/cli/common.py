@@ -100,7 +100,7 @@ def orderly(
     body: Callable[[], int],
     *,
     failed: Callable[[KmnistError | OSError], int],
-    resumable: bool,
+    resumable: bool | Callable[[], bool],
 ) -> int:
     """Run a command's ``body`` so that every way it ends is one line and a status.
 
@@ -108,12 +108,16 @@ def orderly(
     :mod:`kmnist.signals`) are let through here and answered in one line,
     exit 130, 143 or 129; ``failed`` says what an expected failure gets.
     ``resumable``: the command keeps .part files, so the line says how to
-    go on. argparse's own errors still exit 2 through SystemExit.
+    go on (a function: asked when the signal comes, once the arguments say
+    what the command does). argparse's own errors still exit 2 through SystemExit.
     """
     from ..errors import Stopped, StoppedAtQuestion
     from ..signals import disarm, let_through, orderly_stop, raise_owed
 
-    again = "; run the same command again to resume" if resumable else ""
+    def again(said: str) -> str:
+        keeps = resumable() if callable(resumable) else resumable
+        return said if keeps else ""
+
     with orderly_stop():
         try:
             try:
@@ -127,10 +131,12 @@ def orderly(
             if isinstance(exc, StoppedAtQuestion):
                 return fail(prog, exc, interrupted="interrupted; nothing was downloaded")
             if isinstance(exc, Stopped):
-                kept = "; the .part files are kept: run the same command again to resume"
-                return fail(
-                    prog, exc, interrupted=f"stopped by {exc.name}{kept if resumable else ''}"
-                )
-            return fail(prog, exc, interrupted=f"interrupted{again}")
+                kept = again("; the .part files are kept: run the same command again to resume")
+                return fail(prog, exc, interrupted=f"stopped by {exc.name}{kept}")
+            return fail(
+                prog,
+                exc,
+                interrupted="interrupted" + again("; run the same command again to resume"),
+            )
         except (KmnistError, OSError) as exc:
             return failed(exc)

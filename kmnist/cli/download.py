@@ -224,14 +224,31 @@ def main(
             print(f"{prog}: hint: {text}", file=sys.stderr)
         return exit_status(exc)
 
-    return orderly(prog, lambda: _main(argv, prog, catalogue), failed=failed, resumable=True)
+    parsed: list[argparse.Namespace] = []  # the arguments, once parsed
+
+    def fetches() -> bool:
+        """Whether the run may have left .part files to resume (until parsed: it may)."""
+        if not parsed:
+            return True
+        args = parsed[0]
+        return not (args.cite or args.verify or args.list or args.check_mirrors or args.dry_run)
+
+    return orderly(
+        prog, lambda: _main(argv, prog, catalogue, parsed), failed=failed, resumable=fetches
+    )
 
 
-def _main(argv: Sequence[str] | None, prog: str, catalogue: Sequence[Entry] | None) -> int:
+def _main(
+    argv: Sequence[str] | None,
+    prog: str,
+    catalogue: Sequence[Entry] | None,
+    parsed: list[argparse.Namespace],
+) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _tolerant(sys.stderr)  # argparse names a bad value there, whatever its bytes
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    parsed.append(args)
     args.dir = data_root(args.dir)
     out: TextIO = _tolerant(sys.stdout)
     if not argv:
