@@ -413,3 +413,74 @@ class SilentPort:
         for s in [*self._held, self._listener]:
             with contextlib.suppress(OSError):
                 s.close()
+
+
+class Socks5Proxy:
+    """A SOCKS5 proxy on 127.0.0.1 (no authentication, CONNECT only) that counts what it relays.
+
+    Enough of RFC 1928 for PySocks: a client that was told to use it and
+    connects straight to the server instead is seen here as no tunnel at all.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"socks5://127.0.0.1:{self.port}"
+        self.tunnels: list[tuple[str, int]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client, contextlib.suppress(OSError, ValueError):
+            client.settimeout(30)
+            _, n = _exactly(client, 2)
+            _exactly(client, n)  # the methods offered: we take "no authentication"
+            client.sendall(b"\x05\x00")
+            _, command, _, kind = _exactly(client, 4)
+            if kind == 1:
+                host = socket.inet_ntoa(_exactly(client, 4))
+            elif kind == 3:
+                host = _exactly(client, _exactly(client, 1)[0]).decode()
+            else:
+                raise ValueError("an address kind this proxy does not take")
+            port = int.from_bytes(_exactly(client, 2), "big")
+            if command != 1 or host not in ("127.0.0.1", "localhost"):
+                client.sendall(b"\x05\x02\x00\x01" + bytes(6))  # not allowed: loopback only
+                return
+            upstream = socket.create_connection(("127.0.0.1", port), timeout=30)
+            self.tunnels.append((host, port))
+            client.sendall(b"\x05\x00\x00\x01" + bytes(6))
+            with upstream:
+                pump = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+                pump.start()
+                _pump(client, upstream)
+                pump.join(30)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+
+def _exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ValueError("closed early")
+        data += chunk
+    return data
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while chunk := src.recv(1 << 16):
+            dst.sendall(chunk)
+        dst.shutdown(socket.SHUT_WR)

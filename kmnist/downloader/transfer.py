@@ -534,8 +534,38 @@ def _pool_classes() -> dict[str, type]:
 
 
 def _with_deadline(manager: Any) -> Any:
-    manager.pool_classes_by_scheme = dict(_pool_classes())
+    """``manager`` with our pool classes in place of urllib3's own.
+
+    Only those: a SOCKS proxy's manager (``requests[socks]``) has pools whose
+    connections take extra arguments and make their socket through the
+    proxy. Replaced by ours, every request was a TypeError traceback; with
+    our connect, it would have bypassed the proxy. Its pools keep their
+    connections and gain only the header deadline (``_HeaderDeadline``).
+    """
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    ours = _pool_classes()
+    standard = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+    # requests hands back the same proxy manager for each request: what is
+    # ours already stays as it is.
+    manager.pool_classes_by_scheme = {
+        scheme: (
+            ours[scheme]
+            if cls is standard.get(scheme)
+            else cls
+            if issubclass(cls.ConnectionCls, _HeaderDeadline)
+            else _header_deadline_pool(cls)
+        )
+        for scheme, cls in manager.pool_classes_by_scheme.items()
+    }
     return manager
+
+
+@functools.cache
+def _header_deadline_pool(pool: Any) -> type:
+    """``pool``, its connections given the header deadline and nothing else of ours."""
+    conn = type(pool.ConnectionCls.__name__, (_HeaderDeadline, pool.ConnectionCls), {})
+    return type(pool.__name__, (pool,), {"ConnectionCls": conn})
 
 
 def _adapter_class() -> type:
@@ -653,6 +683,13 @@ class _Exchange:
                 raise _connection_failure(exc, self.url, timeout) from exc
             except requests.exceptions.Timeout as exc:
                 raise Transient(f"no response from {self.where} within {timeout[1]:g} s") from exc
+            except requests.exceptions.InvalidSchema as exc:
+                if "SOCKS" in str(exc):  # requests' "Missing dependencies for SOCKS support."
+                    raise Refused(
+                        "the proxy the environment sets for it is a SOCKS one, which needs"
+                        " PySocks: pip install 'requests[socks]'"
+                    ) from exc
+                raise Refused(redact(_reason(exc))) from exc
             except requests.exceptions.RequestException as exc:
                 raise Refused(redact(_reason(exc))) from exc
         except (Transient, Refused) as exc:
