@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -482,5 +483,87 @@ def _exactly(sock: socket.socket, n: int) -> bytes:
 def _pump(src: socket.socket, dst: socket.socket) -> None:
     with contextlib.suppress(OSError):
         while chunk := src.recv(1 << 16):
+            dst.sendall(chunk)
+        dst.shutdown(socket.SHUT_WR)
+
+
+class HttpProxy:
+    """An HTTP proxy on 127.0.0.1: CONNECT tunnels, and GETs in absolute form passed on.
+
+    Only to 127.0.0.1. ``tunnels`` counts the CONNECTs, ``forwarded`` the
+    request lines passed on, so a request that went around it is seen.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tunnels: list[tuple[str, int]] = []
+        self.forwarded: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client, contextlib.suppress(OSError, ValueError):
+            client.settimeout(30)
+            reader = client.makefile("rb")
+            head = _request_head(reader)
+            method, target, version = head[0].split(" ")
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                if host != "127.0.0.1":
+                    raise ValueError("loopback only")
+                upstream = socket.create_connection((host, int(port)), timeout=30)
+                self.tunnels.append((host, int(port)))
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                with upstream:
+                    pump = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+                    pump.start()
+                    _relay(reader, upstream)
+                    pump.join(30)
+                return
+            # GETs without bodies, all to the origin of the first one.
+            m = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/.*)", target)
+            if m is None:
+                raise ValueError("loopback only")
+            upstream = socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=30)
+            with upstream:
+                pump = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+                pump.start()
+                while head:
+                    method, target, version = head[0].split(" ")
+                    path = re.sub(r"^http://[^/]+", "", target)
+                    self.forwarded.append(f"{method} {path}")
+                    lines = [f"{method} {path} {version}", *head[1:]]
+                    upstream.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                    head = _request_head(reader)
+                upstream.shutdown(socket.SHUT_WR)
+                pump.join(30)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+
+def _request_head(reader: Any) -> list[str]:
+    """A request's line and header lines ([] at the end of the connection)."""
+    lines: list[str] = []
+    while (line := reader.readline(65536)) not in (b"\r\n", b"\n", b""):
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+    return lines
+
+
+def _relay(reader: Any, dst: socket.socket) -> None:
+    """What the client sends after the CONNECT, read through ``reader`` (it may hold some)."""
+    with contextlib.suppress(OSError):
+        while chunk := reader.read1(1 << 16):
             dst.sendall(chunk)
         dst.shutdown(socket.SHUT_WR)

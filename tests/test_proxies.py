@@ -1,7 +1,8 @@
 """Through the proxy the environment names: every byte through it, or one clear reason.
 
-A SOCKS5 proxy on 127.0.0.1 (tests/server.py) relays to a FaultyServer; the
-proxy counts its tunnels, so a request that went around it is seen.
+An HTTP proxy (CONNECT tunnels and absolute-form GETs) and a SOCKS5 proxy on
+127.0.0.1 (tests/server.py) relay to FaultyServers; each proxy counts what
+it carried, so a request that went around it is seen.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from kmnist.downloader import transfer
 from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import DownloadError
 
-from .conftest import no_part_files
-from .server import FaultyServer, Socks5Proxy
+from .conftest import StartServer, no_part_files
+from .server import CERT, FaultyServer, HttpProxy, Socks5Proxy
 
 DATA = os.urandom(5 << 20)  # over 2 MiB: asked for in ranges, on several connections
 PATH = "kmnist/blob.bin"
@@ -80,3 +81,57 @@ def test_a_socks_proxy_without_pysocks_is_one_clear_reason(
     assert "a SOCKS one, which needs PySocks: pip install 'requests[socks]'" in said, said
     assert not (tmp_path / PATH).exists()
     assert server.gets(PATH) == [] and proxy.tunnels == []
+
+
+@pytest.fixture
+def http_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpProxy]:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    transfer._origin_proxies.cache_clear()
+    p = HttpProxy()
+    yield p
+    p.close()
+    transfer._origin_proxies.cache_clear()
+
+
+def test_an_http_proxy_carries_every_request_to_an_http_mirror(
+    http_proxy: HttpProxy, server: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.add(PATH, DATA)
+    server.always(PATH, "rate:4000000")
+    monkeypatch.setenv("HTTP_PROXY", http_proxy.url)
+    Downloader(mirrors=[server.url], progress=False, connections=4).fetch([FILE], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    gets = len(server.gets(PATH))
+    assert gets > 1  # ranges on several connections, every one of them passed on by the proxy
+    assert http_proxy.forwarded.count(f"GET /{PATH}") == gets
+
+
+def test_an_https_mirror_is_reached_through_the_proxys_tunnels(
+    http_proxy: HttpProxy,
+    start_server: StartServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tls = start_server(tls=True)
+    tls.add(PATH, DATA)
+    tls.always(PATH, "rate:4000000")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(CERT))  # read once per session
+    monkeypatch.setenv("HTTPS_PROXY", http_proxy.url)
+    Downloader(mirrors=[tls.url], progress=False, connections=4).fetch([FILE], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    port = int(tls.url.rsplit(":", 1)[1])
+    # Every connection to the mirror is a tunnel through the proxy.
+    assert 1 < len(http_proxy.tunnels) <= len(tls.gets(PATH))
+    assert set(http_proxy.tunnels) == {("127.0.0.1", port)}
+
+
+def test_no_proxy_names_a_mirror_reached_directly(
+    http_proxy: HttpProxy, server: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.add(PATH, DATA)
+    monkeypatch.setenv("HTTP_PROXY", http_proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    Downloader(mirrors=[server.url], progress=False).fetch([FILE], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    assert http_proxy.forwarded == [] and http_proxy.tunnels == []
