@@ -1,4 +1,4 @@
-"""Through the proxy the environment names: every byte through it, or one clear reason.
+"""The network the environment sets (proxies, a CA bundle): every byte through it, or one reason.
 
 An HTTP proxy (CONNECT tunnels and absolute-form GETs) and a SOCKS5 proxy on
 127.0.0.1 (tests/server.py) relay to FaultyServers; each proxy counts what
@@ -135,3 +135,35 @@ def test_no_proxy_names_a_mirror_reached_directly(
     Downloader(mirrors=[server.url], progress=False).fetch([FILE], tmp_path)
     assert (tmp_path / PATH).read_bytes() == DATA
     assert http_proxy.forwarded == [] and http_proxy.tunnels == []
+
+
+@pytest.mark.parametrize("name", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_ca_bundle_that_does_not_exist_is_one_usage_line_before_anything(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # requests raised it per request as an OSError, which the run took for
+    # its data folder's failure ("the data folder: Could not find a suitable
+    # TLS CA certificate bundle"), once per file.
+    from kmnist.cli.download import main
+
+    for other in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(other, raising=False)
+    missing = tmp_path / "no-such-ca.pem"
+    monkeypatch.setenv(name, str(missing))
+    root = tmp_path / "data"
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(root), "-m", "https://127.0.0.1:9/", "-q"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"kmnist-download: error: ${name} names {str(missing)!r}, which does not exist: give"
+        " the path of a CA bundle (a file or a folder), or unset it to use the bundled"
+        " certificates"
+    ]
+    assert not root.exists()
+    # --check-mirrors says the same...
+    assert main(["--check-mirrors", *argv[:-1]]) == 2
+    assert capsys.readouterr().err.count(f"${name} names") == 1
+    # ...and a run from folders alone needs no CA bundle: it fails for its own reason.
+    (tmp_path / "empty-copy").mkdir()
+    argv[argv.index("https://127.0.0.1:9/")] = str(tmp_path / "empty-copy")
+    assert main(argv) == 1
+    assert f"${name}" not in capsys.readouterr().err

@@ -48,7 +48,7 @@ from .plan import Action, Plan, Step, decide, inspect, make_plan, stamp, verify_
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
 from .seams import Catalogue, Transport
-from .transfer import Body, Waiting, make_session, open_url, waiting_in
+from .transfer import Body, Waiting, ca_bundle, make_session, open_url, waiting_in
 
 __all__ = ["Check", "Downloader", "Outcome", "Result", "RetryPolicy"]
 
@@ -185,6 +185,8 @@ class Downloader:
     def run(self, plan: Plan) -> list[Result]:
         """Carry out a plan. Files that fail do not stop the others."""
         steps = list(plan)
+        if steps and any(not m.is_local for m in self.mirrors):
+            ca_bundle()  # a bad $REQUESTS_CA_BUNDLE: one line now, not one per file
         if steps:
             storage.ensure_space(steps[0].target.parent, plan.todo_bytes)
         self._progress = self._make_progress(plan)

@@ -248,13 +248,36 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     # environment is read once instead: proxies per origin in open_url, the
     # CA bundle here.
     session.trust_env = False
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if ca_bundle:
-        session.verify = ca_bundle
+    # Checked before a run's first request (Downloader.run, --check-mirrors:
+    # ca_bundle); a session made for folders alone must not fail on it.
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
     # identity: no layer may un-gzip a .gz on the way (requests asks for gzip
     # by default, and some servers then compress or relabel binary files).
     session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "identity"})
     return session
+
+
+def ca_bundle() -> str | None:
+    """The CA bundle the environment names (as requests reads it), None for certifi's.
+
+    A path that does not exist is a UsageError, said once before any request:
+    requests raised it as an OSError per request, which a run took for its
+    data folder's failure.
+    """
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = os.environ.get(name)
+        if path:
+            if not os.path.exists(path):
+                from ..errors import UsageError
+
+                raise UsageError(
+                    f"${name} names {path!r}, which does not exist: give the path of a CA"
+                    " bundle (a file or a folder), or unset it to use the bundled certificates"
+                )
+            return path
+    return None
 
 
 class Waiting:
