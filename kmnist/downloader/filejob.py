@@ -432,7 +432,10 @@ class FileJob:
                 self.url,
                 offset,
                 end=end,
-                session=self.context.session(),
+                # None for a folder: no session made, requests not imported.
+                session=self.context.session()
+                if self.url.startswith(("http://", "https://"))
+                else None,
                 timeout=self.context.timeout,
                 log=self.context.log,
             )

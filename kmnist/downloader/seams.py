@@ -31,7 +31,7 @@ class Transport(Protocol):
         offset: int,
         *,
         end: int | None,
-        session: requests.Session,
+        session: requests.Session | None,  # None for a folder's path
         timeout: tuple[float, float],
         log: Callable[[str], None] | None,
     ) -> Body: ...

@@ -614,11 +614,14 @@ def open_url(
     offset: int,
     *,
     end: int | None = None,
-    session: requests.Session,
+    session: requests.Session | None,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     log: Callable[[str], None] | None = None,
 ) -> Body:
     """Open ``url`` for reading bytes ``[offset, end)`` (``end`` None: to the end).
+
+    ``session`` may be None for a folder's path: a run from folders alone
+    never makes one, nor imports requests (0.09 s of a 0.14 s run).
 
     A local path also works (from ``offset`` to its end). The caller checks
     ``Body.start`` and ``Body.ranged``: a server may send the whole file instead.
@@ -627,6 +630,8 @@ def open_url(
     """
     if not url.startswith(("http://", "https://")):
         return _open_local(url, offset)
+    if session is None:
+        raise TypeError(f"open_url: a session is needed for {redact(url)}")
     try:
         return _Exchange(url, offset, end, log).open(session, timeout)
     except _RangeNotAsked:
