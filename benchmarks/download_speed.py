@@ -473,6 +473,7 @@ class Run:
     stats: dict[str, Any] = field(default_factory=dict)
     server_cpu: float = 0.0
     other_cpu: float = float("nan")  # CPU used meanwhile by neither the tool nor the server
+    sys_cpu: float = float("nan")  # the kernel's part of ``cpu`` (printed per run, for diagnosis)
     started: float = float("nan")  # time.monotonic() just before the tool's process began
     # Seconds from the process's start to its first request reaching the server
     # (interpreter, imports, planning): set from the server's stats.
@@ -561,6 +562,7 @@ def measure(argv: list[str], *, timeout: float, log_to: Path, server: Server) ->
         server_cpu=server_cpu,
         # Clock ticks are 10 ms: small negatives are rounding.
         other_cpu=max(0.0, busy - cpu - server_cpu) if busy == busy else busy,
+        sys_cpu=ru.ru_stime,
         started=started,
     )
     if killed.is_set():
@@ -642,7 +644,7 @@ def full_set(
             outcomes[tool.name].runs.append(run)
             log(
                 f"[{name} {rep + 1}/{reps}] {tool.name:14s} wall {run.wall:7.2f} s  "
-                f"cpu {run.cpu:6.2f} s  rss {run.rss_mb:5.0f} MB  "
+                f"cpu {run.cpu:6.2f} s (sys {run.sys_cpu:4.2f})  rss {run.rss_mb:5.0f} MB  "
                 f"server cpu {run.server_cpu:5.2f} s  other cpu {run.other_cpu:5.2f} s"
                 + (f"  ERROR {run.error}" if run.error else "")
             )
