@@ -416,19 +416,17 @@ class SilentPort:
                 s.close()
 
 
-class Socks5Proxy:
-    """A SOCKS5 proxy on 127.0.0.1 (no authentication, CONNECT only) that counts what it relays.
+class _LoopbackProxy:
+    """A listener on 127.0.0.1 serving each connection in a thread (``_serve``)."""
 
-    Enough of RFC 1928 for PySocks: a client that was told to use it and
-    connects straight to the server instead is seen here as no tunnel at all.
-    """
+    scheme = ""
 
     def __init__(self) -> None:
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
         self.port: int = self._listener.getsockname()[1]
-        self.url = f"socks5://127.0.0.1:{self.port}"
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.tunnels: list[tuple[str, int]] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -437,6 +435,24 @@ class Socks5Proxy:
             while True:
                 client, _ = self._listener.accept()
                 threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+
+class Socks5Proxy(_LoopbackProxy):
+    """A SOCKS5 proxy on 127.0.0.1 (no authentication, CONNECT only) that counts what it relays.
+
+    Enough of RFC 1928 for PySocks: a client that was told to use it and
+    connects straight to the server instead is seen here as no tunnel at all.
+    """
+
+    scheme = "socks5"
 
     def _serve(self, client: socket.socket) -> None:
         with client, contextlib.suppress(OSError, ValueError):
@@ -464,11 +480,6 @@ class Socks5Proxy:
                 _pump(client, upstream)
                 pump.join(30)
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-
 
 def _exactly(sock: socket.socket, n: int) -> bytes:
     data = b""
@@ -487,28 +498,18 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         dst.shutdown(socket.SHUT_WR)
 
 
-class HttpProxy:
+class HttpProxy(_LoopbackProxy):
     """An HTTP proxy on 127.0.0.1: CONNECT tunnels, and GETs in absolute form passed on.
 
     Only to 127.0.0.1. ``tunnels`` counts the CONNECTs, ``forwarded`` the
     request lines passed on, so a request that went around it is seen.
     """
 
-    def __init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.tunnels: list[tuple[str, int]] = []
-        self.forwarded: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+    scheme = "http"
 
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self._listener.accept()
-                threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+    def __init__(self) -> None:
+        self.forwarded: list[str] = []
+        super().__init__()
 
     def _serve(self, client: socket.socket) -> None:
         with client, contextlib.suppress(OSError, ValueError):
@@ -546,11 +547,6 @@ class HttpProxy:
                     head = _request_head(reader)
                 upstream.shutdown(socket.SHUT_WR)
                 pump.join(30)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
 
 
 def _request_head(reader: Any) -> list[str]:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -441,14 +442,8 @@ def test_ctrl_c_while_a_connection_is_being_made_ends_the_run_at_once(
     )
     p = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while not port.waited_on() and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert port.waited_on(), "the run never reached the silent port"
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=30)
+        err = _ctrl_c_once(p, port.waited_on, "the run never reached the silent port")
     finally:
-        p.kill()
         port.close()
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert "Error" not in err.replace("KeyboardInterrupt", ""), err
@@ -474,15 +469,7 @@ def test_ctrl_c_while_a_host_name_is_being_looked_up_ends_the_command_at_once(
     argv = ["-d", "kmnist", "-s", "test", "--dir", str(tmp_path / "data"), "-q"]
     argv += ["-m", "http://kmnist-mirror.invalid/"]
     p = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not asked.exists() and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert asked.exists(), "the run never looked the name up"
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=30)
-    finally:
-        p.kill()
+    err = _ctrl_c_once(p, asked.exists, "the run never looked the name up")
     assert (p.returncode, err.splitlines()) == (
         130,
         ["kmnist-download: interrupted; run the same command again to resume"],
@@ -499,14 +486,22 @@ def test_ctrl_c_while_check_mirrors_waits_for_a_silent_mirror_ends_at_once(
     argv += ["-m", f"http://127.0.0.1:{port.port}/"]
     p = subprocess.Popen(_cmd(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not port.waited_on() and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert port.waited_on(), "the check never reached the silent mirror"
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=30)
+        err = _ctrl_c_once(p, port.waited_on, "the check never reached the silent mirror")
     finally:
-        p.kill()
         port.close()
     # Nothing is kept to resume: the line does not say to run it again.
     assert (p.returncode, err.splitlines()) == (130, ["kmnist-download: interrupted"])
+
+
+def _ctrl_c_once(p: subprocess.Popen[str], reached: Callable[[], bool], never: str) -> str:
+    """SIGINT to ``p`` once ``reached()`` (within 30 s); its stderr, within 30 s more."""
+    try:
+        deadline = time.monotonic() + 30
+        while not reached() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reached(), never
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        return err
+    finally:
+        p.kill()
