@@ -21,6 +21,9 @@ Faults:
                   FORM ``nolength`` (200, no Content-Length, closed-delimited),
                   ``chunked`` (200, Transfer-Encoding: chunked) or ``206``
                   (206 with Content-Range, no Content-Length)
+  ``short:FORM:N``  200 (Range ignored) without a Content-Length, the first N
+                  bytes of the file, then a clean end: FORM ``nolength``
+                  (the connection closed) or ``chunked`` (the last chunk sent)
   ``trickle:S``   headers, then one byte every S seconds
   ``slowheaders:S``  the status line and headers one byte every S seconds
   ``gzipbody``    the body really gzip-compressed, Content-Encoding: gzip
@@ -206,6 +209,9 @@ class FaultyServer:
             return self._send(h, 200, gzip.compress(data), headers)
         if "endless" in kind:
             return self._endless(h, kind["endless"].split(":")[1], path, data)
+        if "short" in kind:
+            _, form, n = kind["short"].split(":")
+            return self._short(h, form, data[: int(n)])
         if "trickle" in kind:
             return self._trickle(h, status, body, headers, float(kind["trickle"].split(":")[1]))
         if "slowheaders" in kind:
@@ -285,6 +291,22 @@ class FaultyServer:
                     self.body_bytes += len(piece)
         except OSError:
             return
+
+    def _short(self, h: BaseHTTPRequestHandler, form: str, body: bytes) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        if form == "chunked":
+            h.send_header("Transfer-Encoding", "chunked")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        with contextlib.suppress(OSError):
+            if form == "chunked":
+                h.wfile.write(b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+            else:
+                h.wfile.write(body)
+            with self._lock:
+                self.body_bytes += len(body)
 
     def _paced(
         self,

@@ -20,6 +20,7 @@ from kmnist.catalogue.manifest import RemoteFile
 from kmnist.downloader import transfer
 from kmnist.downloader.progress import FileProgress, NullFileProgress
 from kmnist.downloader.run import Downloader, RetryPolicy
+from kmnist.errors import DownloadError
 from kmnist.storage.layout import lock_path, part_path
 from kmnist.storage.lock import FileLock
 
@@ -343,3 +344,21 @@ def test_a_file_of_unpublished_size_is_cut_at_its_ceiling(
     assert (tmp_path / unknown.path).read_bytes() == DATA
     assert [r.mirror for r in rs] == [cdn.url]  # type: ignore[attr-defined]
     assert server.body_bytes < server.ENDLESS_CAP
+
+
+@pytest.mark.parametrize("form", ["nolength", "chunked"])
+def test_a_body_without_length_that_ends_short_is_a_cut_and_counted(
+    form: str, server: FaultyServer, tmp_path: Path
+) -> None:
+    """A 200 with no Content-Length that ends cleanly before the published size.
+
+    It was taken as the whole answer and asked for again at once, without a
+    try counted: with a server that ignores Range, requests without end.
+    """
+    server.add(PATH, DATA)
+    server.always(PATH, f"short:{form}:4096")
+    policy = RetryPolicy(attempts=2, max_tries=5, sleep=lambda s: None)
+    with pytest.raises(DownloadError, match="connection closed after 4096 of 300000 bytes"):
+        run([server.url], tmp_path, retry=policy)
+    assert len(server.gets(PATH)) <= 5  # max_tries, not thousands
+    assert not (tmp_path / PATH).exists()

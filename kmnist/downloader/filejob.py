@@ -231,6 +231,17 @@ class FileJob:
             )
             cut.got = got
             raise cut
+        size = self.file.size
+        if body.length is None and size is not None and not self.encoded and got:
+            end = body.start + got
+            if end < size:
+                # No Content-Length (close-delimited or chunked) and the body
+                # ended short of the published size: a cut like any other, and
+                # counted as a try. Returned as a success, it made the caller
+                # ask again at once, without end when the server ignores Range.
+                cut = Transient(f"connection closed after {end} of {size} bytes")
+                cut.got = got
+                raise cut
         return got
 
     def _stream_into(self, fh: BinaryIO, body: Body, limit: int, hasher: PipelinedHasher) -> int:
