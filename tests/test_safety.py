@@ -121,6 +121,26 @@ def test_a_fifo_in_place_of_the_part_is_refused_without_hanging(
     assert not (root / PATH).exists()
 
 
+def test_a_link_planted_where_a_gzipped_body_is_decoded_is_never_written_through(
+    served: FaultyServer, tmp_path: Path, outside: Path
+) -> None:
+    """A server that really gzips the body: the decoded bytes go to a fresh name.
+
+    They went to the fixed name "<part>.gunzip", and a link planted there was
+    written through (found by an audit): the file outside was overwritten.
+    """
+    served.always(PATH, "gzipbody")
+    root = tmp_path / "data"
+    part = part_in(root)
+    planted = part.with_name(part.name + ".gunzip")
+    planted.symlink_to(outside)
+    downloader(served.url, connections=1).fetch([remote()], root)
+    assert (root / PATH).read_bytes() == DATA
+    assert outside.read_bytes() == OUTSIDE
+    assert planted.is_symlink()  # left as it was found
+    assert not [p for p in part.parent.iterdir() if ".gunzip." in p.name]  # no temporary left
+
+
 def test_a_range_record_that_links_outside_is_replaced(
     served: FaultyServer, tmp_path: Path, outside: Path
 ) -> None:
