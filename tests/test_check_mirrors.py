@@ -112,3 +112,27 @@ def test_credentials_are_never_printed(
     assert re.search(error, outputs[5])
     # The credentials were used all the same: the files arrived.
     assert (tmp_path / TEST_FILES[1]).is_file()
+
+
+def test_a_redirect_to_a_dead_host_or_an_unusable_address_is_that_file_only(
+    realdata: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    start_server: StartServer,
+) -> None:
+    """The mirror answers: a file it sends to a dead host, or to an address that
+    cannot be parsed, is not "down" for the others (and is no traceback)."""
+    mirror = start_server()
+    for rel in TEST_FILES:
+        mirror.add(rel, (realdata / rel).read_bytes())
+    dead = _dead()
+    mirror.always(TEST_FILES[0], f"redirect:{dead}/")
+    mirror.always(TEST_FILES[1], "redirect:http://[::1")
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "--check-mirrors"]
+    assert main([*argv, "-m", mirror.url, "--timeout", "2", "--json"]) == 1
+    by = {p["file"]: p for p in json.loads(capsys.readouterr().out)["probes"]}
+    assert by[TEST_FILES[0]]["verdict"] == "failing"
+    assert f"connection to {dead.removeprefix('http://')} refused" in by[TEST_FILES[0]]["detail"]
+    assert by[TEST_FILES[1]]["verdict"] == "missing"
+    assert "cannot be used" in by[TEST_FILES[1]]["detail"]
+    assert by[TEST_FILES[2]]["verdict"] == "ok"

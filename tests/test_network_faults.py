@@ -20,7 +20,7 @@ from kmnist.catalogue.manifest import RemoteFile
 from kmnist.downloader import transfer
 from kmnist.downloader.progress import FileProgress, NullFileProgress
 from kmnist.downloader.run import Downloader, RetryPolicy
-from kmnist.errors import DownloadError
+from kmnist.errors import DownloadError, KmnistError
 from kmnist.storage.layout import lock_path, part_path
 from kmnist.storage.lock import FileLock
 
@@ -362,3 +362,54 @@ def test_a_body_without_length_that_ends_short_is_a_cut_and_counted(
         run([server.url], tmp_path, retry=policy)
     assert len(server.gets(PATH)) <= 5  # max_tries, not thousands
     assert not (tmp_path / PATH).exists()
+
+
+def test_a_redirect_to_a_dead_host_fails_that_file_only_and_names_that_host(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    """The mirror answered: only the file it sent elsewhere fails, and the
+    message names the host that refused, not the mirror (which the run used to
+    take for down, for every file)."""
+    other = RemoteFile("kmnist/other.bin", len(DATA) // 2, sha256=_sha(DATA[: len(DATA) // 2]))
+    server.add(PATH, DATA)
+    server.add(other.path, DATA[: len(DATA) // 2])
+    dead = _refused_url()
+    server.always(PATH, f"redirect:{dead}/")
+    with pytest.raises(KmnistError) as caught:
+        run([server.url], tmp_path, files=[FILE, other], jobs=1)
+    said = str(caught.value)
+    refused = dead.removeprefix("http://")
+    assert (
+        f"connection to {refused} refused (where {server.url.removeprefix('http://')} sent us)"
+        in said
+    ), said
+    assert "not tried again" not in said
+    assert (tmp_path / other.path).read_bytes() == DATA[: len(DATA) // 2]
+    assert not (tmp_path / PATH).exists()
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "http://\u00e9.invalid"])
+def test_a_redirect_to_an_address_that_cannot_be_parsed_is_one_refusal(
+    location: str, start_server: StartServer, tmp_path: Path
+) -> None:
+    """requests raises a bare ValueError (UnicodeDecodeError for a byte that is
+    not UTF-8): it ended the whole run with a traceback. Now this mirror refuses
+    the file and the next one gives it."""
+    bad, good = start_server(), start_server()
+    bad.add(PATH, DATA)
+    good.add(PATH, DATA)
+    bad.always(PATH, f"redirect:{location}")
+    _, notes = run([bad.url, good.url], tmp_path)
+    assert (tmp_path / PATH).read_bytes() == DATA
+    said = "\n".join(notes.lines)
+    assert "an address it answered with cannot be used" in said, said
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _refused_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"

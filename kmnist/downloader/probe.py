@@ -149,7 +149,13 @@ def _probe(
         return _verdict(m, f, None, size, time.monotonic() - began, "")
     import requests
 
-    from .transfer import Transient, _connection_failure, env_proxies
+    from .transfer import (
+        Transient,
+        _connection_failure,
+        env_proxies,
+        redirected_to,
+        unusable_address,
+    )
 
     try:
         # One byte: a Range request is answered by every kind of server we
@@ -163,13 +169,19 @@ def _probe(
         )
     except requests.exceptions.ConnectionError as exc:
         why: Transient = _connection_failure(exc, url, timeout)
-        return _logged(log, _row(m, f, Verdict.DOWN, None, None, _since(began), str(why)))
+        # A redirect to a host that failed: the mirror itself answered, and its
+        # other files may be served (or sent elsewhere).
+        verdict = Verdict.FAILING if redirected_to(exc, url) else Verdict.DOWN
+        return _logged(log, _row(m, f, verdict, None, None, _since(began), str(why)))
     except requests.exceptions.Timeout:
         where = str(origin(url) or "?")
         detail = f"no response from {where} within {timeout[1]:g} s"
         return _logged(log, _row(m, f, Verdict.DOWN, None, None, _since(began), detail))
     except requests.exceptions.RequestException as exc:
         detail = redact(str(exc))[:200]
+        return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
+    except ValueError as exc:  # an address requests cannot parse (a redirect's Location)
+        detail = unusable_address(exc)
         return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
     try:
         status = r.status_code

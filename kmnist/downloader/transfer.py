@@ -720,6 +720,11 @@ class _Exchange:
                 raise Refused(redact(_reason(exc))) from exc
             except requests.exceptions.RequestException as exc:
                 raise Refused(redact(_reason(exc))) from exc
+            except ValueError as exc:  # UnicodeError among them
+                # What requests and urllib3 raise bare for an address they cannot
+                # parse, a redirect's Location the most likely ("http://[::1", a
+                # byte that is not UTF-8): this mirror cannot give the file.
+                raise Refused(unusable_address(exc)) from exc
         except (Transient, Refused) as exc:
             if self.log is not None:
                 self.log(f"GET {self.shown}{self.asked}: {exc} ({self._seconds():.2f} s)")
@@ -946,11 +951,36 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__ if not text else text.splitlines()[0][:120]
 
 
+def unusable_address(exc: ValueError) -> str:
+    """The reason for a ValueError out of requests: an address in the answer it could not use."""
+    text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return f"an address it answered with cannot be used ({text[:120]!a})"
+
+
+def redirected_to(exc: Exception, url: str) -> str | None:
+    """The URL of another origin that ``url`` redirected to and that failed, if so.
+
+    requests names the request that failed on its exceptions: after a redirect,
+    the redirect's.
+    """
+    tried = getattr(getattr(exc, "request", None), "url", None)
+    if not isinstance(tried, str) or origin(tried) == origin(url):
+        return None
+    return tried
+
+
 def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) -> Transient:
     """Say in plain words why no connection was made (or how it was lost)."""
     import requests
     import urllib3.exceptions as u3
 
+    tried = redirected_to(exc, url)
+    if tried is not None:
+        # The mirror answered, with a redirect to a host that failed (Hugging
+        # Face and the Wayback Machine send each file on to another host): name
+        # that host, and do not let the run take the mirror for down.
+        failure = _connection_failure(exc, tried, timeout)
+        return Transient(f"{failure} (where {origin(url) or '?'} sent us)")
     address = origin(url)
     host, where = (address.host, str(address)) if address else ("?", "?")
     cause = getattr(exc.args[0], "reason", None) if exc.args else None
