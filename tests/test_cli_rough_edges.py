@@ -333,3 +333,29 @@ def test_help_mentions_the_new_flags() -> None:
     assert r.returncode == 0
     for flag in ("-V, --version", "--no-progress", "--font PATH", "-d/-f/-s"):
         assert flag in r.stdout, flag
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--connections", "99999999999999999999"), ("--connections", "65"), ("-j", "1000000000")],
+)
+def test_a_huge_number_of_connections_or_jobs_is_a_usage_error(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was taken: urllib3 filled a pool queue of that many slots, a process
+    that grew by gigabytes and that a Ctrl-C could not stop."""
+    with pytest.raises(SystemExit) as caught:
+        # --dry-run: were the value taken, nothing would go on the network.
+        main(["-d", "kmnist", "-s", "test", "--dir", str(tmp_path), "--dry-run", option, value])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"must be at most 64, not {value}" in err
+    assert len(err.strip().splitlines()) <= 3  # argparse's usage lines and the one reason
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_library_refuses_a_huge_number_of_connections(tmp_path: Path) -> None:
+    import kmnist
+
+    with pytest.raises(kmnist.KmnistError, match="connections must be from 1 to 64, not 100000"):
+        kmnist.download_files([], tmp_path, connections=100_000)

@@ -53,6 +53,19 @@ def positive(text: str) -> int:
     return value
 
 
+def at_most(limit: int) -> Callable[[str], int]:
+    """argparse type: an integer from 1 to ``limit``."""
+
+    def bounded(text: str) -> int:
+        value = positive(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"must be at most {limit}, not {text}")
+        return value
+
+    bounded.__name__ = "number"  # argparse: "invalid number value: 'x'"
+    return bounded
+
+
 def timeout(text: str) -> float:
     """argparse type for --timeout: seconds, a finite number above 0 (at most a day)."""
     try:

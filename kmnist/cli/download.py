@@ -15,7 +15,7 @@ from ..catalogue.names import (
     RELEASES,
     SPLITS,
 )
-from ..downloader.defaults import CONNECTIONS, JOBS
+from ..downloader.defaults import CONNECTIONS, JOBS, MAX_CONNECTIONS, MAX_JOBS
 from ..errors import (
     ExitStatus,
     KmnistError,
@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..storage.root import data_root
 from . import session
-from .common import add_dir, orderly, path, positive, timeout
+from .common import add_dir, at_most, orderly, path, timeout
 from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
@@ -176,13 +176,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="no progress bars; the plan, the summary and errors are still printed",
     )
     p.add_argument(
-        "--jobs", "-j", type=positive, default=JOBS, help=f"files at once (default: {JOBS})"
+        "--jobs",
+        "-j",
+        type=at_most(MAX_JOBS),
+        default=JOBS,
+        help=f"files at once (default: {JOBS}, at most {MAX_JOBS})",
     )
     p.add_argument(
         "--connections",
-        type=positive,
+        type=at_most(MAX_CONNECTIONS),
         default=CONNECTIONS,
-        help=f"most connections to any one host (default: {CONNECTIONS})",
+        help=(
+            f"most connections to any one host (default: {CONNECTIONS}, at most {MAX_CONNECTIONS})"
+        ),
     )
     p.add_argument(
         "--timeout",

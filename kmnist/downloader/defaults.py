@@ -11,6 +11,13 @@ out of that start-up.
 # ceiling of 16, and below the per-client limits servers commonly set.
 CONNECTIONS = 8
 
+# The most either may be set to. Each connection is a pooled socket and a
+# thread, each job a thread: a number from a typo (--connections 1000000000)
+# made urllib3 fill a pool queue of that many slots, a process growing by GBs
+# that no Ctrl-C could stop. 64 is 4x aria2c's ceiling of 16 connections.
+MAX_CONNECTIONS = 64
+MAX_JOBS = 64
+
 # Files at once: enough to keep every connection busy while the small files
 # go by; a large file fills the connections with its byte ranges anyway.
 JOBS = 4

@@ -40,7 +40,15 @@ from ..storage import layout as storage
 from ..storage.partfile import PartFile
 from ..urls import Origin, origin, redact
 from ..verify import Hasher, check_digests, check_structure, expectation
-from .defaults import CONNECTIONS, FAST_CONNECTION, JOBS, PIECE, TIMEOUT
+from .defaults import (
+    CONNECTIONS,
+    FAST_CONNECTION,
+    JOBS,
+    MAX_CONNECTIONS,
+    MAX_JOBS,
+    PIECE,
+    TIMEOUT,
+)
 from .derive import build, check_derived, is_derived, source_of
 from .filejob import Cancelled, FileJob, JobContext
 from .outcome import Check, Outcome, check_of
@@ -104,8 +112,12 @@ class Downloader:
         transport: Transport | None = None,
         derive: bool = False,
     ) -> None:
-        if jobs < 1 or connections < 1:
-            raise KmnistError("jobs and connections must be at least 1")
+        for name, value, most in (
+            ("jobs", jobs, MAX_JOBS),
+            ("connections", connections, MAX_CONNECTIONS),
+        ):
+            if not 1 <= value <= most:
+                raise KmnistError(f"{name} must be from 1 to {most}, not {value}")
         self.mirrors = _mirrors(mirrors)
         self.show_progress = progress
         self.jobs = jobs
