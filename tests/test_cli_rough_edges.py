@@ -359,3 +359,25 @@ def test_the_library_refuses_a_huge_number_of_connections(tmp_path: Path) -> Non
 
     with pytest.raises(kmnist.KmnistError, match="connections must be from 1 to 64, not 100000"):
         kmnist.download_files([], tmp_path, connections=100_000)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("argv", [["--cite"], ["--list"], ["--list", "--json"]])
+def test_a_stdout_that_cannot_be_written_is_said_as_such(argv: list[str], tmp_path: Path) -> None:
+    """``> /dev/full``: it was "the data folder is on a full disk", with advice
+    about .part files and --dir, for a command that touches no folder."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "kmnist", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "KMNIST_DATA": str(tmp_path / "data")},
+            timeout=60,
+        )
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "python -m kmnist: error: cannot write to standard output: no space left on device"
+    ], r.stderr
+    assert not list(tmp_path.iterdir())

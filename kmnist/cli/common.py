@@ -8,10 +8,11 @@ failure, never a traceback, and the exit status from
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import sys
 
-from ..errors import DownloadsFailed, KmnistError, exit_status
+from ..errors import DownloadsFailed, ExitStatus, KmnistError, exit_status
 from ..storage.root import DATA_ENV, DEFAULT_DATA
 
 # typing and pathlib cost ~5 ms of a 25 ms `--help` (benchmarks/startup.py):
@@ -21,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-    from typing import Union
+    from typing import Any, TextIO, Union
 
 # A read that stalls longer than a day is not a network being slow; past
 # about 2**31 seconds the sockets underneath cannot even hold the value.
@@ -137,6 +138,8 @@ def orderly(
                 let_through()
                 status = body()
                 raise_owed()  # a Ctrl-C whose exception was swallowed on the way
+                if sys.stdout is not None:
+                    GuardedOutput(sys.stdout).flush()  # here, not at exit: one line if it fails
                 return status
             finally:
                 disarm()  # a signal while the outcome is reported is only noted
@@ -152,4 +155,53 @@ def orderly(
                 interrupted="interrupted" + again("; run the same command again to resume"),
             )
         except (KmnistError, OSError) as exc:
+            if isinstance(exc, OutputFailed):
+                _silence_stdout()
+                if exc.errno != errno.EPIPE:  # a closed pipe: the reader left, nothing to say
+                    why = (exc.strerror or "failed").lower()
+                    print(f"{prog}: error: cannot write to standard output: {why}", file=sys.stderr)
+                return ExitStatus.FAILURE
             return failed(exc)
+
+
+class OutputFailed(OSError):
+    """Writing standard output failed: a full disk (``> /dev/full``), a closed pipe."""
+
+
+class GuardedOutput:
+    """A text stream whose write errors are :class:`OutputFailed`, told apart from a folder's.
+
+    An OSError from ``print`` names no file, and was taken for the data
+    folder's: "the data folder is on a full disk" for ``--cite > /dev/full``.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputFailed(exc.errno, exc.strerror) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputFailed(exc.errno, exc.strerror) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device: the interpreter's own flush at exit
+    then adds no second message about the same failure."""
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..storage.root import data_root
 from . import session
-from .common import add_dir, at_most, orderly, path, timeout
+from .common import GuardedOutput, add_dir, at_most, orderly, path, timeout
 from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
@@ -257,6 +257,8 @@ def _main(
     parsed.append(args)
     args.dir = data_root(args.dir)
     out: TextIO = _tolerant(sys.stdout)
+    if out is not None:  # None: stdout closed (>&-), where print writes nothing
+        out = GuardedOutput(out)  # type: ignore[assignment]
     if not argv:
         from .interactive import interact
 
