@@ -426,3 +426,54 @@ def test_a_split_waits_for_a_connection_no_request_under_way_will_take() -> None
     threading.Timer(0.05, d.unregister, args=(a,)).start()
     # Woken by the close: a missed wake-up would outlast the test's timeout.
     assert d.connection_free("h:80", 600)
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from kmnist.catalogue.manifest import RemoteFile
+from kmnist.downloader.run import Downloader
+url, root, size, sha = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+d = Downloader(mirrors=[url], progress=False, piece=4 << 20, connections=2,
+               fast_connection=float("inf"))
+list(d.fetch([RemoteFile("kkanji/big.bin", size, sha256=sha)], Path(root)))
+"""
+
+
+def test_a_killed_process_keeps_the_record_of_what_arrived_within_a_second(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer, a scheduler's hard limit) runs no finally.
+
+    The range record was written only when a range ended: with 4 MiB ranges at
+    1 MB/s per connection, a process killed after 3 s had recorded nothing of
+    the 3 MB it had written, and a resume fetched them again. It is now saved
+    at least once a second while bytes arrive.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    data = os.urandom(12 << 20)
+    server.add("kkanji/big.bin", data)
+    server.always("kkanji/big.bin", "rate:1000000")
+    sha = hashlib.sha256(data).hexdigest()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, server.url, str(tmp_path), str(len(data)), sha],
+        cwd=ROOT,
+    )
+    record = state_path(tmp_path / "kkanji/big.bin")
+    try:
+        time.sleep(3.0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    done = json.loads(record.read_text())["done"]
+    recorded = sum(e - s for s, e in done)
+    assert recorded >= 1 << 20, done  # 2 connections x 1 MB/s for ~3 s, less a second each
+    part = part_path(tmp_path / "kkanji/big.bin").read_bytes()
+    for s, e in done:  # never a byte recorded that is not there
+        assert part[s:e] == data[s:e]
