@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kmnist
+from kmnist.catalogue.manifest import RemoteFile, user_mirror
 from kmnist.cli.download import main
 from kmnist.cli.interactive import check_mirror
 from kmnist.errors import KmnistError, UsageError
@@ -133,3 +134,35 @@ def test_the_console_script_exits_2_without_a_traceback(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert "did you mean http://mirror.example.org/kmnist ?" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("http://", "no host name"),
+        ("https://", "no host name"),
+        ("http:127.0.0.1:8801", "the // after the scheme is missing"),
+        ("http:/127.0.0.1:8801", "the // after the scheme is missing"),
+        ("file://", "names no folder"),
+        ("file://otherhost/x", "names host 'otherhost'"),
+    ],
+)
+def test_a_url_without_a_host_is_a_usage_error_not_a_folder(spec: str, said: str) -> None:
+    """ "http://" lost its slashes to rstrip and was looked for as the folder
+    "./http:", once per file; "http:host" was a folder too."""
+    with pytest.raises(UsageError, match=re.escape(said)):
+        user_mirror(spec)
+
+
+def test_file_urls_follow_rfc_8089_and_schemes_any_case(tmp_path: Path) -> None:
+    folder = tmp_path / "sp ace"
+    folder.mkdir()
+    assert user_mirror(f"file://localhost{folder}").url(_file()) == str(folder / "kmnist/x.npz")
+    assert user_mirror(f"file://{str(folder).replace(' ', '%20')}").url(_file()) == str(
+        folder / "kmnist/x.npz"
+    )
+    assert user_mirror("HTTP://127.0.0.1:1").url(_file()) == "http://127.0.0.1:1/kmnist/x.npz"
+
+
+def _file() -> RemoteFile:
+    return RemoteFile("kmnist/x.npz", 1)

@@ -504,13 +504,26 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
         raise UsageError(f"{source}: empty mirror")
     is_template = check_template(spec, source)
     check_schemeless(spec, source)  # "127.0.0.1:18931" is a URL, not a folder to look in
-    if spec.startswith("file://"):
-        spec = spec[len("file://") :]
-    elif "://" in spec and not spec.startswith(("http://", "https://")):
+    scheme, sep, rest = spec.partition("://")
+    scheme = scheme.lower() if sep else ""  # schemes are case-insensitive: HTTP:// too
+    if scheme == "file":
+        spec = _file_url_path(rest, source, given)
+    elif scheme in ("http", "https"):
+        spec = f"{scheme}://{rest}"
+    elif sep:
         raise UsageError(
             f"{source}: unsupported mirror {spec!r}: use http://, https://, file:// or a folder"
         )
-    template = spec if is_template else spec.rstrip("/") + "/{path}"
+    elif spec.lower().startswith(("http:", "https:")):
+        # "http:/host" or "http:host" was looked for as a folder of that name.
+        raise UsageError(f"{source} {given!r}: the // after the scheme is missing")
+    if is_template:
+        template = spec
+    elif scheme in ("http", "https"):
+        # Not spec.rstrip("/"): "http://" became "http:", then a folder named so.
+        template = f"{scheme}://{rest.rstrip('/')}/{{path}}"
+    else:
+        template = spec.rstrip("/") + "/{path}"
     sample = template.format(path="kmnist/x.npz", name="x.npz")
     if template.startswith(("http://", "https://")):
         check_url(sample, source, given=given)
@@ -519,6 +532,20 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
         template = os.path.abspath(os.path.expanduser(template))
     # The name is what is printed (errors, summaries, plans): never a password.
     return Mirror(redact(spec), template, releases=frozenset(RELEASES))
+
+
+def _file_url_path(rest: str, source: str, given: str) -> str:
+    """The folder a ``file://`` URL names (RFC 8089): host empty or localhost, %XX decoded."""
+    from urllib.parse import unquote
+
+    host, slash, path = rest.partition("/")
+    if host.lower() not in ("", "localhost"):
+        raise UsageError(
+            f"{source}: {given!r} names host {host!r}: a file:// mirror is on this machine"
+        )
+    if not slash:
+        raise UsageError(f"{source} {given!r}: names no folder")
+    return unquote("/" + path)
 
 
 def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> tuple[Mirror, ...]:
