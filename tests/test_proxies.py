@@ -167,3 +167,51 @@ def test_a_ca_bundle_that_does_not_exist_is_one_usage_line_before_anything(
     argv[argv.index("https://127.0.0.1:9/")] = str(tmp_path / "empty-copy")
     assert main(argv) == 1
     assert f"${name}" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["::::", "http://[::1", "http://127.0.0.1:99999", "\udcff"])
+def test_a_proxy_variable_that_is_not_a_url_is_one_usage_line_before_anything(
+    value: str,
+    tmp_path: Path,
+    proxy: Socks5Proxy,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It was urllib3's own words ("Failed to parse: ...") once per file, exit 1."""
+    from kmnist.cli.download import main
+
+    monkeypatch.setenv("http_proxy", value)
+    root = tmp_path / "data"
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(root), "-m", "http://127.0.0.1:9/", "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("kmnist-download: error: $http_proxy is "), err
+    assert "which is not a proxy URL" in err[0]
+    assert not root.exists()
+
+
+def test_a_proxy_that_refuses_is_named_and_the_hint_points_at_it(
+    tmp_path: Path,
+    proxy: Socks5Proxy,
+    server: FaultyServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The mirror was blamed ("connection to <mirror> failed (ProxyError)") and
+    the hint said to pick another mirror."""
+    import socket
+
+    from kmnist.cli.download import main
+
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("http_proxy", dead)
+    root = tmp_path / "data"
+    argv = ["-d", "kmnist", "-s", "test", "--dir", str(root), "-m", server.url, "--timeout", "2"]
+    assert main([*argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    where = server.url.removeprefix("http://")
+    assert f"the proxy {dead} failed on the way to {where}: refused" in err, err
+    assert "$no_proxy" in err.splitlines()[-1]
+    assert "give one you can reach" not in err

@@ -121,6 +121,7 @@ def hint(
     looked up (None: the manifest's).
     """
     from ..catalogue.manifest import MIRROR_ENV, entry_for
+    from ..downloader.transfer import PROXY_FAILED
 
     run_mirrors = _run_mirrors(failures, mirrors)  # before opening up: the run's error has them
     failures = flat(failures)
@@ -159,7 +160,13 @@ def hint(
                 "Kuzushiji-49 and Kuzushiji-Kanji exist only on the official host, the "
                 "Internet Archive and copies of them: a mirror given must be such a copy"
             )
-    if all(f.unreachable for f in downloads):
+    if offline and any(PROXY_FAILED in r.reason for r in refusals):
+        # Not the mirrors: the proxy the environment sets, on the way to them.
+        parts.append(
+            "the proxy that $https_proxy / $http_proxy (or $all_proxy) names could not be"
+            " used: fix or unset it, or add the mirror's host to $no_proxy"
+        )
+    elif all(f.unreachable for f in downloads):
         parts.append(
             f"no mirror could be reached from here: give one you can reach with --mirror URL "
             f"or {MIRROR_ENV} (a copy's folder works too)"

@@ -56,7 +56,15 @@ from .plan import Action, Plan, Step, decide, inspect, make_plan, stamp, verify_
 from .progress import NullProgress, Progress, TqdmProgress
 from .retry import GiveUp, RetryPolicy
 from .seams import Catalogue, Transport
-from .transfer import Body, Waiting, ca_bundle, make_session, open_url, waiting_in
+from .transfer import (
+    Body,
+    Waiting,
+    ca_bundle,
+    check_proxy_environment,
+    make_session,
+    open_url,
+    waiting_in,
+)
 
 __all__ = ["Check", "Downloader", "Outcome", "Result", "RetryPolicy"]
 
@@ -199,6 +207,7 @@ class Downloader:
         steps = list(plan)
         if steps and any(not m.is_local for m in self.mirrors):
             ca_bundle()  # a bad $REQUESTS_CA_BUNDLE: one line now, not one per file
+            check_proxy_environment()  # and a bad $https_proxy
         if steps:
             storage.ensure_space(steps[0].target.parent, plan.todo_bytes)
         self._progress = self._make_progress(plan)

@@ -280,6 +280,39 @@ def ca_bundle() -> str | None:
     return None
 
 
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+PROXY_FAILED = "failed on the way to"  # the words that tell a proxy's failure (cli.failures)
+
+
+def check_proxy_environment() -> None:
+    """UsageError for a proxy variable that is not a URL requests can use.
+
+    requests parses it at every request: ``http_proxy=::::`` or ``http://[::1``
+    was urllib3's own words ("Failed to parse: ...") once per file, exit 1.
+    Said once here, naming the variable, before anything is created.
+    """
+    from requests.utils import prepend_scheme_if_needed
+    from urllib3.util import parse_url
+
+    for lower in _PROXY_VARIABLES:
+        for name in (lower, lower.upper()):
+            value = os.environ.get(name)
+            if not value:
+                continue
+            try:
+                with_scheme: str = prepend_scheme_if_needed(value, "http")  # type: ignore[no-untyped-call]
+                usable = bool(parse_url(with_scheme).host)
+            except ValueError:  # LocationParseError, UnicodeError among them
+                usable = False
+            if not usable:
+                from ..errors import UsageError
+
+                raise UsageError(
+                    f"${name} is {redact(value)!a}, which is not a proxy URL: give"
+                    " http://host:port (or socks5://host:port), or unset it"
+                )
+
+
 class Waiting:
     """The sockets of a run's requests that wait for a connection or its answer.
 
@@ -996,6 +1029,14 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
         cause, u3.ConnectTimeoutError
     ):
         return Transient(f"connection to {where} timed out after {timeout[0]:g} s", host_down=True)
+    if isinstance(exc, requests.exceptions.ProxyError):
+        # The proxy, not the mirror: it is what did not answer.
+        proxies = env_proxies(url)
+        proxy = proxies.get(url.split("://", 1)[0].lower()) or proxies.get("all") or "?"
+        why = _errno_words(exc) or redact(_reason(exc))
+        return Transient(
+            f"the proxy {redact(proxy)} {PROXY_FAILED} {where}: {why}", unreachable=True
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return Transient(f"TLS with {where} failed ({redact(_reason(exc))})", unreachable=True)
     if isinstance(cause, u3.ProtocolError) or "RemoteDisconnected" in str(exc):
