@@ -114,3 +114,23 @@ def test_over_tls_every_mark_is_met(
     assert (tmp_path / "kmnist/f.bin").read_bytes() == data
     assert server.url.startswith("https://")
     assert len(waits) > 10 and all(waits)  # marks were set, and every one was met
+
+
+def test_a_certificate_that_is_not_trusted_is_said_in_words(
+    start_server: StartServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test server's self-signed certificate, without its CA bundle: the
+    reason was "TLS with host failed (SSLError)", OpenSSL's words dropped."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    server = start_server(tls=True)
+    server.add("kmnist/f.bin", b"x" * 10)
+    f = kmnist.RemoteFile("kmnist/f.bin", 10, sha256=hashlib.sha256(b"x" * 10).hexdigest())
+    with pytest.raises(kmnist.KmnistError) as caught:
+        kmnist.download_files(
+            [f], tmp_path, mirrors=[server.url], progress=False, timeout=(2.0, 2.0)
+        )
+    said = str(caught.value)
+    assert "its certificate is not trusted (self-signed certificate)" in said, said
+    assert "$REQUESTS_CA_BUNDLE" in said
+    assert not (tmp_path / "kmnist/f.bin").exists()

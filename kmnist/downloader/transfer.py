@@ -1038,6 +1038,15 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
             f"the proxy {redact(proxy)} {PROXY_FAILED} {where}: {why}", unreachable=True
         )
     if isinstance(exc, requests.exceptions.SSLError):
+        # _reason alone kept "SSLError" and dropped what OpenSSL said.
+        untrusted = re.search(r"certificate verify failed: ([\w .,-]+)", str(exc))
+        if untrusted:
+            return Transient(
+                f"TLS with {where} failed: its certificate is not trusted"
+                f" ({untrusted.group(1).strip()}); for a private CA, give its bundle in"
+                " $REQUESTS_CA_BUNDLE",
+                unreachable=True,
+            )
         return Transient(f"TLS with {where} failed ({redact(_reason(exc))})", unreachable=True)
     if isinstance(cause, u3.ProtocolError) or "RemoteDisconnected" in str(exc):
         return Transient(f"{where} closed the connection without a response")
