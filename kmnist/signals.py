@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -68,9 +69,12 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         # module lock, say), the exception is swallowed ("Exception ignored
         # in ... cb") and can leave the global import lock held: the run goes
         # on, deaf to the Ctrl-C, until a worker thread imports anything and
-        # waits for that lock forever. Sent again instead: it lands at the
-        # first instruction outside importlib (it is not a second signal).
-        signal.raise_signal(signum)
+        # waits for that lock forever. Sent again instead, from another thread
+        # a moment later: it lands at the first instruction outside importlib
+        # (it is not a second signal). Not signal.raise_signal here: that runs
+        # this handler again at once, inside this frame, and its exception
+        # went into importlib all the same ("Exception ignored in ... cb").
+        _send_again_soon(signum)
         return
     _received.append(signum)
     if len(_received) > 1:
@@ -86,6 +90,21 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     # own waits raise it again (raise_owed).
     _owed = signum
     _raise_for(signum)
+
+
+def _send_again_soon(signum: int) -> None:
+    global _owed
+    kill = getattr(signal, "pthread_kill", None)
+    main = threading.main_thread().ident
+    if kill is None or main is None:
+        _owed = signum  # raised by the run's next wait (raise_owed)
+        return
+
+    def send() -> None:
+        time.sleep(0.001)  # the importlib callback has returned by then
+        kill(main, signum)
+
+    threading.Thread(target=send, name="kmnist-signal-again", daemon=True).start()
 
 
 def raise_owed() -> None:
