@@ -381,3 +381,49 @@ def test_a_stdout_that_cannot_be_written_is_said_as_such(argv: list[str], tmp_pa
         "python -m kmnist: error: cannot write to standard output: no space left on device"
     ], r.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--check-mirrors", "--dry-run", "-d", "kmnist"], "--check-mirrors and --dry-run"),
+        (["--verify", "--list"], "--verify and --list"),
+        (["--list", "--cite"], "--cite and --list"),
+        (["--cite", "--json"], "--json goes with --verify, --list or --check-mirrors"),
+    ],
+)
+def test_two_modes_at_once_are_a_usage_error(
+    argv: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One was silently ranked above the other: --check-mirrors --dry-run went
+    on the network that --dry-run promises not to touch."""
+    assert main([*argv, "--dir", str(tmp_path / "data"), "-m", "http://127.0.0.1:9/"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and said in err[0], err
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(["--dir", "", "-d", "kmnist", "-s", "test", "--dry-run"])
+    assert caught.value.code == 2
+    assert "argument --dir: is empty" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_verify_json_is_valid_utf8_for_a_folder_name_that_is_not(tmp_path: Path) -> None:
+    """The raw 0xFF byte went out inside the JSON: no JSON reader took it."""
+    folder = os.fsencode(tmp_path) + b"/bad\xffname"
+    os.mkdir(folder)
+    r = subprocess.run(
+        [sys.executable, "-m", "kmnist", "--verify", "--json", "--dir", folder],
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"},
+        timeout=60,
+    )
+    doc = json.loads(r.stdout.decode("utf-8"))  # strict: valid UTF-8
+    assert doc["root"].endswith("bad\udcffname")

@@ -36,6 +36,9 @@ def path(text: str) -> Path:
     """argparse type of a file or folder: a Path, with pathlib imported only when one is given."""
     from pathlib import Path
 
+    if not text:
+        # Path("") is ".": --dir '' downloaded into the current folder.
+        raise argparse.ArgumentTypeError("is empty: name a file or folder")
     return Path(text)
 
 

@@ -284,6 +284,7 @@ def run(args: argparse.Namespace, *, out: TextIO, catalogue: Sequence[Entry] | N
     from ..catalogue.manifest import files_of, mirrors_from, select
     from . import report
 
+    _one_mode(args)
     if args.cite:
         from ..catalogue.info import citation
 
@@ -408,6 +409,29 @@ def _verify(
     render = render_json if args.json else render_text
     print(render(reports, root=args.dir), file=out)
     return ExitStatus.OK if all_ok(reports) else ExitStatus.FAILURE
+
+
+def _one_mode(args: argparse.Namespace) -> None:
+    """Refuse two modes at once: one was silently ranked above the other.
+
+    ``--check-mirrors --dry-run`` probed the network that --dry-run promises
+    not to touch; ``--verify --list`` verified; ``--cite --json`` cited in text.
+    """
+    modes = [
+        flag
+        for flag, on in (
+            ("--cite", args.cite),
+            ("--verify", args.verify),
+            ("--list", args.list),
+            ("--check-mirrors", args.check_mirrors),
+            ("--dry-run", args.dry_run),
+        )
+        if on
+    ]
+    if len(modes) > 1:
+        raise UsageError(f"{modes[0]} and {modes[1]} do not go together: choose one")
+    if args.cite and args.json:
+        raise UsageError("--json goes with --verify, --list or --check-mirrors")
 
 
 def _check_after_steps(args: argparse.Namespace) -> None:

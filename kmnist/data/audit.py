@@ -263,4 +263,6 @@ def render_json(reports: Sequence[FileReport], *, root: str | Path = "data") -> 
         "counts": counts(reports),
         "files": [r.as_dict() for r in reports],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    # ASCII: a folder name that is not UTF-8 is escaped (\udcff), so the output
+    # stays valid UTF-8 (it was the raw byte, which no JSON reader takes).
+    return json.dumps(doc, indent=2, ensure_ascii=True)
