@@ -541,7 +541,7 @@ def _file_url_path(rest: str, source: str, given: str) -> str:
     host, slash, path = rest.partition("/")
     if host.lower() not in ("", "localhost"):
         raise UsageError(
-            f"{source}: {given!r} names host {host!r}: a file:// mirror is on this machine"
+            f"{source} {given!r}: names host {host!r}; a file:// mirror is on this machine"
         )
     if not slash:
         raise UsageError(f"{source} {given!r}: names no folder")

@@ -361,12 +361,11 @@ def _check_mirrors(
     catalogue: Sequence[Entry] | None,
 ) -> int:
     from ..downloader.probe import all_served, check_mirrors
-    from ..downloader.transfer import ca_bundle, check_proxy_environment, make_session
+    from ..downloader.transfer import check_network_environment, make_session
 
     usable = [m for m in mirrors if any(m.has(f, args.release) for f in files)]
     if any(not m.is_local for m in usable):
-        ca_bundle()  # a bad $REQUESTS_CA_BUNDLE: one usage line, not a row per file
-        check_proxy_environment()
+        check_network_environment()  # a bad $REQUESTS_CA_BUNDLE: one line, not a row per file
     http = make_session(f"kmnist/{__version__}", args.connections)
     try:
         probes = check_mirrors(

@@ -59,8 +59,7 @@ from .seams import Catalogue, Transport
 from .transfer import (
     Body,
     Waiting,
-    ca_bundle,
-    check_proxy_environment,
+    check_network_environment,
     make_session,
     open_url,
     waiting_in,
@@ -206,8 +205,8 @@ class Downloader:
         """Carry out a plan. Files that fail do not stop the others."""
         steps = list(plan)
         if steps and any(not m.is_local for m in self.mirrors):
-            ca_bundle()  # a bad $REQUESTS_CA_BUNDLE: one line now, not one per file
-            check_proxy_environment()  # and a bad $https_proxy
+            # A bad $REQUESTS_CA_BUNDLE or $https_proxy: one line now, not one per file.
+            check_network_environment()
         if steps:
             storage.ensure_space(steps[0].target.parent, plan.todo_bytes)
         self._progress = self._make_progress(plan)

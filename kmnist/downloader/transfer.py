@@ -249,7 +249,7 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
     # CA bundle here.
     session.trust_env = False
     # Checked before a run's first request (Downloader.run, --check-mirrors:
-    # ca_bundle); a session made for folders alone must not fail on it.
+    # check_network_environment); a session made for folders alone must not fail on it.
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle:
         session.verify = bundle
@@ -278,6 +278,14 @@ def ca_bundle() -> str | None:
                 )
             return path
     return None
+
+
+def check_network_environment() -> None:
+    """UsageError, once and before anything is created, for a variable that
+    would fail every request: a CA bundle that is not there, a proxy that is
+    not a URL. For runs and --check-mirrors that reach the network."""
+    ca_bundle()
+    check_proxy_environment()
 
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
