@@ -29,6 +29,10 @@ Faults:
   ``gzipbody``    the body really gzip-compressed, Content-Encoding: gzip
   ``rate:N``      send the body at N bytes a second (64 KiB at a time), as a
                   host that caps each connection does
+  ``rangecap:N``  honour Range, but send at most N bytes of it, with a
+                  Content-Range that says so (an honest short 206)
+  ``rangeonce``   honour Range on this path's first request only; 200 with
+                  everything afterwards
 """
 
 from __future__ import annotations
@@ -194,12 +198,14 @@ class FaultyServer:
         if "badrange" in kind:
             status, body = 206, data
             headers["Content-Range"] = f"bytes 0-{len(data) - 1}/{len(data)}"
-        elif m and "norange" not in kind:
+        elif m and "norange" not in kind and not ("rangeonce" in kind and self._seen(path) > 1):
             start = int(m.group(1))
             end = int(m.group(2)) if m.group(2) else len(data) - 1
             if start >= len(data):
                 return self._empty(h, 416, {"Content-Range": f"bytes */{len(data)}"})
             end = min(end, len(data) - 1)
+            if "rangecap" in kind:
+                end = min(end, start + int(kind["rangecap"].split(":")[1]) - 1)
             status, body = 206, data[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
         if "gzipbody" in kind:
@@ -227,6 +233,10 @@ class FaultyServer:
                 h, status, body, headers, send=int(kind["stall"].split(":")[1]), stall=True
             )
         return self._send(h, status, body, headers)
+
+    def _seen(self, path: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r.path == path)
 
     def _empty(
         self, h: BaseHTTPRequestHandler, status: int, headers: dict[str, str] | None = None

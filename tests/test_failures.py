@@ -49,6 +49,31 @@ def test_a_mirror_that_is_down_is_said_once_first_and_each_file_points_to_it(
     assert "-f mnist" not in err[-1] and "CDN" not in err[-1] and "wayback" not in err[-1]
 
 
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_a_folder_mirror_that_is_not_there_is_said_once_and_each_file_points_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    # A typo in --mirror /path: the folder is not there, so no file of it can
+    # be. Said once, as a host that does not answer is (it was "no such file"
+    # once per file, each time with "trying the next mirror").
+    root = tmp_path / "copy"
+    if kind == "a file":
+        root.write_bytes(b"not a folder")
+    data = tmp_path / "data"
+    argv = ["-d", "kmnist", "-s", "test", "-f", "npz", "--dir", str(data), "-q"]
+    assert main([*argv, "-m", str(root), "-m", str(root)]) == 1
+    err = _err(capsys)
+    why = "no such folder" if kind == "missing" else "not a folder"
+    assert err[0] == (
+        f"kmnist-download: error: mirror 1 ({root}) could not be reached: {why}; "
+        "not tried again in this run"
+    )
+    assert sum(str(root) in line for line in err) == 1  # given twice, said once
+    files = err[1:-1]
+    assert len(files) == 3 and all(": could not be fetched: mirror 1 above" in x for x in files)
+    assert not list(data.rglob("*.part"))
+
+
 @pytest.mark.parametrize("extra", [["--no-derive"], []])
 def test_no_network_the_hint_says_so_and_suggests_no_other_format(
     tmp_path: Path,
@@ -158,3 +183,20 @@ def test_a_refusal_says_the_status_in_standard_words_and_the_url_only_where_the_
     assert line.count(asked) == 1
     assert "Whatever" not in line and "\x1b" not in line
     assert not no_part_files(tmp_path)
+
+
+def test_the_same_mirror_given_twice_is_asked_once(tmp_path: Path, server: FaultyServer) -> None:
+    # Through the API, as through the flags: the same place (a URL, or a
+    # folder and its file:// URL) is one mirror, asked once per file.
+    from kmnist.catalogue.manifest import RemoteFile
+    from kmnist.errors import DownloadError
+
+    file = RemoteFile("kmnist/absent.bin", 10, sha256="0" * 64)
+    with pytest.raises(DownloadError) as caught:
+        Downloader(mirrors=[server.url, server.url + "/"], progress=False).fetch([file], tmp_path)
+    assert len(server.gets(file.path)) == 1
+    assert str(caught.value).count("HTTP 404") == 1
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    d = Downloader(mirrors=[str(folder), folder.as_uri()], progress=False)
+    assert len(d.mirrors) == 1

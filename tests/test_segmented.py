@@ -182,6 +182,41 @@ def test_server_without_range_support_gets_one_connection(
     assert served.max_active == 1
 
 
+def test_a_server_that_honours_ranges_only_at_first_gets_one_stream(
+    served: FaultyServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first piece comes as a 206; every later request gets a 200 with the
+    # whole file. One connection would have worked: giving up on the mirror
+    # there failed the file where curl or wget would have fetched it.
+    served.always(PATH, "rangeonce")
+    served.always(PATH, "delay:0.05")  # the other connections open before the first ends
+    [r] = downloader(served.url, retry=RetryPolicy(max_tries=3, sleep=lambda s: None)).fetch(
+        [remote()], tmp_path
+    )
+    assert (tmp_path / PATH).read_bytes() == DATA and r.checked == "sha256"
+    assert r.mirror == served.url
+    assert no_part_files(tmp_path) == [] and not state_path(tmp_path / PATH).exists()
+    # The first 206, the 200s that showed ranges had stopped (closed unread),
+    # then one stream: bounded, not a request per piece.
+    assert len(served.gets(PATH)) <= 1 + 4 + 1
+
+
+@pytest.mark.parametrize("fast_connection", [0, float("inf")])
+def test_an_honest_short_206_is_asked_again_for_the_rest_not_counted_as_a_cut(
+    served: FaultyServer, tmp_path: Path, fast_connection: float
+) -> None:
+    # RFC 9110 lets a server send less than the range asked for, saying so in
+    # Content-Range: what it sent is whole, and the rest is another request.
+    served.always(PATH, "rangecap:100000")
+    retry = RetryPolicy(attempts=2, max_tries=3, sleep=lambda s: None)
+    [r] = downloader(served.url, retry=retry, fast_connection=fast_connection).fetch(
+        [remote()], tmp_path
+    )
+    assert (tmp_path / PATH).read_bytes() == DATA and r.checked == "sha256"
+    assert served.body_bytes == len(DATA)  # nothing twice
+    assert no_part_files(tmp_path) == []
+
+
 def test_resume_of_a_segmented_part_fetches_only_what_is_missing(
     served: FaultyServer, tmp_path: Path
 ) -> None:

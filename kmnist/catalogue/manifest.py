@@ -8,7 +8,7 @@ the datasets-mila ``md5sums`` list) and was matched against real files.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -555,11 +555,26 @@ def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> 
     on a dead host.
     """
     if specs:
-        return tuple(user_mirror(s) for s in specs)
+        return once_each(user_mirror(s) for s in specs)
     env_value = (os.environ if env is None else env).get(MIRROR_ENV, "")
     if env_value.split():
-        return tuple(user_mirror(s, f"${MIRROR_ENV}") for s in env_value.split())
+        return once_each(user_mirror(s, f"${MIRROR_ENV}") for s in env_value.split())
     return BUILTIN_MIRRORS
+
+
+def once_each(mirrors: Iterable[Mirror]) -> tuple[Mirror, ...]:
+    """The mirrors in order, each place once (the first of the same template kept).
+
+    The same mirror given twice (``--mirror X --mirror X``, or a folder and its
+    ``file://`` URL) would be tried twice per file and said twice in each error.
+    """
+    seen: set[str] = set()
+    out = []
+    for m in mirrors:
+        if m.template not in seen:
+            seen.add(m.template)
+            out.append(m)
+    return tuple(out)
 
 
 def select(

@@ -62,6 +62,15 @@ PIECE_BUFFER = 256 << 10
 WRITE_STEP = 64 << 10
 
 
+class RangesStopped(Exception):
+    """A later request of a segmented fetch was not answered with its range.
+
+    The server honoured Range for the first piece, then sent the whole file
+    (or another range): the job goes on in one stream, as for a server that
+    never honoured ranges, instead of giving up on the mirror.
+    """
+
+
 class Cancelled(Exception):
     """The run was interrupted (Ctrl-C)."""
 
@@ -301,6 +310,9 @@ class FileJob:
             self.part.save()
             hash_thread.join()
         if workers.errors:
+            if all(isinstance(e, RangesStopped) for e in workers.errors):
+                self._say("the server stopped honouring byte ranges: the rest in one stream")
+                return self._sequential(None, hasher)
             raise workers.errors[0]
         if rest_in_one_stream and not self.part.complete():
             return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
@@ -361,11 +373,11 @@ class FileJob:
                         if body is None:
                             body = self._open(pos, span.end)
                         if not body.ranged or body.start != pos:
-                            raise GiveUp("the server stopped honouring byte ranges")
+                            raise RangesStopped()
                         fh.seek(pos)
                         with buffers.lend() as buf:
                             pos, cut = self._write_range(fh, body, pos, span, board, buf)
-                        if cut is None and pos < span.end:
+                        if cut is None and pos < span.end and not _all_sent(body, pos):
                             cut = Transient(
                                 f"connection cut at {pos} in {span.start}-{span.end - 1}"
                             )
@@ -507,6 +519,16 @@ class FileJob:
 # 5 bytes per 64 KiB stored block plus a header and trailer. An encoded body
 # may exceed the published size by that much, and no more.
 GZIP_SLACK = 1024
+
+
+def _all_sent(body: Body, pos: int) -> bool:
+    """The body ended where its Content-Range said it would (at ``pos``).
+
+    A server may answer a range with less of it than asked (RFC 9110, 14.2),
+    saying so: what it sent is whole, and the rest is a new request, not a
+    retry. Each such answer moves ``pos`` on, so the loop over them ends.
+    """
+    return body.length is not None and body.length > 0 and pos == body.start + body.length
 
 
 def _write_all(fh: BinaryIO, view: memoryview, path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import os
 import shutil
 import threading
 import time
@@ -25,6 +26,7 @@ from ..catalogue.manifest import (
     RemoteFile,
     entry_for,
     mirrors_from,
+    once_each,
     user_mirror,
 )
 from ..errors import (
@@ -438,6 +440,9 @@ class Downloader:
         mirrors = self.mirrors_for(file)
         for i, mirror in enumerate(mirrors):
             key = _key(mirror)
+            if key not in self._down and (why := _folder_missing(mirror)):
+                with self._lock:
+                    self._down.setdefault(key, (mirror.name, why))
             if key in self._down:
                 refusals.append(Refusal(mirror.name, self._down[key][1], down=True))
                 continue
@@ -598,6 +603,21 @@ def _at(mirror: Mirror, file: RemoteFile, reason: str) -> str:
     return f"{reason} for {url}"
 
 
+def _folder_missing(mirror: Mirror) -> str | None:
+    """Why a folder mirror cannot serve any file: its folder is not there.
+
+    Down for the run and said once, as a host that does not answer is, not
+    "no such file" once per file (a typo in ``--mirror`` said nine times).
+    """
+    if not mirror.is_local:
+        return None
+    base = mirror.template.split("{", 1)[0]
+    folder = base if base.endswith(("/", os.sep)) else os.path.dirname(base)
+    if not folder or os.path.isdir(folder):
+        return None
+    return "no such folder" if not os.path.lexists(folder.rstrip("/" + os.sep)) else "not a folder"
+
+
 def _key(mirror: Mirror) -> Origin | str:
     """What fails together: a URL's scheme, host and port; a folder is its own."""
     if mirror.is_local:
@@ -653,7 +673,7 @@ def _disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> Dis
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
     if specs is None:
         return mirrors_from(None)
-    out = tuple(m if isinstance(m, Mirror) else user_mirror(m) for m in specs)
+    out = once_each(m if isinstance(m, Mirror) else user_mirror(m) for m in specs)
     if not out:
         raise KmnistError("no mirrors given")
     return out
