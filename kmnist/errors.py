@@ -218,6 +218,21 @@ class Stopped(KeyboardInterrupt):
         self.name = name
 
 
+def one_line(text: str) -> str:
+    """``text`` as one line on any terminal: control characters escaped.
+
+    A message may carry what a user or a server typed (a folder named with a
+    newline, an escape sequence in a file name): printed raw, it split the
+    one-line error in two or drove the terminal. Printable text, Japanese
+    included, is left as it is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
 def exit_status(exc: BaseException) -> ExitStatus:
     """The exit code for an exception that ended a run."""
     if isinstance(exc, Stopped):

@@ -257,3 +257,23 @@ def test_what_does_not_exist_is_a_usage_error(
 ) -> None:
     with pytest.raises(error):
         audit(root=tmp_path, datasets=datasets, format=fmt)
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux's /proc")
+def test_a_file_that_cannot_be_read_is_unreadable_not_corrupt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # /proc/self/mem fails every read at offset 0 with EIO, root or not: a
+    # file whose bytes cannot be read. Nothing is known of them, so the verdict
+    # is not "corrupt" (which sends a user to delete a copy that may be fine).
+    from kmnist.cli.download import main
+
+    rel = "kmnist/kmnist-test-labels.npz"
+    (tmp_path / "kmnist").mkdir()
+    (tmp_path / rel).symlink_to("/proc/self/mem")
+    report = check_file(tmp_path, file_of(rel))
+    assert report.status is Status.UNREADABLE
+    assert report.detail == "cannot be read: input/output error"
+    assert main(["--verify", "--dir", str(tmp_path)]) == 1
+    [line] = capsys.readouterr().out.splitlines()[:1]
+    assert line.split()[:2] == [rel, "unreadable"]

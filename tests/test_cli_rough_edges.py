@@ -427,3 +427,40 @@ def test_verify_json_is_valid_utf8_for_a_folder_name_that_is_not(tmp_path: Path)
     )
     doc = json.loads(r.stdout.decode("utf-8"))  # strict: valid UTF-8
     assert doc["root"].endswith("bad\udcffname")
+
+
+@pytest.mark.parametrize("mode", [[], ["--dry-run"]])
+def test_a_dir_under_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: list[str]
+) -> None:
+    # `--dir afile` was a usage error; `--dir afile/sub` planned a fetch into a
+    # folder that can never be made, and a real run failed per file, exit 1.
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"x")
+    target = afile / "sub" / "deeper"
+    argv = ["-d", "kmnist", "-f", "npz", "-s", "test", "--dir", str(target), "-m", str(tmp_path)]
+    assert main([*argv, *mode]) == 2
+    assert one_error_line(capsys) == (
+        f"kmnist-download: error: --dir {target}: {afile} is a file, not a folder"
+    )
+    assert afile.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("name", ["new\nline", "carriage\rreturn", "esc\x1b[31mape", "tab\there"])
+def test_a_name_with_a_control_character_is_said_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # Escaped, not printed raw: a newline split the one-line error in two, an
+    # escape sequence coloured the terminal.
+    afile = tmp_path / name
+    afile.write_bytes(b"x")
+    assert main(["-d", "kmnist", "-f", "npz", "--dir", str(afile), "--dry-run"]) == 2
+    line = one_error_line(capsys)
+    assert line.isprintable() and repr(name)[1:-1] in line
+    # A mirror folder of that name that is not there: its line, and every
+    # file's, one line each.
+    missing = tmp_path / ("m" + name)
+    argv = ["-d", "kmnist", "-f", "npz", "-s", "test", "--dir", str(tmp_path / "d"), "-q"]
+    assert main([*argv, "-m", str(missing)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err and all(x.startswith("kmnist-download: ") and x.isprintable() for x in err)

@@ -199,3 +199,16 @@ def test_api_folders_are_checked_as_the_flags_are(tmp_path: Path) -> None:
     f = manifest.RemoteFile("kmnist/x.bin")
     with pytest.raises(UsageError, match=r"the data folder .*NUL byte"):
         kmnist.download_files([f], "a\x00b", mirrors=[DEAD], progress=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_one_line_is_one_printable_line_and_keeps_printable_text(text: str) -> None:
+    from kmnist.errors import one_line
+
+    line = one_line(text)
+    assert line.isprintable() and len(line.splitlines()) <= 1
+    if text.isprintable():
+        assert line == text  # Japanese, spaces and the like untouched
+    # Nothing lost: each character is there, as itself or escaped.
+    assert len(line) >= len(text)

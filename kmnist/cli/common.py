@@ -12,7 +12,7 @@ import errno
 import math
 import sys
 
-from ..errors import DownloadsFailed, ExitStatus, KmnistError, exit_status
+from ..errors import DownloadsFailed, ExitStatus, KmnistError, exit_status, one_line
 from ..storage.root import DATA_ENV, DEFAULT_DATA
 
 # typing and pathlib cost ~5 ms of a 25 ms `--help` (benchmarks/startup.py):
@@ -101,14 +101,14 @@ def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
     written: the user's to fix, said in words by :func:`kmnist.storage.folders.explain`.
     """
     if isinstance(exc, KeyboardInterrupt):
-        print(f"{prog}: {interrupted}", file=sys.stderr)
+        print(f"{prog}: {one_line(interrupted)}", file=sys.stderr)
     else:
         from ..storage.folders import explain
 
         failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
         for f in failures:
             line = explain(f) if isinstance(f, OSError) else str(f)
-            print(f"{prog}: error: {line}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(line)}", file=sys.stderr)
     return exit_status(exc)
 
 

@@ -123,7 +123,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--verify",
         action="store_true",
         help="touch no network: hash every known file in --dir and say whether it is ok, "
-        "partial, stale (2018 release) or corrupt; exit 0 only if all are ok. Without "
+        "partial, stale (2018 release), unreadable or corrupt; exit 0 only if all are ok. Without "
         "--dataset: every file that is there; with --dataset/--split: also what that "
         "selection lacks (missing)",
     )
@@ -219,15 +219,15 @@ def main(
     """
 
     def failed(exc: KmnistError | OSError) -> int:
-        from ..errors import exit_status
+        from ..errors import exit_status, one_line
         from .failures import hint, render
 
         # One renderer: each mirror's failure once, then a line per file, then the hint.
         for line in render([exc]):
-            print(f"{prog}: error: {line}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(line)}", file=sys.stderr)
         text = hint([exc], catalogue=catalogue)
         if text:
-            print(f"{prog}: hint: {text}", file=sys.stderr)
+            print(f"{prog}: hint: {one_line(text)}", file=sys.stderr)
         return exit_status(exc)
 
     parsed: list[argparse.Namespace] = []  # the arguments, once parsed

@@ -9,6 +9,7 @@ the questions. Everything heavy is imported by the functions.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -61,8 +62,7 @@ def download(
     from . import report
 
     root = request.root
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"--dir {root} is a file, not a folder")
+    _check_can_be_a_folder(root)
     downloader = request.options.downloader()
     plan = downloader.plan(
         request.files, root, force=request.options.force, flat=request.options.flat
@@ -130,3 +130,19 @@ def extract(
 
 
 __all__ = ["download", "extract", "request_log", "timeouts"]
+
+
+def _check_can_be_a_folder(root: Path) -> None:
+    """--dir is a folder, or can become one: no file on the way to it.
+
+    ``--dir afile/sub`` could never be made; the plan of a dry run said it
+    would fetch into it, and a real run failed once per file, exit 1.
+    """
+    for place in (root, *root.parents):
+        if place.is_dir():
+            return
+        if os.path.lexists(place):
+            what = "a file, not a folder" if place.is_file() else "not a folder"
+            if place == root:
+                raise UsageError(f"--dir {root} is {what}")
+            raise UsageError(f"--dir {root}: {place} is {what}")

@@ -45,4 +45,6 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line, as every other error of the command."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        from ..errors import one_line
+
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")

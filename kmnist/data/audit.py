@@ -3,7 +3,8 @@
 :func:`audit` only reads; :func:`render_text` and :func:`render_json` only
 format. A file is ``ok`` (every published figure matches), ``missing``,
 ``partial`` (only an interrupted ``.part`` download is there), ``stale`` (the
-bytes of an older release, recognised by hash) or ``corrupt`` (anything else).
+bytes of an older release, recognised by hash), ``unreadable`` (the bytes
+cannot be read: permissions, an I/O error) or ``corrupt`` (anything else).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Status(str, enum.Enum):
     PARTIAL = "partial"
     STALE = "stale"
     CORRUPT = "corrupt"
+    # The bytes could not be read (permissions, an I/O error): nothing is
+    # known of them, so they are not called corrupt.
+    UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,13 @@ def check_file(
     except VerificationError as exc:
         return _failed(file, path, rel, size, exc)
     except OSError as exc:
-        return FileReport(rel, Status.CORRUPT, f"unreadable: {exc}", size, file.size)
+        return _unreadable(rel, exc, size, file)
     return FileReport(rel, Status.OK, f"{how} matches{leftover}", size, file.size)
+
+
+def _unreadable(rel: str, exc: OSError, size: int, file: RemoteFile) -> FileReport:
+    why = (exc.strerror or type(exc).__name__).lower()
+    return FileReport(rel, Status.UNREADABLE, f"cannot be read: {why}", size, file.size)
 
 
 def _failed(
@@ -157,7 +166,7 @@ def _failed(
     try:
         sha256 = hash_path(file, path).sha256
     except OSError as err:  # verify_path may refuse on size without reading
-        return FileReport(rel, Status.CORRUPT, f"unreadable: {err}", size, file.size)
+        return _unreadable(rel, err, size, file)
     if sha256 in KNOWN_STALE:
         return FileReport(
             rel,
@@ -243,7 +252,8 @@ def counts(reports: Sequence[FileReport]) -> dict[str, int]:
 
 def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> str:
     width = max((len(r.path) for r in reports), default=0)
-    lines = [f"{r.path:<{width}}  {r.status.value:<7}  {r.detail}" for r in reports]
+    said = max([7, *(len(r.status.value) for r in reports)])  # wider only for "unreadable"
+    lines = [f"{r.path:<{width}}  {r.status.value:<{said}}  {r.detail}" for r in reports]
     tally = ", ".join(f"{n} {s}" for s, n in counts(reports).items())
     if not reports:
         lines.append(
@@ -252,7 +262,8 @@ def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> 
         )
         return "\n".join(lines)
     verdict = "all ok" if all_ok(reports) else "NOT all ok"
-    lines.append(f"{root}: {len(reports)} files: {tally}: {verdict}")
+    files = "1 file" if len(reports) == 1 else f"{len(reports)} files"
+    lines.append(f"{root}: {files}: {tally}: {verdict}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,8 @@ import sys
 import threading
 from typing import Any, Protocol
 
+from ..errors import one_line
+
 logger = logging.getLogger("kmnist")
 
 
@@ -151,7 +153,8 @@ class TqdmProgress:
 
     def note(self, text: str) -> None:
         logger.info(text)
-        self._tqdm.write(text, file=self._out)  # above the bars, not through them
+        # Above the bars, not through them; one line whatever a name holds.
+        self._tqdm.write(one_line(text), file=self._out)
 
     def close(self) -> None:
         self._total.close()
