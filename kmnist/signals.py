@@ -39,6 +39,7 @@ _pending: int | None = None  # a signal that arrived inside one, or while disarm
 # one of them received runs the handler in the main thread whatever its mask.
 _armed = False
 _owed: int | None = None  # a signal raised by the handler and not yet reported
+_prog = "kmnist"  # the command that says the second signal's line (orderly_stop's prog)
 
 
 def block_early() -> None:
@@ -80,7 +81,7 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if len(_received) > 1:
         # The first signal's clean-up is under way and the user insists.
         name = signal.Signals(signum).name
-        os.write(2, f"kmnist: {name} again: stopping at once\n".encode())
+        os.write(2, f"{_prog}: {name} again: stopping at once\n".encode(errors="replace"))
         os._exit(128 + signum)
     if _deferred or not _armed:
         _pending = signum  # raised when the section ends, or at let_through()
@@ -189,16 +190,19 @@ def disarm() -> None:
 
 
 @contextlib.contextmanager
-def orderly_stop() -> Iterator[None]:
+def orderly_stop(prog: str = "kmnist") -> Iterator[None]:
     """Handle the signals in HANDLED for the duration; restore what was there before.
 
     Does nothing outside the main thread (where Python cannot install
     handlers). The signals stay blocked if they were (see :func:`let_through`).
+    ``prog`` starts the line a second signal gets, as every other line of
+    the command starts.
     """
-    global _pending, _armed, _owed
+    global _pending, _armed, _owed, _prog
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _prog = prog
     _armed = False
     _owed = None
     masking = hasattr(signal, "pthread_sigmask")

@@ -881,3 +881,21 @@ def test_a_request_to_unpack_is_the_commands_extract() -> None:
     for argv in argvs:  # each is a command the parser and its checks accept
         args = build_parser(PROG).parse_args(argv)
         assert args.extract == ("kkanji" in args.dataset)
+
+
+def test_a_failure_after_the_questions_points_at_the_command_they_printed(
+    at_terminal: Path,
+    served: Synthetic,
+    server: FaultyServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # There is no "same command" to run again with --check-mirrors after the
+    # questions: the hint names the one the flow printed ("the same as:").
+    server.always("kmnist/kmnist_classmap.csv", "404")
+    assert served.drive(ENTER * 6) == 1
+    captured = capsys.readouterr()
+    out, err = pasted(captured.out), captured.err.splitlines()
+    assert "the same as:" in out and f"--dir data --mirror {server.url}" in out
+    [hint] = [line for line in err if ": hint: " in line]
+    assert "run the command above with --check-mirrors" in hint
+    assert "the same command" not in captured.err

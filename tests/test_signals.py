@@ -507,3 +507,32 @@ def _ctrl_c_once(p: subprocess.Popen[str], reached: Callable[[], bool], never: s
         return err
     finally:
         p.kill()
+
+
+@pytest.mark.parametrize("prog", ["kmnist-download", "kmnist-baseline"])
+def test_a_second_signal_during_the_clean_up_ends_at_once_in_the_commands_words(
+    prog: str,
+) -> None:
+    # The first signal starts the orderly end; a second one while it runs
+    # ends the process at once, as aria2c's second Ctrl-C does. Its line
+    # starts as the command's other lines do (it said "kmnist:").
+    code = (
+        "import os, signal, sys, time\n"
+        "from kmnist.cli.common import orderly\n"
+        "def body():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(5)\n"
+        "    finally:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # the user insists, mid clean-up\n"
+        "        time.sleep(5)\n"
+        "    return 0\n"
+        f"sys.exit(orderly({prog!r}, body, failed=lambda e: 1, resumable=True))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert (r.returncode, r.stderr.splitlines()) == (
+        143,
+        [f"{prog}: SIGTERM again: stopping at once"],
+    )

@@ -135,7 +135,7 @@ def orderly(
         keeps = resumable() if callable(resumable) else resumable
         return said if keeps else ""
 
-    with orderly_stop():
+    with orderly_stop(prog):
         try:
             try:
                 let_through()

@@ -225,7 +225,14 @@ def main(
         # One renderer: each mirror's failure once, then a line per file, then the hint.
         for line in render([exc]):
             print(f"{prog}: error: {one_line(line)}", file=sys.stderr)
-        text = hint([exc], catalogue=catalogue)
+        # After the questions there was no command line to run again with a
+        # flag: the flow printed the one it ran ("the same as:"), above.
+        asked = bool(parsed) and not (sys.argv[1:] if argv is None else argv)
+        text = hint(
+            [exc],
+            catalogue=catalogue,
+            command="the command above" if asked else "the same command",
+        )
         if text:
             print(f"{prog}: hint: {one_line(text)}", file=sys.stderr)
         return exit_status(exc)

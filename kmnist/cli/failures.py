@@ -113,12 +113,14 @@ def hint(
     *,
     catalogue: Sequence[Entry] | None = None,
     mirrors: Sequence[Mirror] | None = None,
+    command: str = "the same command",
 ) -> str:
     """What could work next, from what this run tried; "" when nothing new is left to suggest.
 
     ``mirrors``: the run's mirrors (None: those the failure carries, else the
     built-in list). ``catalogue``: where the failed files' datasets are
-    looked up (None: the manifest's).
+    looked up (None: the manifest's). ``command``: what the user reruns with
+    a flag added (after the questions: the command they printed, "above").
     """
     from ..catalogue.manifest import MIRROR_ENV, entry_for
     from ..downloader.transfer import PROXY_FAILED
@@ -134,7 +136,7 @@ def hint(
     entries = [e for e in (entry_for(f.path, entries=catalogue) for f in downloads) if e]
     parts = []
     if any(not r.down for r in refusals):
-        parts.append("run the same command with --check-mirrors to see which mirror answers")
+        parts.append(f"run {command} with --check-mirrors to see which mirror answers")
     # -f mnist only while the CDN copies are in this run's list and not found
     # down, the MNIST-format files were not just tried for a build, and some
     # mirror could be reached at all (else the network is the problem).
