@@ -360,10 +360,11 @@ def test_a_file_in_the_path_is_not_a_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "file").write_text("x")
+    # A usage error, as `--dir file` is: the folder can never be made.
     assert (
-        main(["-d", "kmnist", "-s", "test", "--dir", str(tmp_path / "file/sub"), "-m", DEAD]) == 1
+        main(["-d", "kmnist", "-s", "test", "--dir", str(tmp_path / "file/sub"), "-m", DEAD]) == 2
     )
-    assert f"{tmp_path / 'file'} is not a folder" in _one_error_line(capsys)
+    assert f"{tmp_path / 'file'} is a file, not a folder" in _one_error_line(capsys)
 
 
 def test_a_pseudo_filesystem_is_not_a_place_for_data(capsys: pytest.CaptureFixture[str]) -> None:
