@@ -8,12 +8,13 @@ import queue
 import struct
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from .buffers import buffer
-from .catalogue.manifest import KNOWN_STALE, RemoteFile, Structure
+from .catalogue.manifest import KNOWN_STALE, KNOWN_STALE_SIZES, RemoteFile, Structure
 from .errors import VerificationError
 
 # 1 MiB reads: large enough that per-call overhead vanishes next to sha256
@@ -165,6 +166,18 @@ def hash_path(file: RemoteFile, path: Path) -> Hasher:
     return hasher
 
 
+def known_stale(file: RemoteFile, path: Path) -> str | None:
+    """Which older release the bytes at ``path`` are, when they are one of them.
+
+    Hashed only when the size is such a release's (of any name: the 2018
+    test images saved as the train images are recognised too): after a
+    wrong size, a 20 GB (sparse) file was hashed in full to learn it was none.
+    """
+    if path.stat().st_size not in {size for _, size in KNOWN_STALE_SIZES}:
+        return None
+    return KNOWN_STALE.get(hash_path(file, path).sha256)
+
+
 def expectation(file: RemoteFile) -> str:
     """What a file is checked against, as one string (for verification stamps)."""
     return f"{file.size}:{file.sha256}:{file.md5}:{file.structure}"
@@ -246,8 +259,85 @@ def idx_shape(path: Path) -> tuple[int, ...]:
     return header.shape
 
 
+# What zipfile raises for an archive it cannot read: not a zip, an encrypted
+# member (RuntimeError), a compression method it lacks (NotImplementedError),
+# a cut or corrupt deflate stream (EOFError, zlib.error).
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+)
+NPY_MAGIC = b"\x93NUMPY"
+# numpy's own cap on a .npy header (np.load's max_header_size): the header is
+# a Python literal, and literal_eval on 300 MB of it took a GB of memory.
+NPY_MAX_HEADER = 10_000
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    """A .npy array's header: its dtype, its order and its dimensions."""
+
+    descr: str
+    fortran_order: bool
+    shape: tuple[int, ...]
+    offset: int  # bytes before the first data byte
+
+    @property
+    def count(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def read_npy_header(stream: IO[bytes]) -> NpyHeader:
+    """The header of the .npy array ``stream`` is at the start of; ValueError for anything else.
+
+    Read as numpy.lib.format reads it (versions 1 to 3), with its limit on
+    the header's length, and every field checked before any array is made:
+    a dict of exactly ``descr`` (a string: no structured dtypes),
+    ``fortran_order`` (a bool) and ``shape`` (non-negative ints). The stream
+    is left at the first data byte.
+    """
+    head = _exactly(stream, 8)
+    if head[:6] != NPY_MAGIC:
+        raise ValueError("not a .npy array (no \\x93NUMPY at its start)")
+    major = head[6]
+    if major not in (1, 2, 3):
+        raise ValueError(f"a .npy format version {major}, not 1, 2 or 3")
+    width = 2 if major == 1 else 4
+    size = int.from_bytes(_exactly(stream, width), "little")
+    if size > NPY_MAX_HEADER:
+        raise ValueError(f"a .npy header of {size:,} bytes (at most {NPY_MAX_HEADER:,})")
+    raw = _exactly(stream, size)
+    try:
+        meta = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        raise ValueError("a .npy header that is not a Python literal") from None
+    if not isinstance(meta, dict) or set(meta) != {"descr", "fortran_order", "shape"}:
+        raise ValueError("a .npy header without exactly descr, fortran_order and shape")
+    descr, fortran, shape = meta["descr"], meta["fortran_order"], meta["shape"]
+    if not isinstance(descr, str):
+        raise ValueError(f"a .npy dtype that is not a plain one ({descr!r:.60})")
+    if not isinstance(fortran, bool):
+        raise ValueError(f"a .npy fortran_order that is not a bool ({fortran!r:.60})")
+    if not isinstance(shape, tuple) or not all(type(d) is int and 0 <= d < 1 << 63 for d in shape):
+        raise ValueError(f"a .npy shape that is not a tuple of sizes ({shape!r:.60})")
+    return NpyHeader(descr, fortran, shape, 8 + width + size)
+
+
+def _exactly(stream: IO[bytes], n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise ValueError(f"a .npy header cut short ({len(data)} of {n} bytes)")
+    return data
+
+
 def npz_shape(path: Path, member: str = "arr_0") -> tuple[int, ...]:
-    """Shape of ``member`` in an .npz, after checking every zip CRC."""
+    """Shape of ``member`` in an .npz, after checking every zip CRC and the data's length."""
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
@@ -255,22 +345,22 @@ def npz_shape(path: Path, member: str = "arr_0") -> tuple[int, ...]:
                 raise ValueError(f"member {bad} is corrupt")
             name = member + ".npy"
             if name not in z.namelist():
-                raise ValueError(f"no array {member!r} (has {', '.join(z.namelist())})")
-            with z.open(name) as m:
-                head = m.read(10)
-                if head[:6] != b"\x93NUMPY":
-                    raise ValueError("member is not a .npy array")
-                major = head[6]
-                if major == 1:
-                    hlen = struct.unpack("<H", head[8:10])[0]
-                    text = m.read(hlen)
-                else:
-                    hlen = struct.unpack("<I", head[8:10] + m.read(2))[0]
-                    text = m.read(hlen)
-            meta = ast.literal_eval(text.decode("latin1"))
-            return tuple(int(d) for d in meta["shape"])
-    except (zipfile.BadZipFile, OSError, SyntaxError, KeyError, struct.error) as exc:
-        raise ValueError(f"not a readable .npz ({exc})") from None
+                listed = ", ".join(z.namelist()[:5])
+                raise ValueError(f"no array {member!r} (has {listed or 'nothing'})")
+            info = z.getinfo(name)
+            with z.open(info) as m:
+                header = read_npy_header(m)
+    except ZIP_ERRORS as exc:
+        raise ValueError(f"not a readable .npz ({type(exc).__name__}: {exc})") from None
+    if header.descr not in ("|u1", "<u1", ">u1"):
+        # Every published array is of bytes; anything else (a pickle's "|O")
+        # is not the structure, whatever its shape.
+        raise ValueError(f"a .npy array of dtype {header.descr!r:.40}, not uint8")
+    if info.file_size - header.offset != header.count:
+        raise ValueError(
+            f"{info.file_size - header.offset} bytes of data, the header says {header.count}"
+        )
+    return header.shape
 
 
 def structure_of(kind: str, path: Path) -> tuple[int, ...]:

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue import manifest
-from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, RemoteFile, select
+from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, Entry, RemoteFile, select
 from ..catalogue.names import dataset_name
 from ..downloader.derive import check_derived, is_derived
 from ..errors import UsageError, VerificationError
 from ..storage.layout import local_path, part_path
 from ..storage.partfile import PartFile
 from ..storage.root import data_root
-from ..verify import hash_path, structure_of, verify_path
+from ..verify import known_stale, structure_of, verify_path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -142,6 +142,10 @@ def check_file(
     size = path.stat().st_size
     leftover = f" (a leftover {part.name} can be deleted)" if part.exists() else ""
     try:
+        # Unreadable first: a size check does not read, and would call a file
+        # whose bytes no one can see "corrupt".
+        with open(path, "rb") as fh:
+            fh.read(1)
         # A file built locally (no mirror had it) is checked by its array, not its hash.
         if is_derived(file, path, catalogue=catalogue):
             how = check_derived(file, path, catalogue=catalogue)
@@ -164,16 +168,12 @@ def _failed(
 ) -> FileReport:
     """Stale when the bytes are a known older release, corrupt otherwise, saying which way."""
     try:
-        sha256 = hash_path(file, path).sha256
+        stale = known_stale(file, path)
     except OSError as err:  # verify_path may refuse on size without reading
         return _unreadable(rel, err, size, file)
-    if sha256 in KNOWN_STALE:
+    if stale is not None:
         return FileReport(
-            rel,
-            Status.STALE,
-            f"{KNOWN_STALE[sha256]}; delete it and download again",
-            size,
-            file.size,
+            rel, Status.STALE, f"{stale}; delete it and download again", size, file.size
         )
     detail = f"wrong {exc.what}: expected {exc.expected}, got {exc.got}"
     if exc.what in ("size", "sha256", "md5"):

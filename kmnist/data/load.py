@@ -8,17 +8,19 @@ N x 28 x 28 and labels ``uint8`` N, as published.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..catalogue.classmap import CLASSMAPS
-from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, KNOWN_STALE, Entry, select
+from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, Entry, select
 from ..catalogue.names import DATASET_ALIASES, DATASET_NAMES, canonical, dataset_name
 from ..errors import NotDownloaded, UnsupportedFormat, VerificationError
 from ..formats import bad_structure, read_idx, read_npz
 from ..storage.layout import local_path
 from ..storage.root import data_root
-from ..verify import hash_path, verify_path
+from ..verify import known_stale, verify_path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -103,6 +105,11 @@ def _read(
     verify: bool,
     catalogue: Sequence[Entry] | None = None,
 ) -> tuple[Array, Array]:
+    for e in entries:
+        path = local_path(root, e.file)
+        if os.path.lexists(path) and not path.is_file():
+            # Not "missing, pass download=True": a download would not replace it.
+            raise bad_structure(str(path), "a regular file", _kind_of(path))
     missing = [e for e in entries if not local_path(root, e.file).is_file()]
     if missing:
         names = ", ".join(str(root / e.file.path) for e in missing)
@@ -115,6 +122,16 @@ def _read(
     labels = read_array(by_kind["labels"], root, verify=verify, catalogue=catalogue)
     _check_pair(dataset, split, images, labels, by_kind["labels"].file.path)
     return images, labels
+
+
+def _kind_of(path: Path) -> str:
+    """What is at ``path`` instead of a file, in a word or two."""
+    if path.is_dir():
+        return "a folder"
+    if not path.exists():
+        return "a link to nothing"
+    mode = path.stat().st_mode
+    return "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
 
 
 def _loadable(dataset: object) -> str:
@@ -182,7 +199,7 @@ def read_array(
 
 def _with_stale_note(exc: VerificationError, entry: Entry, path: Path) -> VerificationError:
     """Say so when the wrong bytes are a known older release (a size check stops before hashing)."""
-    note = KNOWN_STALE.get(hash_path(entry.file, path).sha256)
+    note = known_stale(entry.file, path)
     if note is None or note in exc.got:
         return exc
     got = f"{exc.got} ({note}; delete it and download again)"
@@ -219,7 +236,9 @@ def kanji_arrays(
         try:
             with image_mod.open(path) as im:
                 pixels = np.asarray(im.convert("L"))
-        except OSError as exc:  # PIL.UnidentifiedImageError is an OSError
+        # PIL.UnidentifiedImageError is an OSError; DecompressionBombError is
+        # a PNG whose header claims more pixels than Pillow agrees to decode.
+        except (OSError, image_mod.DecompressionBombError) as exc:
             raise bad_structure(str(path), "a PNG image", f"{type(exc).__name__}: {exc}") from None
         if pixels.shape != (SIDE, SIDE):
             raise bad_structure(str(path), f"{SIDE}x{SIDE}", "x".join(map(str, pixels.shape[::-1])))
