@@ -33,6 +33,7 @@ Faults:
                   Content-Range that says so (an honest short 206)
   ``rangeonce``   honour Range on this path's first request only; 200 with
                   everything afterwards
+  ``gate``        hold the answer until the test sets ``server.gate`` (at most 30 s)
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class FaultyServer:
         self._always: dict[str, set[str]] = collections.defaultdict(set)
         self._lock = threading.Lock()
         self._release = threading.Event()
+        self.gate = threading.Event()  # opened by a test: answers held by "gate" go on
         self._active = 0
         self.max_active = 0
         owner = self
@@ -170,6 +172,8 @@ class FaultyServer:
         kind = {f.split(":")[0]: f for f in faults}
         if "delay" in kind:
             self._release.wait(float(kind["delay"].split(":")[1]))
+        if "gate" in kind:
+            self.gate.wait(30)
         for status in ("500", "503", "404", "416"):
             if status in kind:
                 return self._empty(h, int(status))

@@ -73,3 +73,58 @@ def test_k49_cannot_be_derived_and_the_hint_says_what_would_work(
     err = capsys.readouterr().err.splitlines()
     assert "--check-mirrors" in err[-1] and "Internet Archive" in err[-1]
     assert not [p for p in tmp_path.rglob("*.npz")]
+
+
+def test_a_build_waits_for_the_files_lock_and_keeps_what_another_process_put_there(
+    realdata: Path, tmp_path: Path, server: FaultyServer
+) -> None:
+    # No mirror has kmnist-test-labels.npz: ours builds it from the MNIST
+    # file. Meanwhile another process takes the file's lock to fetch the
+    # published one. The build wrote the same .part without the lock, and the
+    # other process went on writing into it after it was promoted (a corrupt
+    # final file). Now the build waits, then keeps what the other one verified.
+    import threading
+
+    from kmnist.catalogue.manifest import entry_for
+    from kmnist.downloader.outcome import Outcome
+    from kmnist.downloader.run import Downloader
+    from kmnist.storage.layout import lock_path
+
+    from .test_lock import hold_in_another_process
+
+    rel = "kmnist/kmnist-test-labels.npz"
+    server.add(MNIST_TEST[1], (realdata / MNIST_TEST[1]).read_bytes())
+    server.fault(MNIST_TEST[1], "gate")  # the source waits until the other process holds the lock
+    entry = entry_for(rel)
+    assert entry is not None
+    target = tmp_path / rel
+    results: list[object] = []
+    worker = threading.Thread(
+        target=lambda: results.extend(
+            Downloader(mirrors=[server.url], progress=False, derive=True).fetch(
+                [entry.file], tmp_path
+            )
+        ),
+        daemon=True,
+    )
+    worker.start()
+    for _ in range(300):  # bounded: 30 s at most
+        if server.gets(MNIST_TEST[1]) or not worker.is_alive():
+            break
+        worker.join(0.1)
+    assert server.gets(rel) and server.gets(MNIST_TEST[1]), "the npz failed, the source is asked"
+    holder = hold_in_another_process(lock_path(target))  # the other process starts
+    try:
+        server.gate.set()
+        worker.join(0.5)  # not a timing check: it holds or it has built, either way
+        # The other process finishes: the published bytes under the final name.
+        target.write_bytes((realdata / rel).read_bytes())
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(30)
+    worker.join(60)
+    assert not worker.is_alive()
+    [result] = [r for r in results if r.file.path == rel]  # type: ignore[attr-defined]
+    assert result.action is Outcome.SKIPPED  # type: ignore[attr-defined]
+    assert target.read_bytes() == (realdata / rel).read_bytes()

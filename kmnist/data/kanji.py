@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..catalogue.classmap import CharClass, parse_codepoint
 from ..catalogue.manifest import select
-from ..errors import NotDownloaded, UnsafeArchive, VerificationError
+from ..errors import NotDownloaded, UnsafeArchive, VerificationError, one_line
 from ..verify import verify_path
 from .safetar import safe_extract
 from .tarindex import (
@@ -129,7 +129,10 @@ class KanjiCheck:
             ]
             head += f" (expected {want[0]} in {want[1]})"
         verdict = ": ok" if self.ok else ": differs"
-        return "\n  ".join([head + verdict, *self.problems, *self.notes])
+        # One line per problem, each escaped: a member named "x\nall ok" or
+        # with a terminal escape in it must not forge a line or colour one.
+        lines = [head + verdict, *self.problems, *self.notes]
+        return "\n  ".join(map(one_line, lines))
 
 
 def _scan(folder: Path) -> list[os.DirEntry[str]]:
@@ -342,14 +345,16 @@ def check_kanji(
             )
         notes.append(f"checked against {how}")
     notes.append(_published_note(shape.images, shape.classes))
+    # Escaped here too, not only in summary(): --verify joins the problems
+    # into its own report line.
     return KanjiCheck(
         folder,
         shape.images,
         shape.classes,
         expected_images,
         expected_classes,
-        (*counts, *shape.problems, *problems),
-        (*_examples("other files (ignored)", stray), *notes),
+        tuple(map(one_line, (*counts, *shape.problems, *problems))),
+        tuple(map(one_line, (*_examples("other files (ignored)", stray), *notes))),
         basis,
         published,
         index.sha256 if index is not None else None,

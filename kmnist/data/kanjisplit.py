@@ -2,11 +2,11 @@
 
 The rule, stable across machines, file systems and Python versions because
 it depends only on the file names: within each class folder, order the
-files by the SHA-256 of ``"U+XXXX/<file name>"`` (UTF-8); the first
-``n // 5`` of a class of ``n`` are the test split, the rest the training
-split. So every class with five or more images has a fifth of them (rounded
-down) in test, and the rare classes, with fewer than five, are in training
-only.
+files by the SHA-256 of ``"U+XXXX/<file name>"`` (UTF-8; a name that is not
+UTF-8 by its bytes on disk); the first ``n // 5`` of a class of ``n`` are the
+test split, the rest the training split. So every class with five or more
+images has a fifth of them (rounded down) in test, and the rare classes, with
+fewer than five, are in training only.
 """
 
 from __future__ import annotations
@@ -26,7 +26,22 @@ TEST_EVERY = 5
 
 def split_key(path: Path) -> bytes:
     """The sort key of one image: the SHA-256 of its class folder and name."""
-    return hashlib.sha256(f"{path.parent.name}/{path.name}".encode()).digest()
+    return hashlib.sha256(_name_bytes(f"{path.parent.name}/{path.name}")).digest()
+
+
+def _name_bytes(name: str) -> bytes:
+    """``name`` in UTF-8; a name that is not UTF-8 on disk gives its bytes on disk.
+
+    Python reads such a name (``\xff.png`` from a tar made elsewhere) with
+    lone surrogates, which plain UTF-8 refuses to encode; surrogateescape
+    gives the original bytes back. Not ``os.fsencode``, which uses the
+    locale's encoding: the key is the name's UTF-8 whatever the locale, so
+    the split of ordinary names stays where it was.
+    """
+    try:
+        return name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte decodes to: only made by hand
+        return name.encode("utf-8", "surrogatepass")
 
 
 def kanji_split(index: KanjiIndex, *, train: bool) -> list[int]:

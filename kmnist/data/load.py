@@ -235,13 +235,19 @@ def kanji_arrays(
         path = index.paths[i]
         try:
             with image_mod.open(path) as im:
-                pixels = np.asarray(im.convert("L"))
-        # PIL.UnidentifiedImageError is an OSError; DecompressionBombError is
-        # a PNG whose header claims more pixels than Pillow agrees to decode.
-        except (OSError, image_mod.DecompressionBombError) as exc:
+                # The size from the header, before a pixel is decoded: a PNG
+                # that claims 9,000 x 9,000 is refused without 81 MB for it.
+                if im.size != (SIDE, SIDE):
+                    raise bad_structure(str(path), f"{SIDE}x{SIDE}", "x".join(map(str, im.size)))
+                out[k] = np.asarray(im.convert("L"))
+        # PIL.UnidentifiedImageError is an OSError. DecompressionBombError is a
+        # header that claims more pixels than Pillow agrees to decode, its
+        # Warning the same below twice as many, raised where warnings are errors.
+        except (
+            OSError,
+            image_mod.DecompressionBombError,
+            image_mod.DecompressionBombWarning,
+        ) as exc:
             raise bad_structure(str(path), "a PNG image", f"{type(exc).__name__}: {exc}") from None
-        if pixels.shape != (SIDE, SIDE):
-            raise bad_structure(str(path), f"{SIDE}x{SIDE}", "x".join(map(str, pixels.shape[::-1])))
-        out[k] = pixels
     labels = np.asarray([index.labels[i] for i in chosen], dtype=np.int64)
     return out, labels

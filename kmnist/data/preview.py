@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -163,12 +164,23 @@ def _ink(font: Any, char: str) -> tuple[tuple[int, int], bytes]:
 
 
 def _truetype(path: str | Path, size: int) -> Any:
+    # FreeType opens what it is given: a FIFO would block it until someone
+    # writes, a device would be read without end. A link to a font is fine.
+    if not _is_file(path):
+        return None
     try:
         from PIL import ImageFont
 
         return ImageFont.truetype(str(path), size)
     except (ImportError, OSError, ValueError):  # no FreeType, not a font, no such file
         return None
+
+
+def _is_file(path: str | Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # no such file; a NUL in the name
+        return False
 
 
 # Said once when no font draws the characters: why the labels are Latin, and

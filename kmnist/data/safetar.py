@@ -23,26 +23,64 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
 
+# The published archive's members are kkanji2/U+XXXX/<id>.png: 3 parts, under
+# 40 bytes. These limits are far above that and below what fails mid-way with
+# an error naming no member: os.makedirs recurses once per part (Python stops
+# at 1,000 frames), Linux refuses a path over 4,096 bytes (the hidden staging
+# folder and the data folder come before the member's), and most file systems
+# a name over 255 bytes.
+MAX_PARTS = 32
+MAX_PATH_BYTES = 1024
+MAX_NAME_BYTES = 255
+
+
 def member_problem(member: tarfile.TarInfo) -> str | None:
     """Why a member may not be unpacked, or None when it is a plain file or folder inside."""
     name = member.name
     if not name or "\0" in name:
-        return f"{name!r}: empty or invalid name"
+        return f"{_shown(repr(name))}: empty or invalid name"
+    shown = _shown(name)
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
-        return f"{name}: absolute path"
+        return f"{shown}: absolute path"
     if ".." in PurePosixPath(name).parts or ".." in PureWindowsPath(name).parts:
-        return f"{name}: '..' in path"
+        return f"{shown}: '..' in path"
+    too_long = _too_long(name)
+    if too_long:
+        return f"{shown}: {too_long}"
     if member.issym():
-        return f"{name}: symbolic link to {member.linkname}"
+        return f"{shown}: symbolic link to {_shown(member.linkname)}"
     if member.islnk():
-        return f"{name}: hard link to {member.linkname}"
+        return f"{shown}: hard link to {_shown(member.linkname)}"
     if member.ischr() or member.isblk():
-        return f"{name}: device file"
+        return f"{shown}: device file"
     if member.isfifo():
-        return f"{name}: FIFO"
+        return f"{shown}: FIFO"
     if not (member.isreg() or member.isdir()):
-        return f"{name}: not a regular file or folder (type {member.type!r})"
+        return f"{shown}: not a regular file or folder (type {member.type!r})"
     return None
+
+
+def _too_long(name: str) -> str | None:
+    """Why ``name`` is too deep or too long to unpack (see MAX_PARTS), or None."""
+    parts = PurePosixPath(name).parts
+    if len(parts) > MAX_PARTS:
+        return f"{len(parts):,} parts deep (at most {MAX_PARTS})"
+    try:
+        # The bytes os functions will be given: what the limits are in.
+        size = len(os.fsencode(name))
+    except UnicodeEncodeError:
+        return "a name this system's file names cannot spell"
+    if size > MAX_PATH_BYTES:
+        return f"a path of {size:,} bytes (at most {MAX_PATH_BYTES:,})"
+    longest = max((len(os.fsencode(part)) for part in parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        return f"a name of {longest:,} bytes in it (at most {MAX_NAME_BYTES})"
+    return None
+
+
+def _shown(name: str) -> str:
+    """``name``, cut short when long: a refusal should not print 4,000 characters of it."""
+    return name if len(name) <= 80 else f"{name[:50]}...{name[-25:]}"
 
 
 def _outside(dest: Path, members: Iterable[tarfile.TarInfo]) -> list[str]:
@@ -117,10 +155,16 @@ def safe_extract(
             dest.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=dest))
             try:
-                if hasattr(tarfile, "data_filter"):  # 3.12; security releases of 3.8 to 3.11
-                    tf.extractall(staging, members=members, filter="data")
-                else:  # the checks above are the equivalent: plain files and folders, inside
-                    tf.extractall(staging, members=[_plain(m) for m in members])
+                try:
+                    if hasattr(tarfile, "data_filter"):  # 3.12; security releases of 3.8 to 3.11
+                        tf.extractall(staging, members=members, filter="data")
+                    else:  # the checks above are the equivalent: plain files and folders, inside
+                        tf.extractall(staging, members=[_plain(m) for m in members])
+                except OSError as exc:
+                    clash = _clash(archive, staging, exc)
+                    if clash is None:
+                        raise
+                    raise clash from None
                 if record is not None:
                     record(members)
                 for entry in sorted(staging.iterdir()):
@@ -128,14 +172,45 @@ def safe_extract(
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except (tarfile.TarError, EOFError) as exc:
-        raise VerificationError(
-            str(archive), "disk", "structure", "a complete tar archive", f"{exc}"
-        ) from None
+        raise unreadable(archive, exc) from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise NotEnoughSpace(f"{dest}: disk full while unpacking {archive}") from None
         raise
     return len(members)
+
+
+def unreadable(archive: str | Path, exc: BaseException) -> VerificationError:
+    """The error for an archive tarfile cannot read, in one line.
+
+    Opened with ``r:*``, tarfile says what each compression it tried said, a
+    line each (``- method gz: ReadError('not a gzip file')``); an error
+    message is one line, so they are joined.
+    """
+    head, *tried = str(exc).splitlines() or [""]
+    got = f"{head.rstrip(':')} ({'; '.join(t.lstrip('- ') for t in tried)})" if tried else head
+    return VerificationError(str(archive), "disk", "structure", "a complete tar archive", got)
+
+
+# Errors two members cause between them, found only while unpacking: no member
+# is wrong alone. Said as a refusal naming the member (tarfile names the path
+# in the hidden staging folder, which means nothing to the user).
+_CLASHES = {
+    errno.EISDIR: "a file where the archive has a folder of that name",
+    errno.EEXIST: "a folder where the archive has a file of that name",
+    errno.ENOTDIR: "below a member that is a file, not a folder",
+}
+
+
+def _clash(archive: str | Path, staging: Path, exc: OSError) -> UnsafeArchive | None:
+    """``exc`` as a refusal naming the member, when two members clashed; None for other errors."""
+    reason = _CLASHES.get(exc.errno or 0)
+    if reason is None or not isinstance(exc.filename, str):
+        return None
+    member = os.path.relpath(exc.filename, staging)
+    if member.startswith(".."):  # not one of the archive's paths
+        return None
+    return UnsafeArchive(str(archive), [f"{_shown(Path(member).as_posix())}: {reason}"])
 
 
 def _move_into_place(new: Path, target: Path) -> None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from ..errors import VerificationError
+from ..errors import UnsafePath
+from .safetar import unreadable
 
 if TYPE_CHECKING:
     import tarfile
@@ -98,9 +99,7 @@ def read_archive(archive: Path, *, top: str) -> MemberIndex:
         with tarfile.open(archive, "r:*") as tf:
             return from_members(tf.getmembers(), top=top, archive=archive.name)
     except (tarfile.TarError, EOFError) as exc:
-        raise VerificationError(
-            str(archive), "disk", "structure", "a complete tar archive", f"{exc}"
-        ) from None
+        raise unreadable(archive, exc) from None
 
 
 def index_path(folder: Path) -> Path:
@@ -141,13 +140,18 @@ def write_index(path: Path, index: MemberIndex) -> None:
 
 def read_index(path: Path) -> MemberIndex:
     """The index written by :func:`write_index`. Raises FileNotFoundError or :class:`BadIndex`."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    if path.is_symlink():  # O_NOFOLLOW does this too, where the system has it
+    from ..storage.safeopen import open_fd
+
+    if path.is_symlink():  # open_fd refuses it too, where the system has O_NOFOLLOW
         raise BadIndex(f"{path} is a symbolic link")
     try:
-        fd = os.open(path, flags)
+        # Not a plain os.open: a FIFO planted here would block the check
+        # (--verify, --extract) forever, and a folder fails only when read.
+        fd = open_fd(path, os.O_RDONLY, what="member index")
     except FileNotFoundError:
         raise
+    except UnsafePath:
+        raise BadIndex(f"{path} is not a regular file") from None
     except OSError as exc:
         raise BadIndex(f"{path}: {exc.strerror}") from None
     with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as f:

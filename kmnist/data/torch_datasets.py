@@ -303,17 +303,21 @@ class KuzushijiKanji(_Vision):
         path = self.samples[index][0]
         try:
             with Image.open(path) as im:
-                image = im.convert("L")
-        except OSError as exc:  # PIL.UnidentifiedImageError is an OSError
+                # The size from the header, before a pixel is decoded: a PNG
+                # that claims 10,000 x 10,000 is refused without 100 MB for it.
+                if im.size != (KANJI_SIDE, KANJI_SIDE):
+                    got = "x".join(map(str, im.size))
+                    raise VerificationError(
+                        str(path), "disk", "structure", f"{KANJI_SIDE}x{KANJI_SIDE}", got
+                    )
+                return im.convert("L")
+        # PIL.UnidentifiedImageError is an OSError. DecompressionBombError is
+        # a header that claims more pixels than Pillow agrees to decode, its
+        # Warning the same below twice as many, raised where warnings are errors.
+        except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise VerificationError(
                 str(path), "disk", "structure", "a PNG image", f"{type(exc).__name__}: {exc}"
             ) from None
-        if image.size != (KANJI_SIDE, KANJI_SIDE):
-            got = "x".join(map(str, image.size))
-            raise VerificationError(
-                str(path), "disk", "structure", f"{KANJI_SIDE}x{KANJI_SIDE}", got
-            )
-        return image
 
 
 def _unpacked(root: Path, *, download: bool, mirrors: Mirrors, progress: bool) -> None:

@@ -316,24 +316,31 @@ class Downloader:
         source = target.with_name(src.name)
         fetched = self._fetch_step(_step_for(src, source, self.catalogue))
         out = [fetched] if fetched.action is not Outcome.SKIPPED else []
-        seconds = time.monotonic() - started
-        if step.built and is_derived(file, target, catalogue=self.catalogue):
-            with contextlib.suppress(VerificationError):
-                check_derived(file, target, catalogue=self.catalogue)
-                note = f"{why}; kept the file built from {src.name} earlier"
-                self.note(f"{file.path}: {note}")
-                return [
-                    *out,
-                    Result(file, target, Outcome.SKIPPED, None, 0, seconds, Check.DERIVED, note),
-                ]
-        try:
-            build(file, target, source, catalogue=self.catalogue)
-        except OSError as exc:
-            full = _disk_full(file.path, target, file.size, exc)
-            if full is None:
-                raise
-            raise full from exc
-        check_derived(file, target, catalogue=self.catalogue)
+        # Built under the file's lock, as a fetch writes it: the .part is the
+        # same name, and another process fetching or building this file wrote
+        # into it after it was promoted (a corrupt final file).
+        with self._holding(step):
+            if step.built and is_derived(file, target, catalogue=self.catalogue):
+                with contextlib.suppress(VerificationError):
+                    check_derived(file, target, catalogue=self.catalogue)
+                    note = f"{why}; kept the file built from {src.name} earlier"
+                    self.note(f"{file.path}: {note}")
+                    seconds = time.monotonic() - started
+                    kept = Result(
+                        file, target, Outcome.SKIPPED, None, 0, seconds, Check.DERIVED, note
+                    )
+                    return [*out, kept]
+            meanwhile = self._there_meanwhile(step)
+            if meanwhile is not None:
+                return [*out, meanwhile]  # another process fetched or built it
+            try:
+                build(file, target, source, catalogue=self.catalogue)
+            except OSError as exc:
+                full = _disk_full(file.path, target, file.size, exc)
+                if full is None:
+                    raise
+                raise full from exc
+            check_derived(file, target, catalogue=self.catalogue)
         # Each mirror's reason first, then what was done about it.
         note = f"{why}; built from {src.name} instead (the same array, not the published bytes)"
         self.note(f"{file.path}: {note}")
@@ -410,6 +417,15 @@ class Downloader:
 
     def _under_lock(self, step: Step, start: float) -> Result:
         """Fetch ``step``'s file holding its lock (another process may be fetching it)."""
+        with self._holding(step):
+            meanwhile = self._there_meanwhile(step)
+            if meanwhile is not None:
+                return meanwhile
+            return self._from_mirrors(step, start)
+
+    @contextlib.contextmanager
+    def _holding(self, step: Step) -> Iterator[None]:
+        """Hold ``step``'s file lock: whatever writes its .part or its final name does."""
         lock = storage.file_lock(step.target, lambda: self.cancelled)
         lock.waiting = lambda: self.note(
             f"{step.file.path}: waiting for another process that is fetching it (lock {lock.path})"
@@ -420,19 +436,20 @@ class Downloader:
             # Ctrl-C while another process holds this file: nothing of ours to keep.
             raise Cancelled() from None
         try:
-            # Another process may have fetched it while we waited for the lock.
-            if step.action is not Action.REFETCH and step.target.exists():
-                try:
-                    final = verify_final(step.file, step.target, catalogue=self.catalogue)
-                    stamp(step.file, step.target, final.stamp)
-                    return Result(
-                        step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, final.check
-                    )
-                except (VerificationError, OSError):
-                    pass
-            return self._from_mirrors(step, start)
+            yield
         finally:
             lock.release()
+
+    def _there_meanwhile(self, step: Step) -> Result | None:
+        """The file as another process left it while we waited for the lock, if verified."""
+        if step.action is Action.REFETCH or not step.target.exists():
+            return None
+        try:
+            final = verify_final(step.file, step.target, catalogue=self.catalogue)
+            stamp(step.file, step.target, final.stamp)
+        except (VerificationError, OSError):
+            return None
+        return Result(step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, final.check)
 
     def _from_mirrors(self, step: Step, start: float) -> Result:
         file = step.file
