@@ -140,14 +140,22 @@ class DiskFull(NotEnoughSpace):
     one error naming the file and the free space it still needs.
     """
 
-    def __init__(self, path: str, needed: int | None, free: int | None, why: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        needed: int | None,
+        free: int | None,
+        why: str,
+        *,
+        remedy: str = "free some space",
+    ) -> None:
         self.path = path
         self.needed = needed
         self.free = free
         more = f"{_mib(needed)} more needed, " if needed else ""
         left = f"{_mib(free)} free" if free is not None else "free space unknown"
         super().__init__(
-            f"{path}: {why} while writing it ({more}{left}); free some space or choose "
+            f"{path}: {why} while writing it ({more}{left}); {remedy} or choose "
             "another folder with --dir, then run again to resume"
         )
 
@@ -162,6 +170,15 @@ class UnsafePath(KmnistError):
 
 class FolderError(KmnistError):
     """A data folder that cannot be used (read-only, not a folder, no storage behind it)."""
+
+
+class LocalFileError(KmnistError):
+    """One file cannot be written or read in the data folder (a folder where its
+    lock goes, an immutable ``.part``): that file fails, the other files go on."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {reason}")
 
 
 class DownloadsFailed(KmnistError):

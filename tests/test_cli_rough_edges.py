@@ -464,3 +464,21 @@ def test_a_name_with_a_control_character_is_said_in_one_line(
     assert main([*argv, "-m", str(missing)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err and all(x.startswith("kmnist-download: ") and x.isprintable() for x in err)
+
+
+def test_a_download_with_stderr_closed_runs_without_a_progress_bar(
+    server: FaultyServer, realdata: Path, tmp_path: Path
+) -> None:
+    # cron, a daemon: `2>&-`. The progress bar failed on the missing stream,
+    # and the run ended with exit 1 before a byte was fetched, saying nothing.
+    from .test_cli import TEST_NPZ, _cmd
+
+    for rel in TEST_NPZ:
+        server.add(rel, (realdata / rel).read_bytes())
+    argv = _cmd("-d", "kmnist", "-s", "test", "-f", "npz", "-m", server.url, "--dir", str(tmp_path))
+    r = subprocess.run(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stdout
+    for rel in TEST_NPZ:
+        assert (tmp_path / rel).read_bytes() == (realdata / rel).read_bytes()

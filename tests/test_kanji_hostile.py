@@ -90,6 +90,24 @@ def test_a_folder_in_place_of_the_member_index_is_not_trusted(tmp_path: Path) ->
     assert any(f"{index} is not a regular file" in p for p in check.problems), check.summary()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"format": 1, "files": [["a", 1e400]], "folders": [], "archive": "x", "sha256": ""}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"a": ' * 50_000 + "1" + "}" * 50_000,
+    ],
+    ids=["a size of 1e400", "arrays nested 100,000 deep", "objects nested 50,000 deep"],
+)
+def test_hostile_json_in_the_member_index_is_not_trusted(tmp_path: Path, text: str) -> None:
+    # int(1e400) and json's recursion limit were a traceback out of --verify.
+    folder, _ = unpacked(tmp_path)
+    index_path(folder).write_text(text)
+    check = check_kanji(folder)
+    assert not check.ok
+    assert any("not an index this kmnist wrote" in p for p in check.problems), check.summary()
+
+
 # -- the font of the preview -------------------------------------------------------
 
 

@@ -431,3 +431,45 @@ def test_verify_of_an_empty_folder_says_there_is_nothing(
 ) -> None:
     assert main(["--verify", "--dir", str(tmp_path)]) == 1
     assert "nothing to verify" in capsys.readouterr().out
+
+
+def test_a_file_system_out_of_inodes_is_not_called_full(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], realdata: Path, server: FaultyServer
+) -> None:
+    # Bytes free, no file entry left: it said "the disk is full ... (0.0 MiB
+    # more needed, free space unknown)", the opposite of what is wrong.
+    for rel in ("kmnist/kmnist-test-labels.npz",):
+        server.add(rel, (realdata / rel).read_bytes())
+    with tmpfs(tmp_path / "few", "size=20m,nr_inodes=16") as few:
+        root = few / "data"
+        root.mkdir()
+        for i in range(64):  # bounded: the 16 inodes are gone long before
+            try:
+                (few / f"f{i}").touch()
+            except OSError:
+                break
+        argv = ["-d", "kmnist", "-s", "test", "-f", "npz", "--dir", str(root), "-q"]
+        assert main([*argv, "-m", server.url, "--no-derive"]) == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines and all("no free inodes (file entries)" in x for x in lines)
+        assert all("MiB free" in x and "more needed" not in x for x in lines)
+        assert "delete some files" in lines[0]
+
+
+def test_a_folder_at_one_files_lock_fails_that_file_and_the_others_arrive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], realdata: Path, server: FaultyServer
+) -> None:
+    # A folder where kmnist keeps one file's lock: that OSError ended the whole
+    # run as if it were a bug, and no other file was fetched.
+    from kmnist.storage.layout import lock_path
+
+    rels = ["kmnist/kmnist-test-labels.npz", "kmnist/kmnist_classmap.csv"]
+    for rel in rels:
+        server.add(rel, (realdata / rel).read_bytes())
+    lock_path(tmp_path / rels[0]).mkdir(parents=True)
+    argv = ["-d", "kmnist", "-s", "test", "-f", "npz", "--dir", str(tmp_path), "-q"]
+    assert main([*argv, "-m", server.url, "--no-derive"]) == 1
+    err = capsys.readouterr().err
+    assert f"{rels[0]}: {lock_path(tmp_path / rels[0])} is a folder" in err
+    assert "remove it and run again" in err and "Traceback" not in err
+    assert (tmp_path / rels[1]).read_bytes() == (realdata / rels[1]).read_bytes()

@@ -165,8 +165,9 @@ def read_index(path: Path) -> MemberIndex:
             files, frozenset(map(str, doc["folders"])), str(doc["archive"]), doc["sha256"]
         )
         recorded = doc["digest"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BadIndex(f"{path}: not an index this kmnist wrote ({exc})") from None
+    # OverflowError: int(1e400); RecursionError: [[[...]]] nested past Python's limit.
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        raise BadIndex(f"{path}: not an index this kmnist wrote ({type(exc).__name__})") from None
     if recorded != index.digest:
         raise BadIndex(f"{path}: its listing does not match its own digest (edited?)")
     return index

@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ from ..errors import (
     DownloadError,
     DownloadsFailed,
     KmnistError,
+    LocalFileError,
     Refusal,
     VerificationError,
 )
@@ -373,7 +375,9 @@ class Downloader:
 
     def _make_progress(self, plan: Plan) -> Progress:
         if isinstance(self.show_progress, bool):
-            if not self.show_progress:
+            # No stderr at all (2>&-, a daemon): nowhere to draw, and tqdm
+            # failed on it, which ended the run before a byte was fetched.
+            if not self.show_progress or sys.stderr is None:
                 return NullProgress()
             total = None if plan.unknown_sizes else plan.todo_bytes
             return TqdmProgress(total)
@@ -411,9 +415,11 @@ class Downloader:
             # A full disk anywhere on the write path (the lock, the .part, its
             # record): one DiskFull naming the file, not a bare OSError.
             full = _disk_full(step.file.path, step.target, _still_needed(step), exc)
-            if full is None:
-                raise
-            raise full from exc
+            if full is not None:
+                raise full from exc
+            # Anything else is this file's: the others go on (it ended the
+            # whole run, as if it were a bug).
+            raise LocalFileError(step.file.path, _local_problem(exc)) from exc
 
     def _under_lock(self, step: Step, start: float) -> Result:
         """Fetch ``step``'s file holding its lock (another process may be fetching it)."""
@@ -680,11 +686,36 @@ def _disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> Dis
     """A full disk (or quota) while ``target`` was written, as one DiskFull; else None."""
     if exc.errno not in _FULL:
         return None
+    # The nearest folder that exists: the file's own may not be made yet.
+    folder = next((p for p in target.parents if p.is_dir()), target.parent)
     try:
-        free: int | None = shutil.disk_usage(target.parent).free
+        free: int | None = shutil.disk_usage(folder).free
     except OSError:
         free = None
+    if exc.errno == errno.ENOSPC and _out_of_inodes(folder):
+        # Bytes free, no file entry left: "0.0 MiB more needed, 17.1 MiB
+        # free" said the opposite of what is wrong.
+        why = "the file system has no free inodes (file entries)"
+        return DiskFull(name, None, free, why, remedy="delete some files")
     return DiskFull(name, needed, free, _FULL[exc.errno])
+
+
+def _local_problem(exc: OSError) -> str:
+    """What is wrong with a file of the data folder, and what to do, in words."""
+    from ..storage.folders import explain
+
+    if exc.errno == errno.EISDIR and exc.filename is not None:
+        return f"{exc.filename} is a folder, where kmnist keeps a file: remove it and run again"
+    return explain(exc)
+
+
+def _out_of_inodes(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    # f_files 0: a file system that keeps no count (btrfs), never "out".
+    return st.f_files > 0 and st.f_favail == 0
 
 
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
