@@ -482,3 +482,20 @@ def test_a_download_with_stderr_closed_runs_without_a_progress_bar(
     assert r.returncode == 0, r.stdout
     for rel in TEST_NPZ:
         assert (tmp_path / rel).read_bytes() == (realdata / rel).read_bytes()
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_flat_2018_files_never_take_the_place_of_the_verified_2019_ones(
+    tmp_path: Path, realdata: Path, capsys: pytest.CaptureFixture[str], force: list[str]
+) -> None:
+    # Flat, both releases' MNIST-format files have one name, and the 2018 ones
+    # have no published checksum: the 2019 file passed their structure check
+    # (skipped as the 2018 file), or was replaced by it with --force.
+    name = "t10k-labels-idx1-ubyte.gz"
+    (tmp_path / name).write_bytes((realdata / "kmnist" / name).read_bytes())
+    argv = ["-d", "kmnist", "-f", "mnist", "-s", "test", "--release", "2018", "--flat"]
+    assert main([*argv, "--dir", str(tmp_path), "-m", str(tmp_path / "nowhere"), *force]) == 2
+    line = one_error_line(capsys)
+    assert f"{tmp_path / name} is the 2019 release's {name}, verified" in line
+    assert "choose another --dir" in line
+    assert (tmp_path / name).read_bytes() == (realdata / "kmnist" / name).read_bytes()

@@ -186,10 +186,40 @@ def make_plan(
             # Only possible flat: the same name from two folders (two releases).
             raise UsageError(f"{seen[target].path} and {f.path} would both be {target}")
         seen[target] = f
+        if flat:
+            _check_not_another_releases(f, target, catalogue)
         state = inspect(f, target, check_final=not force, catalogue=catalogue)
         action, have = decide(f, state, force=force)
         steps.append(_step(f, target, action, have, state))
     return Plan(tuple(steps))
+
+
+def _check_not_another_releases(
+    file: RemoteFile, target: Path, catalogue: Sequence[Entry] | None
+) -> None:
+    """Flat, a release's file may be at ``target`` under the same name: never taken, nor replaced.
+
+    The 2018 MNIST-format files have no published checksum, only a
+    structure, and the 2019 ones of the same names pass it: a verified 2019
+    file was skipped as the 2018 one, or replaced by it with --force.
+    """
+    from ..catalogue.manifest import ENTRIES
+
+    if file.sha256 is not None or not target.is_file():
+        return
+    size = target.stat().st_size
+    for e in ENTRIES if catalogue is None else catalogue:
+        other = e.file
+        if other.name != file.name or other.path == file.path or other.size != size:
+            continue
+        try:
+            verify_path(other, target)
+        except (VerificationError, OSError):
+            continue
+        raise UsageError(
+            f"{target} is the {e.release} release's {other.name}, verified; --flat gives both "
+            f"releases' files one name: choose another --dir for {file.path}"
+        )
 
 
 def _step(file: RemoteFile, target: Path, action: Action, have: int, state: DiskState) -> Step:
