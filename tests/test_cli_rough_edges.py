@@ -499,3 +499,20 @@ def test_flat_2018_files_never_take_the_place_of_the_verified_2019_ones(
     assert f"{tmp_path / name} is the 2019 release's {name}, verified" in line
     assert "choose another --dir" in line
     assert (tmp_path / name).read_bytes() == (realdata / "kmnist" / name).read_bytes()
+
+
+@pytest.mark.parametrize("mode", [["--cite"], ["--list"], ["-d", "kmnist", "--dry-run"]])
+def test_a_mode_that_only_prints_says_so_when_stdout_is_closed(
+    mode: list[str], tmp_path: Path
+) -> None:
+    # `>&-`: they printed nothing and exited 0, as if they had done their job.
+    from .test_cli import _cmd
+
+    argv = _cmd(*mode, "--dir", str(tmp_path))
+    r = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert (r.returncode, r.stderr.strip().splitlines()) == (
+        1,
+        ["kmnist-download: error: cannot write to standard output: it is closed"],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -292,6 +293,12 @@ def run(args: argparse.Namespace, *, out: TextIO, catalogue: Sequence[Entry] | N
     from . import report
 
     _one_mode(args)
+    if out is None and (args.cite or args.list or args.dry_run):
+        from .common import OutputFailed
+
+        # Standard output closed (>&-): what these modes print is all they
+        # do, and they said nothing and exited 0.
+        raise OutputFailed(errno.EBADF, "it is closed")
     if args.cite:
         from ..catalogue.info import citation
 
