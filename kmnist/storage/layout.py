@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -64,25 +65,47 @@ def size_or_none(path: Path) -> int | None:
     """The size of a regular file at ``path``; None when there is none.
 
     A link (or a FIFO, a device) where a .part belongs holds no bytes of ours:
-    it counts as absent, and writing the .part later refuses it.
+    it counts as absent, and writing the .part later refuses it. Nor does a
+    file with another hard link: its bytes are another name's too, and the
+    fetch drops this name before it writes (:func:`check_part`).
     """
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
+    return st.st_size if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 else None
 
 
 def check_part(path: Path) -> None:
-    """Refuse a .part that is there but is not a regular file (a link, a FIFO): UnsafePath."""
+    """Make ``path`` safe to fill: refuse a link or a FIFO (UnsafePath), drop a hard link."""
     if os.path.lexists(path) and not safeopen.is_regular(path):
         raise safeopen.refuse_link(path, ".part file")
+    _drop_shared(path)
+
+
+def _drop_shared(path: Path) -> None:
+    """Remove the name ``path`` if it is a regular file with another hard link.
+
+    Written through, such a .part writes into the other name's file, which
+    may be outside the data folder (``ln ~victim/file x.part``). Dropped
+    rather than refused, as a symbolic link is: a hard link is also what a
+    snapshot of the folder makes of every file (``cp -al``, ``rsync
+    --link-dest``), a .part mid-download included; the name is ours, removing
+    it leaves the other name's bytes as they are, and the fetch starts afresh.
+    A hard link planted after this is still refused by ``safeopen.open_fd``.
+    """
+    with contextlib.suppress(OSError):  # gone, or not ours to remove: open_fd refuses it
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            path.unlink()
 
 
 def open_part(path: Path, mode: str, *, buffering: int = -1) -> BinaryIO:
     """Open a .part (mode rb, r+b, wb or ab) without following a link planted in its place."""
     if mode != "rb":
         path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "wb":
+        _drop_shared(path)  # an empty file is asked for: a fresh one is that
     return safeopen.open_file(path, mode, buffering=buffering, what=".part file")
 
 
@@ -96,7 +119,18 @@ def promote(part: Path, target: Path) -> None:
         raise safeopen.refuse_link(part, ".part file")
     # os.replace is atomic on POSIX and Windows when both names are in one
     # folder, which is why the .part lives beside its target.
-    os.replace(part, target)
+    try:
+        os.replace(part, target)
+    except OSError as exc:
+        if os.path.isdir(target) and not os.path.islink(target):
+            # The system's error names the .part, which is whole and kept: the
+            # folder at the final name is what the user has to remove.
+            raise IsADirectoryError(
+                errno.EISDIR,
+                "is a folder, where the verified file goes: remove it and run again",
+                str(target),
+            ) from exc
+        raise
 
 
 def discard(path: Path) -> None:
@@ -174,8 +208,8 @@ def has_stamp(target: Path, expect: str) -> bool:
     try:
         stamp = json.loads(safeopen.read_text(meta_path(target, STAMP_SUFFIX)))
         st = target.stat()
-    except (OSError, ValueError, UnsafePath):
-        return False  # no stamp, an unreadable one, or a link: hash again
+    except (OSError, ValueError, RecursionError, UnsafePath):
+        return False  # no stamp, an unreadable one (nested past the limit), or a link: hash again
     return bool(
         isinstance(stamp, dict)
         and stamp.get("expect") == expect

@@ -196,6 +196,9 @@ class PartFile:
         with self._save_lock:
             self._ranged = False
             storage.discard(self.state)
+            # A run killed while it replaced the record left a temporary that no
+            # later save removes if the rest comes in one stream (no save at all).
+            safeopen.clear_leftovers(self.state)
 
     def as_prefix(self) -> int:
         """Turn into a plain prefix .part (for a sequential fetch): keep the contiguous bytes."""
@@ -235,8 +238,10 @@ def _read_state(path: Path) -> tuple[int, list[tuple[int, int]]] | None:
         data = json.loads(safeopen.read_text(path))
         size = int(data["size"])
         ranges = [(int(s), int(e)) for s, e in data["done"]]
-    except (OSError, ValueError, KeyError, TypeError, UnsafePath):
-        return None  # a link in its place is not a record of ours
+    # A link in its place is not a record of ours; nor is 1e400 (OverflowError)
+    # or JSON nested past Python's recursion limit.
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError, UnsafePath):
+        return None
     if any(not 0 <= s < e <= size for s, e in ranges):
         return None
     return size, ranges
