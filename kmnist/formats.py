@@ -12,7 +12,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from .errors import VerificationError
 from .verify import ZIP_ERRORS, NpyHeader, parse_idx_header, read_npy_header
@@ -42,7 +42,6 @@ def read_idx(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
     Checks the magic number, the dimensions (28 x 28 images) and that the
     payload is exactly as long as the header says: no more, no less.
     """
-    import numpy as np
 
     name = name or str(path)
     want = f"IDX magic 0x{IDX_MAGIC['images' if ndim == 3 else 'labels']:08x}"
@@ -63,22 +62,7 @@ def read_idx(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
                 )
             if header.payload > DEFLATE_MAX_RATIO * os.path.getsize(path):
                 raise bad_structure(name, "a header that fits the file", f"shape {header.shape}")
-            out = np.empty(header.payload, dtype=np.uint8)
-            view = memoryview(out)  # type: ignore[arg-type]
-            got = 0
-            while got < header.payload:
-                n = g.readinto(view[got:])
-                if not n:
-                    break
-                got += n
-            if got < header.payload:
-                raise bad_structure(
-                    name, f"{header.payload} bytes of data", f"only {got} (truncated)"
-                )
-            if g.read(1):
-                raise bad_structure(
-                    name, f"{header.payload} bytes of data", "more (trailing bytes)"
-                )
+            out = _read_payload(g, header.payload, name)
     except (OSError, EOFError, zlib.error) as exc:
         # gzip.BadGzipFile is an OSError; EOFError is a cut-off gzip stream.
         raise bad_structure(name, "a complete gzip file", f"{type(exc).__name__}: {exc}") from None
@@ -92,7 +76,6 @@ def read_npz(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
     array is made: ``np.load`` decoded any dtype and shape first, so a 1.5 MB
     file of compressed float64 zeros took 1.5 GB before it was refused.
     """
-    import numpy as np
 
     name = name or str(path)
     try:
@@ -107,16 +90,9 @@ def read_npz(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
                 except ValueError as exc:
                     raise bad_structure(name, "a .npy array in arr_0", str(exc)) from None
                 _check_npy(header, info, path, ndim=ndim, name=name)
-                out = np.empty(header.count, dtype=np.uint8)
-                got = _read_into(m, memoryview(out))  # type: ignore[arg-type]
-                if got < header.count:
-                    raise bad_structure(
-                        name, f"{header.count} bytes of data", f"only {got} (truncated)"
-                    )
-                if m.read(1):  # reading to the end also checks the member's CRC
-                    raise bad_structure(
-                        name, f"{header.count} bytes of data", "more (trailing bytes)"
-                    )
+                # Reading to the end also checks the member's CRC. A ZipExtFile
+                # (io.BufferedIOBase) has readinto; typeshed says only IO[bytes].
+                out = _read_payload(cast("_Stream", m), header.count, name)
     except ZIP_ERRORS as exc:
         # Not a zip (a pickle, a bare .npy, an HTML page), an encrypted member,
         # a compression method zipfile lacks, a cut or corrupt stream.
@@ -132,7 +108,7 @@ def _check_npy(
     header: NpyHeader, info: zipfile.ZipInfo, path: str | Path, *, ndim: int, name: str
 ) -> None:
     """The array the header promises is the one expected, and fits the file."""
-    if header.descr not in ("|u1", "<u1", ">u1"):
+    if not header.is_bytes:
         raise bad_structure(name, "uint8", _dtype_name(header.descr))
     shape = header.shape
     if len(shape) != ndim or (ndim == 3 and shape[1:] != (SIDE, SIDE)):
@@ -154,11 +130,29 @@ def _dtype_name(descr: str) -> str:
         return repr(descr)[:60]
 
 
-def _read_into(stream: IO[bytes], view: memoryview) -> int:
+class _Stream(Protocol):
+    """What both decompressors read through (a GzipFile, a zip member)."""
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _read_payload(stream: _Stream, size: int, name: str) -> Array:
+    """Exactly ``size`` bytes of ``stream`` into one new array: no fewer, and nothing after."""
+    import numpy as np
+
+    out = np.empty(size, dtype=np.uint8)
+    view = memoryview(out)  # type: ignore[arg-type]
     got = 0
-    while got < len(view):
-        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+    while got < size:
+        n = stream.readinto(view[got:])
         if not n:
             break
         got += n
-    return got
+    if got < size:
+        raise bad_structure(name, f"{size} bytes of data", f"only {got} (truncated)")
+    if stream.read(1):
+        raise bad_structure(name, f"{size} bytes of data", "more (trailing bytes)")
+    result: Array = out
+    return result

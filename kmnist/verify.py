@@ -286,6 +286,11 @@ class NpyHeader:
     offset: int  # bytes before the first data byte
 
     @property
+    def is_bytes(self) -> bool:
+        """Of uint8, the dtype of every published array (any byte order says the same)."""
+        return self.descr in ("|u1", "<u1", ">u1")
+
+    @property
     def count(self) -> int:
         n = 1
         for d in self.shape:
@@ -352,7 +357,7 @@ def npz_shape(path: Path, member: str = "arr_0") -> tuple[int, ...]:
                 header = read_npy_header(m)
     except ZIP_ERRORS as exc:
         raise ValueError(f"not a readable .npz ({type(exc).__name__}: {exc})") from None
-    if header.descr not in ("|u1", "<u1", ">u1"):
+    if not header.is_bytes:
         # Every published array is of bytes; anything else (a pickle's "|O")
         # is not the structure, whatever its shape.
         raise ValueError(f"a .npy array of dtype {header.descr!r:.40}, not uint8")

@@ -130,6 +130,19 @@ def low_water_marks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return marks
 
 
+# Another user's file, outside the data folder: what a planted link points at.
+OUTSIDE = b"another user's file: must not change\n"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A file outside the data folder holding OUTSIDE: it must come out as it went in."""
+    f = tmp_path / "outside" / "precious.txt"
+    f.parent.mkdir()
+    f.write_bytes(OUTSIDE)
+    return f
+
+
 @pytest.fixture
 def realdata() -> Path:
     if not REALDATA.is_dir():

@@ -27,14 +27,13 @@ from kmnist.errors import DiskFull, UnsafePath
 from kmnist.storage import layout as storage
 from kmnist.storage.partfile import state_path
 
-from .conftest import no_part_files
+from .conftest import OUTSIDE, no_part_files
 from .server import FaultyServer
 
 PIECE = 256 << 10
 DATA = os.urandom(6 * PIECE + 333)  # ranged when more than one connection is allowed
 PATH = "kmnist/blob.bin"
 SHA = hashlib.sha256(DATA).hexdigest()
-OUTSIDE = b"another user's file: must not change\n"
 DEAD = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
@@ -57,14 +56,6 @@ def downloader(url: str, *, connections: int = 4) -> Downloader:
 def served(server: FaultyServer) -> FaultyServer:
     server.add(PATH, DATA)
     return server
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    f = tmp_path / "outside" / "precious.txt"
-    f.parent.mkdir()
-    f.write_bytes(OUTSIDE)
-    return f
 
 
 def temp_leftovers(root: Path) -> list[str]:

@@ -9,7 +9,6 @@ user's file, and must come out as it went in.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -21,47 +20,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmnist.catalogue.manifest import RemoteFile
 from kmnist.cli.download import main
-from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import UnsafePath
 from kmnist.storage import layout, safeopen
 from kmnist.storage.partfile import PartFile, _read_state, state_path
 
+from .conftest import OUTSIDE
 from .server import FaultyServer
+from .test_safety import DATA, PATH, downloader, remote
 
-PIECE = 64 << 10
-DATA = os.urandom(6 * PIECE + 333)  # ranged when more than one connection is allowed
-PATH = "kmnist/blob.bin"
-FILE = RemoteFile(PATH, len(DATA), sha256=hashlib.sha256(DATA).hexdigest())
 LABELS = "kmnist/kmnist-test-labels.npz"
-OUTSIDE = b"another user's file: must not change\n"
 PROPS = settings(max_examples=200, deadline=None)
 
 
 @pytest.fixture
 def served(server: FaultyServer) -> FaultyServer:
-    server.add(PATH, DATA)
+    server.add(PATH, DATA)  # test_safety's file: its downloader and remote() fetch it
     return server
 
 
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    f = tmp_path / "outside" / "precious.txt"
-    f.parent.mkdir()
-    f.write_bytes(OUTSIDE)
-    return f
-
-
 def fetch(url: str, root: Path, *, connections: int = 1) -> None:
-    Downloader(
-        mirrors=[url],
-        progress=False,
-        piece=PIECE,
-        connections=connections,
-        retry=RetryPolicy(sleep=lambda s: None),
-        fast_connection=float("inf"),
-    ).fetch([FILE], root)
+    downloader(url, connections=connections).fetch([remote()], root)
 
 
 def part_in(root: Path) -> Path:
