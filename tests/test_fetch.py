@@ -15,8 +15,9 @@ import kmnist
 from kmnist.catalogue.manifest import Mirror, RemoteFile, Structure
 from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import DownloadError, DownloadsFailed, VerificationError
+from kmnist.storage import layout
 from kmnist.storage.layout import part_path
-from kmnist.verify import verify_path
+from kmnist.verify import expectation, verify_path
 
 from .conftest import StartServer, no_part_files
 from .server import FaultyServer
@@ -457,6 +458,31 @@ def test_verified_stamp_spares_rehashing_until_the_file_changes(
     fetch(served, tmp_path)
     other = RemoteFile(PATH, len(DATA), sha256="0" * 64)
     assert [s.action.value for s in d.plan([other], tmp_path)] == ["refetch"]
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["wrong-file", "force"])
+def test_a_wrong_file_replaced_by_another_process_meanwhile_is_not_fetched_again(
+    served: FaultyServer, tmp_path: Path, force: bool
+) -> None:
+    # Eight jobs of a cluster find the same wrong file and plan to replace
+    # it; the first to hold the lock does. The others, once they hold it,
+    # found it replaced (and stamped) but fetched it again anyway.
+    target = tmp_path / PATH
+    target.parent.mkdir(parents=True)
+    target.write_bytes(bytes(len(DATA)))
+    d = Downloader(mirrors=[served.url], progress=False)
+    plan = d.plan([remote()], tmp_path, force=force)
+    assert [s.action.value for s in plan] == ["refetch"]
+    # "Another process" (Downloader._finish): the published bytes, then their stamp.
+    target.write_bytes(DATA)
+    layout.write_stamp(target, expectation(remote()))
+    asked = len(served.gets(PATH))
+    [r] = d.run(plan)
+    assert target.read_bytes() == DATA
+    if force:  # --force fetches whatever is there
+        assert r.action == "fetched" and len(served.gets(PATH)) > asked
+    else:
+        assert r.action == "skipped" and len(served.gets(PATH)) == asked
 
 
 def test_md5_alone_pins_a_file_without_sha256(server: FaultyServer, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import kmnist.downloader.run
@@ -135,6 +135,7 @@ def test_any_argv_and_environment_end_in_a_line_and_a_status(
 
 @settings(max_examples=150, deadline=None)
 @given(spec=values)
+@example(spec="~\x00")  # expanduser looked the user "\0" up: ValueError
 def test_a_mirror_is_a_mirror_or_a_usage_error(spec: str) -> None:
     try:
         m = manifest.user_mirror(spec)

@@ -25,9 +25,13 @@ from kmnist.errors import UnsafePath
 from kmnist.storage import layout, safeopen
 from kmnist.storage.partfile import PartFile, _read_state, state_path
 
+from . import test_interactive
 from .conftest import OUTSIDE
 from .server import FaultyServer
+from .test_interactive import Synthetic
 from .test_safety import DATA, PATH, downloader, remote
+
+synthetic = test_interactive.synthetic  # a fixture: the catalogue of small files
 
 LABELS = "kmnist/kmnist-test-labels.npz"
 PROPS = settings(max_examples=200, deadline=None)
@@ -350,3 +354,22 @@ def test_a_huge_record_or_stamp_is_not_read_into_memory(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20
+
+
+def test_a_file_at_the_bookkeeping_folder_is_said_once_for_all_its_files(
+    synthetic: Synthetic,
+    server: FaultyServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Every file of kmnist/ fails on it, in words that name the folder: the
+    # same line came five times. The other dataset's files are fetched.
+    (tmp_path / "kmnist").mkdir()
+    (tmp_path / "kmnist" / layout.META_DIR).write_text("x")
+    argv = ["-d", "kmnist", "-d", "k49", "-f", "npz", "-s", "test", "--dir", str(tmp_path)]
+    assert main([*argv, "-m", server.url, "-q"], catalogue=synthetic.catalogue) == 1
+    err = capsys.readouterr().err
+    assert err.count("this bookkeeping folder is a file") == 1, err
+    assert len(err.splitlines()) == 1, err
+    name = "k49/k49-test-labels.npz"
+    assert (tmp_path / name).read_bytes() == synthetic.data[name]

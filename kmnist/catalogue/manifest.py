@@ -528,6 +528,9 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     if template.startswith(("http://", "https://")):
         check_url(sample, source, given=given)
     else:
+        # Checked as typed first: expanduser looks "~name" up in the password
+        # database, and "~\0" there was a ValueError (a traceback).
+        check_folder(sample, source, given=given)
         check_folder(os.path.expanduser(sample), source, given=given)
         template = os.path.abspath(os.path.expanduser(template))
     # The name is what is printed (errors, summaries, plans): never a password.

@@ -106,9 +106,12 @@ def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
         from ..storage.folders import explain
 
         failures = exc.failures if isinstance(exc, DownloadsFailed) else [exc]
+        said: set[str] = set()
         for f in failures:
-            line = explain(f) if isinstance(f, OSError) else str(f)
-            print(f"{prog}: error: {one_line(line)}", file=sys.stderr)
+            line = one_line(explain(f) if isinstance(f, OSError) else str(f))
+            if line not in said:  # a folder's problem, met by each of its files: once
+                said.add(line)
+                print(f"{prog}: error: {line}", file=sys.stderr)
     return exit_status(exc)
 
 

@@ -37,7 +37,9 @@ def flat(failures: Sequence[BaseException]) -> list[BaseException]:
 def render(failures: Sequence[BaseException]) -> list[str]:
     """The lines that tell ``failures`` (without the program's prefix), in the order to print.
 
-    A failure that is not a download's (a folder, a link) is its own line.
+    A failure that is not a download's (a folder, a link) is its own line,
+    said once: the files of one folder all fail on its problem, in words that
+    name the folder, not the file (five identical lines for one ``.kmnist``).
     """
     failures = flat(failures)
     numbers = _down_mirrors(failures)
@@ -50,8 +52,8 @@ def render(failures: Sequence[BaseException]) -> list[str]:
         if isinstance(f, DownloadError):
             if not f.whole_mirror:
                 lines.append(_file_line(f, by_name))
-        else:
-            lines.append(_other(f))
+        elif (line := _other(f)) not in lines:
+            lines.append(line)
     return lines
 
 

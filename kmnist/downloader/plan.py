@@ -55,6 +55,7 @@ class Step:
     check: Check | None = None  # SKIP: how the final file was checked
     stamp: os.stat_result | None = None  # SKIP: see DiskState.stamp
     built: bool = False  # the final file there was built from another format
+    forced: bool = False  # REFETCH because --force said so, not because the file was wrong
 
     @property
     def todo(self) -> int | None:
@@ -114,7 +115,11 @@ def inspect(
 
     ``catalogue``: where a derived file's source is looked up (None: the manifest).
     """
-    part = PartFile.load(target, file.size).have if storage.part_path(target).exists() else None
+    part = (
+        PartFile.load(target, file.size, tidy=False).have
+        if storage.part_path(target).exists()
+        else None
+    )
     if not target.exists():
         return DiskState(final_ok=None, part_size=part)
     if not check_final:
@@ -190,7 +195,7 @@ def make_plan(
             _check_not_another_releases(f, target, catalogue)
         state = inspect(f, target, check_final=not force, catalogue=catalogue)
         action, have = decide(f, state, force=force)
-        steps.append(_step(f, target, action, have, state))
+        steps.append(_step(f, target, action, have, state, forced=force))
     return Plan(tuple(steps))
 
 
@@ -222,11 +227,14 @@ def _check_not_another_releases(
         )
 
 
-def _step(file: RemoteFile, target: Path, action: Action, have: int, state: DiskState) -> Step:
+def _step(
+    file: RemoteFile, target: Path, action: Action, have: int, state: DiskState, *, forced: bool
+) -> Step:
     if state.check is Check.DERIVED and action is Action.REFETCH:
-        return Step(file, target, action, have, note="built, not the published file", built=True)
+        note = "built, not the published file"
+        return Step(file, target, action, have, note=note, built=True, forced=forced)
     if action is not Action.SKIP:
-        return Step(file, target, action, have, note=state.problem)
+        return Step(file, target, action, have, note=state.problem, forced=forced)
     return Step(
         file, target, action, have, note=state.problem, check=state.check, stamp=state.stamp
     )

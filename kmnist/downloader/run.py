@@ -419,7 +419,9 @@ class Downloader:
                 raise full from exc
             # Anything else is this file's: the others go on (it ended the
             # whole run, as if it were a bug).
-            raise LocalFileError(step.file.path, _local_problem(exc)) from exc
+            from ..storage.folders import explain
+
+            raise LocalFileError(step.file.path, explain(exc)) from exc
 
     def _under_lock(self, step: Step, start: float) -> Result:
         """Fetch ``step``'s file holding its lock (another process may be fetching it)."""
@@ -448,8 +450,18 @@ class Downloader:
 
     def _there_meanwhile(self, step: Step) -> Result | None:
         """The file as another process left it while we waited for the lock, if verified."""
-        if step.action is Action.REFETCH or not step.target.exists():
+        if not step.target.exists():
             return None
+        if step.action is Action.REFETCH:
+            # Planned over a wrong (or built) final file: a process that held
+            # the lock before us may have replaced it with the published
+            # bytes, and stamped them; each of 8 jobs fetched it once more.
+            # The stamp alone decides (the file was found wrong: no hash), and
+            # --force fetches whatever is there.
+            if step.forced or not storage.has_stamp(step.target, expectation(step.file)):
+                return None
+            check = check_of(step.file)
+            return Result(step.file, step.target, Outcome.SKIPPED, None, 0, 0.0, check)
         try:
             final = verify_final(step.file, step.target, catalogue=self.catalogue)
             stamp(step.file, step.target, final.stamp)
@@ -673,7 +685,7 @@ def _still_needed(step: Step) -> int | None:
     if step.file.size is None:
         return None
     try:
-        return step.file.size - PartFile.load(step.target, step.file.size).have
+        return step.file.size - PartFile.load(step.target, step.file.size, tidy=False).have
     except OSError:
         return step.file.size
 
@@ -698,15 +710,6 @@ def _disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> Dis
         why = "the file system has no free inodes (file entries)"
         return DiskFull(name, None, free, why, remedy="delete some files")
     return DiskFull(name, needed, free, _FULL[exc.errno])
-
-
-def _local_problem(exc: OSError) -> str:
-    """What is wrong with a file of the data folder, and what to do, in words."""
-    from ..storage.folders import explain
-
-    if exc.errno == errno.EISDIR and exc.filename is not None:
-        return f"{exc.filename} is a folder, where kmnist keeps a file: remove it and run again"
-    return explain(exc)
 
 
 def _out_of_inodes(folder: Path) -> bool:

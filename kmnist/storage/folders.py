@@ -36,6 +36,9 @@ _CAUSES: dict[int, tuple[str, str]] = {
     ),
     errno.ENAMETOOLONG: ("has a name too long for its filesystem", "choose a shorter path"),
     errno.ELOOP: ("goes through too many symbolic links", "choose a folder without a link loop"),
+    # A folder at a name kmnist writes or reads as a file (a final name, a
+    # .part, a lock): the folder is what to remove, not --dir to change.
+    errno.EISDIR: ("is a folder, where kmnist keeps a file", "remove it and run again"),
 }
 
 

@@ -56,11 +56,18 @@ class PartFile:
     # -- reading the disk ----------------------------------------------------
 
     @classmethod
-    def load(cls, target: Path, size: int | None) -> PartFile:
-        """What is usable of an existing .part for a file of ``size`` bytes (None: unknown)."""
+    def load(cls, target: Path, size: int | None, *, tidy: bool = True) -> PartFile:
+        """What is usable of an existing .part for a file of ``size`` bytes (None: unknown).
+
+        ``tidy``: drop the range record of a .part that is gone (or is a link,
+        a folder, a hard link: not ours to resume). Only under the file's lock;
+        a plan only looks (it dropped the record that a run in another process,
+        or the next one, would resume from, even under --dry-run).
+        """
         part_size = storage.size_or_none(storage.part_path(target))
         if part_size is None:
-            storage.discard(state_path(target))
+            if tidy:
+                storage.discard(state_path(target))
             return cls(target, size, [])
         if os.path.lexists(state_path(target)):
             recorded = _read_state(state_path(target))
