@@ -80,10 +80,19 @@ def read_npz(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
     name = name or str(path)
     try:
         with zipfile.ZipFile(path) as z:
-            try:
-                info = z.getinfo("arr_0.npy")
-            except KeyError:
-                raise bad_structure(name, "an .npz with arr_0", "no arr_0") from None
+            names = z.namelist()
+            if "arr_0.npy" not in names:
+                raise bad_structure(name, "an .npz with arr_0", "no arr_0")
+            # The published files hold arr_0 alone. Another member (np.savez of
+            # two arrays) or a second arr_0.npy (zipfile reads the last one,
+            # other readers the first) leaves which array is meant to chance.
+            others = [n for n in names if n != "arr_0.npy"]
+            if others or len(names) > 1:
+                got = (
+                    f"also {others[0]!r:.60}" if others else f"{len(names)} members named arr_0.npy"
+                )
+                raise bad_structure(name, "an .npz with arr_0 alone", got)
+            info = z.getinfo("arr_0.npy")
             with z.open(info) as m:
                 try:
                     header = read_npy_header(m)

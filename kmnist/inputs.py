@@ -33,19 +33,29 @@ def shown(value: object) -> str:
     return repr(os.fspath(value) if isinstance(value, os.PathLike) else value)
 
 
-def check_folder(value: str | os.PathLike[str], source: str, *, given: str | None = None) -> Path:
+def check_folder(
+    value: str | os.PathLike[str], source: str, *, given: str | None = None, kind: str = "folder"
+) -> Path:
     """A folder path a filesystem could hold; ``source`` names where it came from.
 
-    ``given`` is what the user typed, when ``value`` was derived from it.
+    ``given`` is what the user typed, when ``value`` was derived from it;
+    ``kind`` what the path names (``"file"`` for an archive), in the messages.
+    A value that is no path at all (None, a number, a list) is a TypeError:
+    ``os.fspath``'s own said neither which argument nor what it got.
     """
-    text = os.fspath(value)
+    try:
+        text = os.fspath(value)
+    except TypeError:
+        raise TypeError(
+            f"{source}: a {kind} is a str or an os.PathLike, not {described(value)}"
+        ) from None
     label = f"{source} {shown(text if given is None else given)}"
     if not isinstance(text, str):
-        raise UsageError(f"{label}: give the folder as text, not bytes")
+        raise UsageError(f"{label}: give the {kind} as text, not bytes")
     if not text.strip():
-        raise UsageError(f"{source} is empty: name a folder")
+        raise UsageError(f"{source} is empty: name a {kind}")
     if "\0" in text:
-        raise UsageError(f"{label}: a folder name cannot contain a NUL byte")
+        raise UsageError(f"{label}: a {kind} name cannot contain a NUL byte")
     try:
         encoded = os.fsencode(text)
     except UnicodeError:
@@ -154,3 +164,126 @@ def check_schemeless(spec: str, source: str) -> None:
             f"{source} {shown(spec)} has no http:// or https://: did you mean {url} ? "
             f"(for a folder: ./{spec})"
         )
+
+
+# --- library arguments: the checks torchvision and NumPy leave to a traceback ---
+
+# A value shown in a message is cut here: a list of 100,000 indices, or a
+# 1 MB string, is not printed whole into a one-line error.
+SHOWN_MAX = 60
+
+
+def described(value: object) -> str:
+    """``int 3``, ``str 'x'``: a value's type and (short) repr, for a one-line message."""
+    text = repr(value)
+    if len(text) > SHOWN_MAX:
+        text = text[: SHOWN_MAX - 3] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _is_bool(value: object) -> bool:
+    """True, False, numpy.bool_, or a 0-d boolean tensor: never an index or a count."""
+    if isinstance(value, bool):
+        return True
+    return "bool" in str(getattr(value, "dtype", "")) or (
+        type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    )
+
+
+def check_flag(value: object, source: str) -> bool:
+    """``value`` as a bool, when it is one (or NumPy's); else a TypeError.
+
+    ``train="test"`` or ``train="false"`` are true and chose the training
+    split without a word: only a real boolean says which split was meant.
+    """
+    if type(value) is int and value in (0, 1):
+        return bool(value)  # 0 and 1 say which as clearly
+    if not _is_bool(value) or getattr(value, "ndim", 0) != 0:
+        raise TypeError(f"{source} must be True or False, not {described(value)}")
+    return bool(value)
+
+
+def check_count(value: object, source: str, *, minimum: int = 0) -> int:
+    """An int (a NumPy int too, not a bool, a float or a string) of at least ``minimum``."""
+    import operator
+
+    if _is_bool(value):
+        raise TypeError(f"{source} must be an integer, not {described(value)}")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{source} must be an integer, not {described(value)}") from None
+    if number < minimum:
+        raise ValueError(f"{source} must be at least {minimum}, not {number}")
+    return number
+
+
+def check_index(value: object, length: int, source: str) -> int:
+    """One item's position among ``length``, from the end when negative: 0 to length - 1.
+
+    Python ints, NumPy integers and 0-d integer tensors; a slice, a list, a
+    float, a bool or a string is a TypeError naming it, and a position past
+    either end an IndexError saying the range (not an overflow from deep in
+    torch, nor PIL's "Cannot handle this data type" for a slice of images).
+    """
+    import operator
+
+    if _is_bool(value) or getattr(value, "ndim", 0) != 0:
+        raise TypeError(f"{source} must be one integer, not {described(value)}")
+    try:
+        i = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{source} must be one integer, not {described(value)}") from None
+    if not -length <= i < length:
+        valid = f"from {-length} to {length - 1}" if length else "none: it is empty"
+        raise IndexError(f"{source} {i} is out of range for {length:,} items ({valid})")
+    return i + length if i < 0 else i
+
+
+def check_callable(value: object, source: str) -> None:
+    """None or a callable: a transform that is neither fails when it is given, not per item."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{source} must be a callable or None, not {described(value)}")
+
+
+def check_sequence(value: object, source: str, what: str) -> tuple[object, ...]:
+    """A list (or other iterable, not a str) of ``what``, as a tuple.
+
+    A single string is iterable too: ``mirrors="https://host/kmnist"`` was
+    read as one mirror per character ("mirror h: no such folder", ...).
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        raise TypeError(
+            f"{source} must be a list of {what}, not one {described(value)}: put it in [...]"
+        )
+    try:
+        return tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{source} must be a list of {what}, not {described(value)}") from None
+
+
+def check_folder_exists(path: Path, source: str) -> None:
+    """A UsageError when ``path`` is there but is not a folder (a file, a pipe, a dead link).
+
+    "missing <path>/kmnist/...; pass download=True" was said for a data
+    folder that is a file: no download can put files below a file.
+    """
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except (OSError, ValueError):
+        return  # not there (or not statable): the caller says what is missing
+    if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and path.is_dir()):
+        return
+    if stat.S_ISLNK(mode):
+        kind = "a link to nothing" if not path.exists() else "a link to something else"
+    elif stat.S_ISREG(mode):
+        kind = "a file"
+    elif stat.S_ISFIFO(mode):
+        kind = "a pipe"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a device"
+    raise UsageError(f"{source} {shown(str(path))} is {kind}, not a folder: name a folder")

@@ -198,7 +198,8 @@ def test_api_folders_are_checked_as_the_flags_are(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="folders deep"):
         kmnist.download("kmnist", root="a/" * 2000, mirrors=[DEAD])
     f = manifest.RemoteFile("kmnist/x.bin")
-    with pytest.raises(UsageError, match=r"the data folder .*NUL byte"):
+    # Named as the caller named it: the argument "root".
+    with pytest.raises(UsageError, match=r"root .*NUL byte"):
         kmnist.download_files([f], "a\x00b", mirrors=[DEAD], progress=False)
 
 

@@ -9,6 +9,8 @@ derived from them, so the two can never disagree.
 from __future__ import annotations
 
 import csv
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +36,15 @@ def format_codepoint(code: int) -> str:
     return f"U+{code:04X}"
 
 
+# "U+" and 4 to 6 hexadecimal digits, ASCII only: int(text, 16) alone also took
+# "U+-304" (a negative code point), "U+ 304A", "U+30_4A" and Arabic-Indic digits.
+_CODEPOINT = re.compile(r"U\+[0-9A-Fa-f]{4,6}", re.ASCII)
+
+
 def parse_codepoint(text: str) -> int:
     """``"U+304A"`` -> ``0x304A``; ValueError for anything else."""
-    if not text.startswith("U+") or not 4 <= len(text) - 2 <= 6:
-        raise ValueError(f"not a code point: {text!r}")
+    if not isinstance(text, str) or not _CODEPOINT.fullmatch(text):
+        raise ValueError(f"not a code point: {text!r:.40}")
     code = int(text[2:], 16)
     if code > 0x10FFFF:
         raise ValueError(f"not a code point: {text!r}")
@@ -95,13 +102,57 @@ def classmap(dataset: str) -> tuple[CharClass, ...]:
     return CLASSMAPS[dataset_name(dataset, tuple(CLASSMAPS))]
 
 
+# The published class maps are 151 and 697 bytes; a "class map" a thousand
+# times larger is not one, and is refused before it is read.
+CSV_MAX_BYTES = 1 << 20
+CSV_HEADER = ["index", "codepoint", "char"]
+
+
 def read_classmap_csv(path: str | Path) -> tuple[CharClass, ...]:
-    """Read a published ``index,codepoint,char`` CSV, checking that each row agrees with itself."""
+    """Read a published ``index,codepoint,char`` CSV, checking that each row agrees with itself.
+
+    Every fault is one ValueError line naming the file (an OSError when it
+    cannot be read at all): a missing column was a KeyError, a short row an
+    AttributeError, a field past csv's limit a ``csv.Error``. A UTF-8
+    byte-order mark, as spreadsheet programs write, is allowed.
+    """
     rows: list[CharClass] = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for n, row in enumerate(csv.DictReader(f)):
-            index, code = int(row["index"]), parse_codepoint(row["codepoint"])
-            if index != n or chr(code) != row["char"]:
-                raise ValueError(f"{path}: row {n} is inconsistent: {row}")
-            rows.append(CharClass.of(index, code))
+    # utf-8-sig: the header of a CSV saved with a BOM was "\ufeffindex".
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > CSV_MAX_BYTES:
+            raise ValueError(f"{path}: {size:,} bytes, not a class map (at most {CSV_MAX_BYTES:,})")
+        try:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header != CSV_HEADER:
+                got = "nothing" if header is None else repr(header)[:80]
+                raise ValueError(f"{path}: expected the header index,codepoint,char, got {got}")
+            for row in reader:
+                if row:  # a blank line, as csv.DictReader skips them
+                    rows.append(_row(path, len(rows), row))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{path}: not UTF-8 text (a byte 0x{exc.object[exc.start]:02x} in it)"
+            ) from None
+        except csv.Error as exc:
+            raise ValueError(f"{path}: not a readable CSV ({exc})") from None
     return tuple(rows)
+
+
+def _row(path: str | Path, n: int, row: list[str]) -> CharClass:
+    """Row ``n`` (its label) as a class, or a ValueError saying how it is wrong."""
+    shown = repr(row)[:80]
+    if len(row) != len(CSV_HEADER):
+        raise ValueError(f"{path}: row {n} has {len(row)} fields, not 3: {shown}")
+    index, codepoint, char = row
+    try:
+        code = parse_codepoint(codepoint)
+    except ValueError:
+        raise ValueError(
+            f"{path}: row {n}: {codepoint!r:.40} is not a code point (U+XXXX)"
+        ) from None
+    # ASCII digits only: int() also took " 0", "0_0" and other scripts' digits.
+    if not (index.isascii() and index.isdigit()) or int(index) != n or chr(code) != char:
+        raise ValueError(f"{path}: row {n} is inconsistent: {shown}")
+    return CharClass.of(n, code)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..catalogue.classmap import CharClass, parse_codepoint
-from ..catalogue.manifest import select
+from ..catalogue.manifest import RemoteFile, select
 from ..errors import NotDownloaded, UnsafeArchive, VerificationError, one_line
+from ..inputs import check_count, check_folder, check_folder_exists
 from ..verify import verify_path
 from .safetar import safe_extract
 from .tarindex import (
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     import tarfile
     from collections.abc import Sequence
 
-    from ..catalogue.manifest import RemoteFile
 
 __all__ = [
     "AUTHORS_IMAGES",
@@ -294,7 +294,11 @@ def check_kanji(
     the published counts are information, and a count is required only when
     the caller names it (``expected_images``, ``expected_classes``).
     """
-    folder = Path(folder)
+    folder = check_folder(folder, "folder")
+    _check_expected(expected_images, expected_classes)
+    side = check_count(side, "side", minimum=1)
+    if archive is not None:
+        archive = check_folder(archive, "archive", kind="file")
     if not folder.is_dir():
         return KanjiCheck(
             folder,
@@ -406,13 +410,18 @@ def extract_kanji(
     import shutil
 
     from ..storage.layout import file_lock
-    from ..storage.root import data_root
 
-    root = data_root(root)
+    root = _root(root)
+    _check_expected(expected_images, expected_classes)
+    if published is not None and not isinstance(published, RemoteFile):
+        raise TypeError(
+            f"published must be a kmnist.RemoteFile or None, not {type(published).__name__}"
+        )
 
     default_archive, folder = kanji_paths(root)
     if archive is not None:
-        archive = Path(archive)
+        # "" was the folder we are in ("no archive at ."), a NUL a ValueError.
+        archive = check_folder(archive, "archive", kind="file")
         folder = archive.parent / TOP
     else:
         archive = default_archive
@@ -453,8 +462,10 @@ def extract_kanji(
                 else "there is "
             )
             raise NotDownloaded(
-                f"{damaged}no archive at {tar} to unpack; run: "
-                f"kmnist-download --dataset kkanji --extract --dir {root}"
+                one_line(
+                    f"{damaged}no archive at {tar} to unpack; run: "
+                    f"kmnist-download --dataset kkanji --extract --dir {root}"
+                )
             )
         sha256 = verified()
         # Left by a run that was killed; under the lock no other run is using them.
@@ -467,6 +478,22 @@ def extract_kanji(
 
         safe_extract(tar, dest=folder.parent, top=TOP, record=record)
         return check()
+
+
+def _root(root: str | os.PathLike[str] | None) -> Path:
+    """The data folder of a library call: ``root`` checked (and named so), else the default."""
+    from ..storage.root import data_root
+
+    path = data_root(check_folder(root, "root") if root is not None else None)
+    check_folder_exists(path, "root")
+    return path
+
+
+def _check_expected(images: object, classes: object) -> None:
+    """The counts a caller requires: None or a whole number ("8" ended in a format error)."""
+    for name, value in (("expected_images", images), ("expected_classes", classes)):
+        if value is not None:
+            check_count(value, name)
 
 
 @dataclass(frozen=True)
@@ -490,14 +517,15 @@ def load_kanji(*, root: str | Path | None = None, folder: str | Path | None = No
     ``tf.data``, a ``Dataset`` that opens one file per item) want paths and
     decode per batch. ``kmnist.kanji_arrays`` decodes when wanted.
     """
-    from ..storage.root import data_root
-
-    root = data_root(root)
-    folder = Path(folder) if folder is not None else kanji_paths(root)[1]
+    root = _root(root)
+    # "" was the folder we are in: an empty index of it, without a word.
+    folder = check_folder(folder, "folder") if folder is not None else kanji_paths(root)[1]
     if not folder.is_dir():
         raise NotDownloaded(
-            f"no unpacked Kanji folder at {folder}; run: "
-            f"kmnist-download --dataset kkanji --extract --dir {root}"
+            one_line(
+                f"no unpacked Kanji folder at {folder}; run: "
+                f"kmnist-download --dataset kkanji --extract --dir {root}"
+            )
         )
     # By code point as a number: as strings, U+20B9F would sort before U+4E00.
     dirs = sorted(

@@ -50,6 +50,16 @@ def kanji_split(index: KanjiIndex, *, train: bool) -> list[int]:
     ``kmnist.kanji_arrays(index, indices=kanji_split(index, train=False))``
     decodes the test split without PyTorch.
     """
+    from ..inputs import check_flag
+    from .kanji import KanjiIndex
+
+    if not isinstance(index, KanjiIndex):
+        raise TypeError(
+            "index must be a kmnist.KanjiIndex (from kmnist.load_kanji), "
+            f"not {type(index).__name__}"
+        )
+    # train="test" was true: the training split, without a word.
+    train = check_flag(train, "train")
     paths = index.paths
     by_class: dict[int, list[int]] = defaultdict(list)
     for i, label in enumerate(index.labels):

@@ -15,9 +15,17 @@ from typing import TYPE_CHECKING
 
 from ..catalogue.classmap import CLASSMAPS
 from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, Entry, select
-from ..catalogue.names import DATASET_ALIASES, DATASET_NAMES, canonical, dataset_name
-from ..errors import NotDownloaded, UnsupportedFormat, VerificationError
+from ..catalogue.names import (
+    DATASET_ALIASES,
+    DATASET_NAMES,
+    canonical,
+    closest,
+    dataset_name,
+    unknown,
+)
+from ..errors import NotDownloaded, UnsupportedFormat, VerificationError, one_line
 from ..formats import bad_structure, read_idx, read_npz
+from ..inputs import check_folder, check_folder_exists, check_index, check_sequence, described
 from ..storage.layout import local_path
 from ..storage.root import data_root
 from ..verify import known_stale, verify_path
@@ -73,13 +81,20 @@ def load(
         VerificationError: a file is truncated, foreign or not the published
             bytes (named in the message), never a reshape error.
         UnknownDataset: not ``"kmnist"`` or ``"k49"``.
+        UsageError: ``root`` is not a folder a filesystem could hold, or is
+            a file (a pipe, a dead link) rather than a folder.
+        TypeError: ``root``, ``format`` or ``catalogue`` of the wrong type,
+            named in the message.
 
     Examples:
         >>> x, y = kmnist.load("kmnist", "test", download=True)
         >>> x.shape, x.dtype.name, y.shape
         ((10000, 28, 28), 'uint8', (10000,))
     """
-    root = data_root(root)
+    # Named "root" (not --dir) in a message about a library call's argument.
+    root = data_root(check_folder(root, "root") if root is not None else None)
+    check_folder_exists(root, "root")
+    catalogue = _check_catalogue(catalogue)
     dataset = _loadable(dataset)
     entries = _entries(dataset, split, format, root, catalogue)
     try:
@@ -113,9 +128,12 @@ def _read(
     missing = [e for e in entries if not local_path(root, e.file).is_file()]
     if missing:
         names = ", ".join(str(root / e.file.path) for e in missing)
+        # one_line: a folder named with a newline split the message in two.
         raise NotDownloaded(
-            f"{dataset} {split}: missing {names}; pass download=True "
-            f"or run: kmnist-download --dataset {dataset} --dir {root}"
+            one_line(
+                f"{dataset} {split}: missing {names}; pass download=True "
+                f"or run: kmnist-download --dataset {dataset} --dir {root}"
+            )
         )
     by_kind = {e.kind: e for e in entries}
     images = read_array(by_kind["images"], root, verify=verify, catalogue=catalogue)
@@ -146,6 +164,23 @@ def _loadable(dataset: object) -> str:
     return dataset_name(dataset, tuple(CLASSMAPS))
 
 
+def _check_catalogue(value: object, source: str = "catalogue") -> tuple[Entry, ...] | None:
+    """None, or the catalogue's entries (``kmnist.catalogue.manifest.Entry``) as a tuple.
+
+    Anything else reached the manifest's look-ups as "'str' object has no
+    attribute 'dataset'"; a generator was used up by the first look-up.
+    """
+    if value is None:
+        return None
+    entries = check_sequence(value, source, "catalogue entries (kmnist.catalogue.manifest.Entry)")
+    for n, e in enumerate(entries):
+        if not isinstance(e, Entry):
+            raise TypeError(
+                f"{source}[{n}] must be a kmnist.catalogue.manifest.Entry, not {described(e)}"
+            )
+    return tuple(e for e in entries if isinstance(e, Entry))  # all of them: typed for mypy
+
+
 def _entries(
     dataset: str,
     split: str,
@@ -159,7 +194,19 @@ def _entries(
             "kkanji is a folder of 64x64 PNG files, not arrays: use kmnist.load_kanji()"
         )
     if split not in SPLITS:
-        raise UnsupportedFormat(f"unknown split {split!r} for load (choose from train, test)")
+        guess = closest(split, SPLITS)  # "Test", " test": named, not guessed at
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        raise UnsupportedFormat(
+            f"unknown split {split!r:.60} for load{hint} (choose from {', '.join(SPLITS)})"
+        )
+    if format is not None and not isinstance(format, str):
+        # 0, False or [] were taken as "whichever is there", and 1 was named
+        # "kmnist has no 1 format": a format is a name.
+        raise TypeError(
+            f"format must be 'npz', 'mnist' or None, not {type(format).__name__} {format!r:.60}"
+        )
+    if format == "":
+        raise UnsupportedFormat(unknown("format", format, DATASETS[dataset].formats))
     # Raises UnknownDataset / UnsupportedFormat, naming the choices.
     select(dataset, format, split, entries=catalogue)
     formats = [format] if format else list(DATASETS[dataset].formats)
@@ -226,10 +273,24 @@ def kanji_arrays(
     import numpy as np
 
     from ..optional import import_pillow
-    from .kanji import SIDE
+    from .kanji import SIDE, KanjiIndex
 
+    if not isinstance(index, KanjiIndex):
+        raise TypeError(
+            "index must be a kmnist.KanjiIndex (from kmnist.load_kanji), "
+            f"not {type(index).__name__}"
+        )
+    n = len(index.paths)
+    if indices is None:
+        chosen = list(range(n))
+    else:
+        # Checked before Pillow is asked for: "tuple index out of range" named
+        # neither the index nor how many images there are.
+        chosen = [
+            check_index(i, n, f"indices[{k}]")
+            for k, i in enumerate(check_sequence(indices, "indices", "integers"))
+        ]
     image_mod = import_pillow("decoding the Kanji PNGs")
-    chosen = list(range(len(index.paths))) if indices is None else list(indices)
     out = np.empty((len(chosen), SIDE, SIDE), dtype=np.uint8)
     for k, i in enumerate(chosen):
         path = index.paths[i]

@@ -23,7 +23,15 @@ from torch.utils.data import Dataset
 
 from ..catalogue.manifest import Mirror
 from ..catalogue.romaji import romaji
-from ..errors import DatasetNotFound, KmnistError, NotDownloaded, VerificationError
+from ..errors import DatasetNotFound, KmnistError, NotDownloaded, VerificationError, one_line
+from ..inputs import (
+    check_callable,
+    check_flag,
+    check_folder,
+    check_folder_exists,
+    check_index,
+    check_sequence,
+)
 from ..storage.root import data_root
 from .kanji import SIDE as KANJI_SIDE
 
@@ -36,6 +44,14 @@ Mirrors = Optional[Sequence["str | Mirror"]]
 TORCHVISION_FOLDERS = {"kmnist": "KMNIST"}
 # torchvision's words, so that code matching them keeps working.
 NOT_FOUND = "Dataset not found. You can use download=True to download it"
+
+
+def check_mirrors(mirrors: Sequence[str | Mirror]) -> Sequence[str | Mirror]:
+    """A list of mirrors, not one string (read as one mirror per character); as given."""
+    checked = check_sequence(mirrors, "mirrors", "mirrors (URLs, folders or kmnist.Mirror)")
+    if isinstance(mirrors, (list, tuple)):
+        return mirrors
+    return checked  # type: ignore[return-value]  # a generator, once: its items as a tuple
 
 
 class StandardTransform:
@@ -69,8 +85,15 @@ class _Vision(Dataset[tuple[Any, Any]]):
     classes: list[str]
 
     def __init__(self, root: str | Path | None, transform: Transform, target_transform: Transform):
+        if root is not None:
+            check_folder(root, "root")  # named "root", not --dir, in the message
         # As torchvision: a string root may start with "~". None: $KMNIST_DATA, else ./data.
         self.root = data_root(os.path.expanduser(root) if isinstance(root, str) else root)
+        check_folder_exists(self.root, "root")
+        # Here rather than at the first item: "'int' object is not callable"
+        # from inside a DataLoader worker named neither argument.
+        check_callable(transform, "transform")
+        check_callable(target_transform, "target_transform")
         self.transform = transform
         self.target_transform = target_transform
         self.transforms: StandardTransform | None = None
@@ -88,6 +111,9 @@ class _Vision(Dataset[tuple[Any, Any]]):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         """``(image, target)``: a PIL image of mode "L" and the class index, transformed."""
+        # One integer, from the end when negative: a slice, a list or a bool
+        # gave PIL's "Cannot handle this data type", 10**20 an overflow.
+        index = check_index(index, len(self), f"{type(self).__name__} index")
         image: Any = self._image(index)
         target: Any = int(self.targets[index])
         if self.transform is not None:
@@ -130,10 +156,13 @@ class _Arrays(_Vision):
         progress: bool = True,
     ) -> None:
         super().__init__(root, transform, target_transform)
-        self.train = train
+        # train="test" or "false" is true: the training split, without a word.
+        self.train = check_flag(train, "train")
+        if mirrors is not None:
+            mirrors = check_mirrors(mirrors)
         images, labels = _arrays(
             self.name,
-            "train" if train else "test",
+            "train" if self.train else "test",
             root=self.root,
             format=format,
             download=download,
@@ -213,6 +242,10 @@ class KMNIST(_Arrays):
             [NotDownloaded][kmnist.errors.NotDownloaded].
         VerificationError: files there but not the published bytes.
         MissingDependency: PyTorch or Pillow is not installed.
+        TypeError: an argument of the wrong type (``train="test"``, a
+            transform that is not callable, ``mirrors`` as one string), or
+            an item asked for by anything but one integer; IndexError: an
+            item past either end.
 
     Examples:
         >>> from kmnist.datasets import KMNIST
@@ -282,10 +315,12 @@ class KuzushijiKanji(_Vision):
         from .kanjisplit import kanji_split
 
         super().__init__(root, transform, target_transform)
-        self.train = train
+        self.train = check_flag(train, "train")
+        if mirrors is not None:
+            mirrors = check_mirrors(mirrors)
         _unpacked(self.root, download=download, mirrors=mirrors, progress=progress)
         self._index = load_kanji(root=self.root)
-        self._chosen = kanji_split(self._index, train=train)
+        self._chosen = kanji_split(self._index, train=self.train)
         self.samples = [(self._index.paths[i], self._index.labels[i]) for i in self._chosen]
         self.targets = torch.tensor([label for _, label in self.samples], dtype=torch.int64)
         self.classes = [c.codepoint for c in self._index.classes]
@@ -330,8 +365,10 @@ def _unpacked(root: Path, *, download: bool, mirrors: Mirrors, progress: bool) -
         return
     if not download:
         raise DatasetNotFound(
-            f"{NOT_FOUND} (no unpacked Kanji folder at {folder}; or run: "
-            f"kmnist-download --dataset kkanji --extract --dir {root})"
+            one_line(
+                f"{NOT_FOUND} (no unpacked Kanji folder at {folder}; or run: "
+                f"kmnist-download --dataset kkanji --extract --dir {root})"
+            )
         )
     fetch("kkanji", root=root, mirrors=mirrors, progress=progress)
     check = extract_kanji(root=root)

@@ -98,6 +98,10 @@ def download_files(
             space still needed (a ``NotEnoughSpace``).
         KmnistError: any other expected failure (a folder that cannot be
             written, a path that would leave ``root``), as a subclass.
+        TypeError: an argument of the wrong type (``files`` or ``mirrors``
+            as one string, ``jobs="4"``), named in the message; nothing is
+            fetched. ValueError: one out of range (``piece=0``, a NaN or
+            negative timeout).
 
     Examples:
         >>> f = kmnist.RemoteFile(
@@ -109,10 +113,10 @@ def download_files(
         >>> path.as_posix()
         'data/kmnist/kmnist-test-labels.npz'
     """
-    from .request import DownloadOptions
+    from .request import DownloadOptions, check_catalogue, check_mirrors
 
     options = DownloadOptions(
-        mirrors=None if mirrors is None else tuple(mirrors),
+        mirrors=check_mirrors(mirrors),
         progress=progress,
         force=force,
         flat=flat,
@@ -124,7 +128,7 @@ def download_files(
         piece=piece,
         fast_connection=fast_connection,
         log=log,
-        catalogue=catalogue,
+        catalogue=check_catalogue(catalogue),
         transport=transport,
         derive=False,  # the contract: the bytes asked for, or an error
     )
@@ -133,11 +137,11 @@ def download_files(
 
 def _fetch(files: Sequence[RemoteFile], root: str | Path, options: DownloadOptions) -> list[Path]:
     """Run ``options`` over ``files`` into ``root``: the final paths, in order."""
-    from pathlib import Path
+    from ..inputs import check_folder
+    from .request import DownloadRequest, check_files, fetch
 
-    from .request import DownloadRequest, fetch
-
-    return [r.target for r in fetch(DownloadRequest(tuple(files), Path(root), options))]
+    request = DownloadRequest(check_files(files), check_folder(root, "root"), options)
+    return [r.target for r in fetch(request)]
 
 
 def download(
@@ -199,6 +203,9 @@ def download(
         DownloadsFailed: several files could not be had.
         NotEnoughSpace: the files cannot fit on the disk.
         DiskFull: the disk filled up while a file was written or built.
+        TypeError: an argument of the wrong type, named in the message, as
+            in [download_files][kmnist.downloader.download_files]; ValueError:
+            one out of range.
 
     Examples:
         >>> paths = kmnist.download("kmnist", split="test", root="data", progress=False)
@@ -206,15 +213,17 @@ def download(
         ['kmnist-test-imgs.npz', 'kmnist-test-labels.npz', 'kmnist_classmap.csv']
     """
     from ..catalogue.manifest import files_of, select
+    from ..inputs import check_folder
     from ..storage.root import data_root
-    from .request import DownloadOptions
+    from .request import DownloadOptions, check_catalogue, check_mirrors
 
     # A name, or several; anything else (None, a number: the annotation ignored)
     # goes to select() as a name, which says in an UnknownDataset it knows none such.
     names: list[str] = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]  # type: ignore[list-item]
+    catalogue = check_catalogue(catalogue)
     entries = select(names, format, split, release, entries=catalogue)
     options = DownloadOptions(
-        mirrors=None if mirrors is None else tuple(mirrors),
+        mirrors=check_mirrors(mirrors),
         progress=progress,
         force=force,
         flat=flat,
@@ -230,7 +239,10 @@ def download(
         transport=transport,
         derive=derive,
     )
-    return _fetch(files_of(entries), data_root(root), options)
+    # Named "root" (not --dir) in a message about a library call's argument.
+    return _fetch(
+        files_of(entries), data_root(None if root is None else check_folder(root, "root")), options
+    )
 
 
 __all__ = ["download", "download_files"]

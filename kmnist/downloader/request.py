@@ -7,12 +7,15 @@ command can build one without paying for them.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..catalogue.manifest import Entry, Mirror, RemoteFile
+from ..inputs import check_callable, check_count, check_sequence, described
 from .defaults import CONNECTIONS, FAST_CONNECTION, JOBS, PIECE, TIMEOUT
 
 if TYPE_CHECKING:
@@ -55,6 +58,9 @@ class DownloadOptions:
     # bytes asked for or fails.
     derive: bool = False
 
+    def __post_init__(self) -> None:
+        _check_options(self)
+
     def downloader(self) -> Downloader:
         """A Downloader with these settings."""
         from .run import Downloader
@@ -85,10 +91,103 @@ class DownloadRequest:
     options: DownloadOptions = field(default_factory=DownloadOptions)
 
 
+def check_files(files: object) -> tuple[RemoteFile, ...]:
+    """``download_files``' ``files``: a list of RemoteFile, as a tuple; else a TypeError.
+
+    A string was read as one file per character, and a path or None got
+    "'str' object has no attribute 'path'" from deep in the plan.
+    """
+    checked = check_sequence(files, "files", "kmnist.RemoteFile")
+    for n, f in enumerate(checked):
+        if not isinstance(f, RemoteFile):
+            raise TypeError(f"files[{n}] must be a kmnist.RemoteFile, not {described(f)}")
+    return tuple(f for f in checked if isinstance(f, RemoteFile))
+
+
+def check_mirrors(mirrors: object) -> tuple[str | Mirror, ...] | None:
+    """None, or a list of mirrors (not one string: one mirror per character), as a tuple."""
+    if mirrors is None:
+        return None
+    checked = check_sequence(mirrors, "mirrors", "mirrors (URLs, folders or kmnist.Mirror)")
+    for n, m in enumerate(checked):
+        if not isinstance(m, (str, os.PathLike, Mirror)):
+            raise TypeError(
+                f"mirrors[{n}] must be a URL, a folder or a kmnist.Mirror, not {described(m)}"
+            )
+    return tuple(os.fspath(m) if isinstance(m, os.PathLike) else m for m in checked)  # type: ignore[misc]
+
+
+def check_catalogue(catalogue: object) -> tuple[Entry, ...] | None:
+    """None, or the entries to look files up in, as a tuple (a generator read once)."""
+    if catalogue is None:
+        return None
+    checked = check_sequence(catalogue, "catalogue", "kmnist.catalogue.manifest.Entry")
+    for n, e in enumerate(checked):
+        if not isinstance(e, Entry):
+            raise TypeError(
+                f"catalogue[{n}] must be a kmnist.catalogue.manifest.Entry, not {described(e)}"
+            )
+    return tuple(e for e in checked if isinstance(e, Entry))
+
+
+def _seconds(value: object, source: str) -> None:
+    """A positive, finite number of seconds (a bool, NaN, 0 or inf is no timeout)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{source} must be a number of seconds, not {described(value)}")
+    if not 0 < value < math.inf:
+        raise ValueError(f"{source} must be a positive, finite number of seconds, not {value!r}")
+
+
+def _is_retry_policy(value: object) -> bool:
+    from .retry import RetryPolicy  # only when one is given: it imports the transfer code
+
+    return isinstance(value, RetryPolicy)
+
+
+def _check_options(o: DownloadOptions) -> None:
+    """Every setting of the right type and range, named as the caller named it.
+
+    The library's keywords reach here unchecked: ``jobs="4"`` got "'<=' not
+    supported", ``progress="yes"`` "'str' object has no attribute 'close'" at
+    the end of a run, a NaN timeout or ``piece=0`` went on to the network.
+    """
+    if not isinstance(o.progress, bool) and not all(
+        callable(getattr(o.progress, m, None)) for m in ("start", "note", "close")
+    ):
+        raise TypeError(
+            f"progress must be True, False or a kmnist Progress, not {described(o.progress)}"
+        )
+    check_count(o.jobs, "jobs", minimum=1)
+    check_count(o.connections, "connections", minimum=1)
+    check_count(o.piece, "piece", minimum=1)
+    if not isinstance(o.timeout, (tuple, list)) or len(o.timeout) != 2:
+        raise TypeError(
+            f"timeout must be (connect, read) seconds, a tuple of two, not {described(o.timeout)}"
+        )
+    _seconds(o.timeout[0], "timeout[0] (connect)")
+    _seconds(o.timeout[1], "timeout[1] (read)")
+    fast = o.fast_connection
+    if isinstance(fast, bool) or not isinstance(fast, (int, float)):
+        raise TypeError(f"fast_connection must be bytes per second, not {described(fast)}")
+    if not fast >= 0:  # NaN too
+        raise ValueError(f"fast_connection must be 0 or more bytes per second, not {fast!r}")
+    if o.retry is not None and not _is_retry_policy(o.retry):
+        raise TypeError(f"retry must be a kmnist RetryPolicy or None, not {described(o.retry)}")
+    check_callable(o.log, "log")
+    check_callable(o.transport, "transport")
+
+
 def fetch(request: DownloadRequest) -> list[Result]:
     """Carry out a request: plan, then fetch what the plan says; the results in its order."""
     o = request.options
     return o.downloader().fetch(request.files, request.root, force=o.force, flat=o.flat)
 
 
-__all__ = ["DownloadOptions", "DownloadRequest", "fetch"]
+__all__ = [
+    "DownloadOptions",
+    "DownloadRequest",
+    "check_catalogue",
+    "check_files",
+    "check_mirrors",
+    "fetch",
+]
