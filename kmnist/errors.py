@@ -42,6 +42,12 @@ class KmnistError(Exception):
     # The mirrors a failed run had (so that its hint suggests none of them).
     mirrors: tuple[object, ...] = ()
 
+    def __str__(self) -> str:
+        # The one line promised above, for library callers too (the commands
+        # escape what they print): a path or a server's text in the message
+        # may hold a newline, and split a log line or a notebook's message.
+        return one_line(super().__str__())
+
 
 class UsageError(KmnistError):
     """The request itself is wrong: nothing was fetched."""

@@ -522,3 +522,55 @@ def test_parse_codepoint_takes_only_u_plus_ascii_hex(text: str) -> None:
 def test_parse_codepoint_refuses(text: object) -> None:
     with pytest.raises(ValueError, match=r"^not a code point"):
         parse_codepoint(text)  # type: ignore[arg-type]
+
+
+def _error_classes(base: type[kmnist.KmnistError]) -> list[type[kmnist.KmnistError]]:
+    out = [base]
+    for sub in base.__subclasses__():
+        out += _error_classes(sub)
+    return out
+
+
+def test_every_kmnist_error_is_one_line_whatever_its_message_holds(tmp_path: Path) -> None:
+    # A path with a newline in a VerificationError split the message (and a
+    # log line, a notebook's output) in two: the commands escaped what they
+    # printed, the library did not.
+    root = tmp_path / "two\nlines"
+    (root / "kmnist").mkdir(parents=True)
+    os.mkfifo(root / "kmnist" / "kmnist-test-imgs.npz")
+    (root / "kmnist" / "kmnist-test-labels.npz").write_bytes(b"x")
+    with pytest.raises(kmnist.VerificationError) as info:
+        kmnist.load("kmnist", "test", root=root, verify=False)
+    assert "two\\nlines" in str(info.value) and "\n" not in str(info.value)
+    assert info.value.args[0].count("\n") == 1  # the text itself is kept, escaped only when shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text())
+def test_a_kmnist_error_of_any_text_is_one_printable_line(text: str) -> None:
+    for cls in _error_classes(kmnist.KmnistError):
+        try:
+            exc = cls(text)
+        except TypeError:
+            continue  # a subclass built from other arguments (a path and reasons)
+        shown = str(exc)
+        assert shown.isprintable() and len(shown.splitlines()) <= 1
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"format": "NPZ"}, "has no 'NPZ' format in the 2019 release; did you mean 'npz'?"),
+        ({"format": "np"}, "did you mean 'npz'?"),
+        ({"split": "TEST"}, "unknown split 'TEST'; did you mean 'test'?"),
+    ],
+)
+def test_download_guesses_a_near_miss_format_or_split(
+    tmp_path: Path, change: dict[str, str], said: str
+) -> None:
+    # The command takes "-f NPZ"; the library, exact as torchvision, named
+    # the choices but not the one meant.
+    with pytest.raises(kmnist.UsageError) as info:
+        kmnist.download("kmnist", root=tmp_path, progress=False, **change)  # type: ignore[arg-type]
+    assert said in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ working mirror after the faulty one; pytest's timeout bounds each case.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -413,3 +414,34 @@ def _refused_url() -> str:
     with socket.socket() as s:  # a port nobody listens on once closed
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_mirror_found_down_by_several_files_at_once_is_said_once(
+    server: FaultyServer, tmp_path: Path
+) -> None:
+    # Four files start together and all find the first mirror down: the
+    # live line "<file>: <mirror>: <why>; trying the next mirror" came once
+    # per file, the same reason four times, before the summary said it again.
+    from kmnist.downloader.transfer import Transient
+
+    dead = "http://dead.invalid"
+    files = []
+    for n in range(4):
+        body = os.urandom(1000 + n)
+        f = RemoteFile(f"kmnist/f{n}.bin", len(body), sha256=hashlib.sha256(body).hexdigest())
+        server.add(f.path, body)
+        files.append(f)
+    together = threading.Barrier(4, timeout=5)  # all four try the dead mirror at once
+
+    def open_url(url: str, offset: int, **kw: object) -> transfer.Body:
+        if url.startswith(dead):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                together.wait()
+            raise Transient("could not resolve host dead.invalid", host_down=True)
+        return transfer.open_url(url, offset, **kw)  # type: ignore[arg-type]
+
+    results, notes = run([dead, server.url], tmp_path, files, jobs=4, transport=open_url)
+    assert [r.mirror for r in results] == [server.url] * 4  # type: ignore[attr-defined]
+    said = [line for line in notes.lines if "dead.invalid" in line]
+    assert len(said) == 1, said
+    assert said[0].endswith("trying the next mirror")

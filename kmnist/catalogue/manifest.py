@@ -18,7 +18,7 @@ from .names import CURRENT_RELEASE as CURRENT_RELEASE
 from .names import MIRROR_ENV as MIRROR_ENV
 from .names import RELEASES as RELEASES
 from .names import SPLITS as SPLITS
-from .names import dataset_name
+from .names import closest, dataset_name, unknown
 
 
 @dataclass(frozen=True)
@@ -600,7 +600,8 @@ def select(
     if release not in RELEASES:
         raise UsageError(f"unknown release {release!r} (choose from {', '.join(RELEASES)})")
     if split not in SPLITS:
-        raise UnsupportedFormat(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
+        # Exact, as torchvision's are; "TEST" or " test" gets a guess.
+        raise UnsupportedFormat(unknown("split", split, SPLITS))
     if "all" in names:
         # "all" means every dataset the release has (Kanji came after 2018).
         names = [
@@ -615,8 +616,10 @@ def select(
         fmt = format or ds.default_format
         available = tuple(f for f in ds.formats if any(e.format == f for e in in_release))
         if fmt not in available:
+            guess = closest(fmt, available)  # "NPZ", "np": a guess, as for a split
+            hint = f"; did you mean {guess!r}?" if guess else ""
             raise UnsupportedFormat(
-                f"{name} has no {fmt!r} format in the {release} release "
+                f"{name} has no {fmt!r} format in the {release} release{hint} "
                 f"(available: {', '.join(available)})"
             )
         chosen.extend(

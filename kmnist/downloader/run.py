@@ -497,7 +497,13 @@ class Downloader:
                     # Remembered for the rest of the run: a dead origin costs
                     # its timeouts once, not once per file.
                     with self._lock:
+                        said = key in self._down
                         self._down.setdefault(key, (mirror.name, str(exc)))
+                    if said:
+                        # Another job, at the same moment, found it down and
+                        # said so: the same line once per file running.
+                        refusals.append(refusal)
+                        continue
             refusals.append(refusal)
             if i + 1 < len(mirrors):
                 self._progress.note(
