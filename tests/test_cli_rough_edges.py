@@ -362,10 +362,13 @@ def test_the_library_refuses_a_huge_number_of_connections(tmp_path: Path) -> Non
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
-@pytest.mark.parametrize("argv", [["--cite"], ["--list"], ["--list", "--json"]])
+@pytest.mark.parametrize(
+    "argv", [["--cite"], ["--list"], ["--list", "--json"], ["--help"], ["--version"]]
+)
 def test_a_stdout_that_cannot_be_written_is_said_as_such(argv: list[str], tmp_path: Path) -> None:
     """``> /dev/full``: it was "the data folder is on a full disk", with advice
-    about .part files and --dir, for a command that touches no folder."""
+    about .part files and --dir, for a command that touches no folder; --help
+    and --version said nothing and exited 0 (argparse drops a write error)."""
     with open("/dev/full", "w") as full:
         r = subprocess.run(
             [sys.executable, "-m", "kmnist", *argv],
@@ -516,3 +519,42 @@ def test_a_mode_that_only_prints_says_so_when_stdout_is_closed(
         1,
         ["kmnist-download: error: cannot write to standard output: it is closed"],
     )
+
+
+def test_a_data_folder_with_a_newline_keeps_every_report_line_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # $KMNIST_DATA="a<newline>b": the totals line "... into a" and "b" came
+    # as two lines of the plan, the second looking like a line of its own.
+    folder = tmp_path / "a\nb"
+    monkeypatch.setenv("KMNIST_DATA", str(folder))
+    assert main(["-d", "k49", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].endswith("to transfer into " + str(tmp_path) + "/a\\nb"), out
+    assert all(line.startswith(("action", "fetch", "5 to", "mirrors")) for line in out), out
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
+def test_a_dataset_folder_that_is_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, dry: bool
+) -> None:
+    # <dir>/kmnist a file: the dry run planned "fetch" into it, and the run
+    # failed as a whole ("choose another folder with --dir"), the other
+    # dataset's files not fetched either; the file is what to remove.
+    at = tmp_path / "kmnist"
+    if kind == "file":
+        at.write_text("x")
+    else:
+        at.symlink_to(tmp_path / "nowhere")
+    argv = ["-d", "k49", "-d", "kmnist", "-s", "test", "--dir", str(tmp_path)]
+    argv += ["--dry-run"] if dry else ["-m", "http://127.0.0.1:9/", "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    what = "a file" if kind == "file" else "a link to nothing"
+    assert err == [
+        f"kmnist-download: error: {at} is {what}, not a folder: the kmnist files go in it; "
+        "remove it, or choose another data folder"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kmnist"]

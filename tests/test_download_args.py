@@ -136,3 +136,23 @@ def test_right_arguments_of_other_shapes_still_work(server: FaultyServer, tmp_pa
     assert [p.read_bytes() for p in paths] == [DATA]
     paths = kmnist.download_files([FILE], str(tmp_path / "b"), mirrors=[server.url], progress=False)
     assert [p.read_bytes() for p in paths] == [DATA]
+
+
+@pytest.mark.parametrize(
+    ("mirror", "said"),
+    [
+        ("http://u:secret@127.0.0.1:0/", "mirrors 'http://***@127.0.0.1:0/': port 0 is no port"),
+        ("http://a,http://b", "give one mirror per item of the list, not ','"),
+        ("~nosuchuser/x", "no user 'nosuchuser' here"),
+    ],
+)
+def test_a_library_mirror_gets_the_commands_checks_without_its_password(
+    tmp_path: Path, mirror: str, said: str
+) -> None:
+    # The checks of --mirror and $KMNIST_MIRROR lived in mirrors_from alone:
+    # the library's mirrors= (and the questions) went to port 80 for port 0,
+    # made a folder named "~nosuchuser", and quoted the password.
+    with pytest.raises(kmnist.UsageError) as info:
+        kmnist.download_files([FILE], tmp_path / "data", mirrors=[mirror], progress=False)
+    assert said in str(info.value) and "secret" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []

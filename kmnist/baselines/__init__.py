@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ __all__ = [
 # KMNIST's 10,000 (its labels are in no order, so the last 2,000 hold every
 # class about equally), the first 8,000 to learn from.
 HOLDOUT = 2000
+
+# PyTorch's threads, at most: more than any machine's cores. torch.set_num_threads
+# crashed the process (SIGSEGV) at 100,000 and overflowed past 2**31.
+MAX_THREADS = 1024
 
 # The settings the published figures were measured with: another k or another
 # training length is another model, not comparable with them.
@@ -365,8 +370,8 @@ def cnn(
     from . import cnn_model as model
 
     dataset = _check(dataset, limit, holdout)
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads must be at least 1, not {threads}")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"threads must be from 1 to {MAX_THREADS}, not {threads}")
     torch = import_torch("the CNN baseline")  # fail before reading 200 MB, not after
     model.resolve_device(torch, device)  # and before, a device it cannot use
     data = _data(dataset, _root(root), download, limit, holdout, catalogue)
@@ -451,8 +456,12 @@ def _data(
     catalogue: Sequence[Entry] | None,
 ) -> _Data:
     """The images to learn from and to score, which protocol that is, and the files' sha256."""
+    from ..formats import bad_structure
+
     test_x, test_y, test_files = _split(dataset, "test", root, download, catalogue)
     if holdout is not None:
+        if not len(test_x):
+            raise bad_structure(f"{dataset} test", "at least one image", "none")
         x, y = test_x[:limit], test_y[:limit]
         if holdout >= len(x):
             raise UsageError(
@@ -462,6 +471,11 @@ def _data(
         inputs = provenance.sha256_files(root, test_files)
         return _Data(x[:cut], y[:cut], x[cut:], y[cut:], Protocol.TEST_SPLIT_ONLY, inputs)
     train_x, train_y, train_files = _split(dataset, "train", root, download, catalogue)
+    for split, images in (("train", train_x), ("test", test_x)):
+        if not len(images):
+            # Nothing to learn from was a ZeroDivisionError in the CNN, and
+            # nothing to score a figure of 0.00% "comparable" with the paper's.
+            raise bad_structure(f"{dataset} {split}", "at least one image", "none")
     cut_something = limit is not None and limit < max(len(train_x), len(test_x))
     return _Data(
         train_x[:limit],
@@ -516,7 +530,9 @@ def _progress_bar(
 
     Yields what advances it, or None when no bar is shown.
     """
-    if not show:
+    if not show or sys.stderr is None:
+        # None: stderr closed (2>&-), where tqdm's first write was an
+        # AttributeError that ended a finished run with exit 1.
         yield None
         return
     from tqdm.auto import tqdm

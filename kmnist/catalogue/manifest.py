@@ -492,9 +492,86 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     A base (``https://host/kmnist``, ``file:///srv/kmnist``, ``/srv/kmnist``)
     serves the official layout ``<base>/<dataset>/<file>``. A template with
     ``{path}`` or ``{name}`` says where each file is, for flat mirrors; no
-    other field is allowed. ``source`` (the flag or variable it came from)
-    is named in the UsageError for a bad one.
+    other field is allowed. ``source`` (the flag, variable or argument it
+    came from) is named in the UsageError for a bad one, which never shows
+    its password.
+
+    One no request could use is that UsageError before anything is fetched,
+    from the command, the questions and the library alike: port 0 (requests
+    went to port 80), a host no resolver takes (a 100 KB name, ``a,http``),
+    ``~nosuchuser/...`` (a folder of that name), mirrors joined by commas,
+    semicolons or colons (one mirror of that name, tried and failed per file).
     """
+    import re
+    from urllib.parse import urlsplit
+
+    text = spec.strip() if isinstance(spec, str) else spec
+    if isinstance(text, str) and "\0" not in text:  # the parser refuses a NUL
+        _check_not_joined(text, source)
+        head = re.split(r"[/\\]", text, maxsplit=1)[0]
+        if head.startswith("~") and os.path.expanduser(head) == head:
+            raise UsageError(
+                f"{source} {redact(text)!a}: no user {head[1:]!r} here, so its ~ names"
+                " nothing: write the folder in full"
+            )
+    try:
+        mirror = _parse_mirror(spec, source)
+    except UsageError as exc:
+        # The parser's messages quote what was typed, password and all.
+        raise UsageError(redact(str(exc))) from None
+    if not mirror.is_local:
+        parts = urlsplit(mirror.template.format(path="kmnist/x.npz", name="x.npz"))
+        if parts.port == 0:
+            raise UsageError(
+                f"{source} {mirror.name!a}: port 0 is no port (requests went to port 80"
+                " instead): give the mirror's port"
+            )
+        host = parts.hostname or ""
+        if not _usable_host(host):
+            cut = host[:60] + ("..." if len(host) > 60 else "")
+            raise UsageError(f"{source} {mirror.name[:80]!a}: {cut!a} is not a host name")
+    return mirror
+
+
+def _check_not_joined(text: str, source: str) -> None:
+    """UsageError for mirrors joined in one (``a,http://b``, ``/a:/b``), but a folder so named."""
+    import re
+
+    joined = re.search(r"[,;](?=\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|[/~]))", text)
+    if joined is None and "://" not in text and text[:1] in ("/", "~", "."):
+        joined = re.search(r":(?=[/~])", text)  # PATH-style: /a:/b
+    if joined is not None and not os.path.exists(os.path.expanduser(text)):
+        one = {
+            "--mirror": "give --mirror once per mirror",
+            f"${MIRROR_ENV}": "separate mirrors with spaces",
+        }.get(source, "give one mirror per item of the list")
+        raise UsageError(f"{source} {redact(text)!a}: {one}, not {joined.group(0)!r}")
+
+
+def _usable_host(host: str) -> bool:
+    """Whether a resolver could take ``host``: an IP address, or a name of valid labels."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return False
+    labels = name.rstrip(".").split(".")
+    return (
+        bool(re.fullmatch(r"[A-Za-z0-9._-]+", name))
+        and len(name) <= 253
+        and all(0 < len(label) <= 63 for label in labels)
+    )
+
+
+def _parse_mirror(spec: str, source: str) -> Mirror:
+    """:func:`user_mirror`'s parse, before the checks that a request could use it."""
     from ..inputs import check_folder, check_schemeless, check_template, check_url
 
     if not isinstance(spec, str):

@@ -18,12 +18,23 @@ from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..catalogue.names import DATASET_ALIASES
-from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError
-from ..storage.root import data_root
-from .common import add_dir, fail, option_words, orderly, positive
+from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError, VerificationError
+from ..storage.root import DATA_ENV, data_root
+from .common import (
+    GuardedOutput,
+    OutputFailed,
+    add_dir,
+    at_most,
+    fail,
+    option_words,
+    orderly,
+    positive,
+)
 from .suggest import OneLineParser, choice
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..catalogue.manifest import Entry
 
 PROG = "kmnist-baseline"
@@ -34,6 +45,32 @@ K = 4  # the paper's script's n_neighbors
 HOLDOUT = 2000  # kmnist.baselines.HOLDOUT, without importing NumPy for --help
 # Where NumPy's BLAS reads its thread count, once, when NumPy is imported.
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# What a file on disk fails that --download replaces (not a folder where the file goes).
+REFETCHED = ("size", "sha256", "md5")
+# kmnist.baselines.MAX_THREADS, without importing it for --help.
+MAX_THREADS = 1024
+
+
+class OneDataset(argparse.Action):
+    """``--dataset`` given twice with two names is an error, not the last one silently.
+
+    kmnist-download takes ``-d kmnist -d k49`` as both; here it scored k49 alone.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        before = getattr(namespace, self.dest, None)
+        if before is not None and before != values:
+            parser.error(
+                f"argument --dataset/-d: given twice ({before}, {values}): a run scores one "
+                "dataset; run the command once for each"
+            )
+        setattr(namespace, self.dest, values)
 
 
 def seed_type(text: str) -> int:
@@ -72,6 +109,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--dataset",
         "-d",
         required=True,
+        action=OneDataset,
         type=choice(DATASETS, DATASET_ALIASES),
         choices=DATASETS,
     )
@@ -112,9 +150,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threads",
-        type=positive,
+        type=at_most(MAX_THREADS),
         metavar="N",
         help="CPU threads: cnn's figure depends on them, so fix them to repeat a run "
+        # At most MAX_THREADS, said by the error (docs/command.md is generated from this).
         "(default: PyTorch's); knn's does not (exact arithmetic), this only limits its speed",
     )
     p.add_argument(
@@ -145,10 +184,12 @@ def main(
     (None: the manifest's), as ``kmnist.cli.download.main`` takes it.
     """
     args = build_parser(prog).parse_args(argv)
-    args.dir = data_root(args.dir)
 
     def body() -> int:
-        print(run(args, catalogue=catalogue))
+        # In here, not before: a --dir or $KMNIST_DATA no filesystem could
+        # hold is a UsageError, and outside it was a traceback.
+        args.dir = data_folder(args.dir)
+        print(run(args, catalogue=catalogue, out=sys.stdout), file=GuardedOutput(sys.stdout))
         return ExitStatus.OK
 
     def failed(exc: KmnistError | OSError) -> int:
@@ -157,10 +198,62 @@ def main(
         # missing, bad usage: one line, no traceback.
         if isinstance(exc, NotDownloaded):
             return fail(prog, NotDownloaded(missing_message(exc, args)))
+        if (
+            isinstance(exc, VerificationError)
+            and exc.source == "disk"
+            and exc.what in REFETCHED
+            and not args.download
+        ):
+            # A file on disk that is not the published one: say what fixes it.
+            return fail(prog, KmnistError(f"{exc}; add --download to fetch it again"))
         return fail(prog, exc)
 
     # --download keeps .part files as kmnist-download does.
     return orderly(prog, body, failed=failed, resumable=bool(args.download))
+
+
+def data_folder(given: Path | None) -> Path:
+    """The data folder (``--dir``, else ``$KMNIST_DATA``, else ``./data``), as the user named it.
+
+    One that is a file (a pipe, a dead link) is a UsageError naming ``--dir`` or
+    the variable: the loader's own said "root", a Python argument.
+    """
+    from ..inputs import check_folder_exists
+
+    folder = data_root(given)
+    if given is not None:
+        source = "--dir"
+    elif os.environ.get(DATA_ENV, "").strip():
+        source = f"${DATA_ENV}"
+    else:
+        source = "the data folder"
+    check_folder_exists(folder, source)
+    return folder
+
+
+def shell_word(text: str) -> str:
+    """``text`` quoted so that a POSIX shell gives it back, byte for byte.
+
+    A name with bytes that are not UTF-8 (os.fsencode gives them back) or with
+    a control character was printed escaped inside '...', which the shell
+    reads as backslashes: the printed command named another folder. Such a
+    name is written as $'...' with \\xNN escapes (bash, zsh, ksh and POSIX 2024).
+    """
+    import shlex
+
+    try:
+        text.encode("utf-8")
+        plain = text.isprintable()
+    except UnicodeEncodeError:
+        plain = False
+    if plain:
+        return shlex.quote(text)
+    raw = os.fsencode(text)
+    return (
+        "$'"
+        + "".join(chr(b) if 0x20 <= b < 0x7F and b not in b"'\\" else f"\\x{b:02x}" for b in raw)
+        + "'"
+    )
 
 
 def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:
@@ -169,13 +262,11 @@ def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:
 
     if not isinstance(exc, MissingInputs):
         return f"{exc}; or add --download to this command"
-    import shlex
-
     names = ", ".join(str(p) for p in exc.missing)
     command = ["kmnist-download", "--dataset", exc.dataset, *option_words("--dir", str(exc.root))]
     line = (
         f"{exc.dataset} {exc.split}: missing {names}; get them with: "
-        f"{shlex.join(command)}, or add --download to this command"
+        f"{' '.join(map(shell_word, command))}, or add --download to this command"
     )
     if exc.split == "train":
         # The test split is read first, so it is here: it can be used on its own.
@@ -183,8 +274,18 @@ def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:
     return line
 
 
-def run(args: argparse.Namespace, *, catalogue: Sequence[Entry] | None = None) -> str:
-    """The run the flags ask for, as the text to print."""
+def run(
+    args: argparse.Namespace,
+    *,
+    catalogue: Sequence[Entry] | None = None,
+    out: object = True,
+) -> str:
+    """The run the flags ask for, as the text to print.
+
+    ``out``: where it will be printed; None (standard output closed, ``>&-``)
+    is an error once the flags are checked, before minutes of work whose
+    figure could not be shown (it said nothing and exited 0).
+    """
     cnn_only = {"--epochs": args.epochs, "--seed": args.seed}
     if args.model == "knn":
         for flag, value in cnn_only.items():
@@ -197,6 +298,10 @@ def run(args: argparse.Namespace, *, catalogue: Sequence[Entry] | None = None) -
     if args.holdout is not None and not args.test_split_only:
         raise UsageError("--holdout goes with --test-split-only")
     holdout = (args.holdout or HOLDOUT) if args.test_split_only else None
+    if out is None:
+        import errno
+
+        raise OutputFailed(errno.EBADF, "it is closed")
     if args.model == "knn" and args.threads is not None and "numpy" not in sys.modules:
         for name in BLAS_THREADS:  # read once, when NumPy loads its BLAS
             os.environ[name] = str(args.threads)

@@ -100,7 +100,11 @@ def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
     say how to go on). An OSError is a folder that cannot be created, read or
     written: the user's to fix, said in words by :func:`kmnist.storage.folders.explain`.
     """
-    if isinstance(exc, KeyboardInterrupt):
+    if sys.stderr is None:
+        # 2>&-: nowhere to say it. print(file=None) wrote it to standard
+        # output instead, into the figure or the JSON a script reads there.
+        pass
+    elif isinstance(exc, KeyboardInterrupt):
         print(f"{prog}: {one_line(interrupted)}", file=sys.stderr)
     else:
         from ..storage.folders import explain
@@ -162,12 +166,17 @@ def orderly(
             )
         except (KmnistError, OSError) as exc:
             if isinstance(exc, OutputFailed):
-                _silence_stdout()
-                if exc.errno != errno.EPIPE:  # a closed pipe: the reader left, nothing to say
-                    why = (exc.strerror or "failed").lower()
-                    print(f"{prog}: error: cannot write to standard output: {why}", file=sys.stderr)
-                return ExitStatus.FAILURE
+                return stdout_failed(prog, exc)
             return failed(exc)
+
+
+def stdout_failed(prog: str, exc: OSError) -> ExitStatus:
+    """Say that standard output could not be written (nothing for a closed pipe); exit 1."""
+    _silence_stdout()
+    if exc.errno != errno.EPIPE and sys.stderr is not None:  # EPIPE: the reader left
+        why = (exc.strerror or "failed").lower()
+        print(f"{prog}: error: cannot write to standard output: {why}", file=sys.stderr)
+    return ExitStatus.FAILURE
 
 
 class OutputFailed(OSError):

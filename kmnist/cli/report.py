@@ -46,7 +46,7 @@ def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
             f"  {m.name:<12} {redact(m.template)}  "
             f"({scope}; release {', '.join(sorted(m.releases))})"
         )
-    return "\n".join(lines)
+    return _joined(lines)
 
 
 def catalogue_json(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
@@ -121,7 +121,7 @@ def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     lines = _table(rows, right=(2,))
     lines.append(f"{_totals(p)} into {root}")
     lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
-    return "\n".join(lines)
+    return _joined(lines)
 
 
 def _totals(p: Plan) -> str:
@@ -168,7 +168,7 @@ def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     lines.append(_totals(p))
     lines.append(f"into {root}")
     lines.append("mirrors: " + ", ".join(m.name for m in mirrors))
-    return "\n".join(lines)
+    return _joined(lines)
 
 
 def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
@@ -203,7 +203,7 @@ def results(rs: Sequence[Result], root: Path, seconds: float) -> str:
             "note: no checksum was ever published for the 2018 release; its files were "
             "checked by structure only"
         )
-    return "\n".join(lines)
+    return _joined(lines)
 
 
 def checked(r: Result) -> str:
@@ -271,7 +271,7 @@ def probes_text(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> str:
         lines.append(f"no mirror serves the right size of: {', '.join(lacking)}")
     else:
         lines.append(f"every one of the {len(files)} file(s) has a mirror that serves it")
-    return "\n".join(lines)
+    return _joined(lines)
 
 
 def probes_json(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> str:
@@ -285,3 +285,11 @@ def probes_json(files: Sequence[RemoteFile], probes: Sequence[Probe]) -> str:
         "probes": [p.as_dict() for p in probes],
     }
     return json.dumps(doc, indent=2)
+
+
+def _joined(lines: Iterable[str]) -> str:
+    """The report's lines, each one line on screen: a folder or a reason with a
+    newline in it (``$KMNIST_DATA``, a server's words) split a line in two."""
+    from ..errors import one_line
+
+    return "\n".join(one_line(line) for line in lines)

@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from _typeshed import SupportsWrite
+
 
 def choice(names: Sequence[str], aliases: dict[str, str] | None = None) -> Callable[[str], str]:
     """An argparse ``type``: the name ``text`` means (any case, or an alias), else a suggestion.
@@ -48,3 +50,21 @@ class OneLineParser(argparse.ArgumentParser):
         from ..errors import one_line
 
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # --help and --version write to standard output, and argparse drops
+        # a write error: "--help > /dev/full" said nothing and exited 0.
+        import sys
+
+        if not message or file is None or file is sys.stderr:
+            super()._print_message(message, file)
+            return
+        try:
+            file.write(message)
+            flush = getattr(file, "flush", None)
+            if flush is not None:
+                flush()
+        except OSError as exc:
+            from .common import stdout_failed
+
+            raise SystemExit(stdout_failed(self.prog, exc)) from None

@@ -730,7 +730,8 @@ def _out_of_inodes(folder: Path) -> bool:
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:
     if specs is None:
         return mirrors_from(None)
-    out = once_each(m if isinstance(m, Mirror) else user_mirror(m) for m in specs)
+    # Named as the library's caller named them: "mirrors", not --mirror.
+    out = once_each(m if isinstance(m, Mirror) else user_mirror(m, "mirrors") for m in specs)
     if not out:
         raise KmnistError("no mirrors given")
     return out

@@ -262,22 +262,104 @@ def make_session(user_agent: str, connections: int) -> requests.Session:
 def ca_bundle() -> str | None:
     """The CA bundle the environment names (as requests reads it), None for certifi's.
 
-    A path that does not exist is a UsageError, said once before any request:
-    requests raised it as an OSError per request, which a run took for its
-    data folder's failure.
+    One that cannot serve is a UsageError, said once before any request:
+    requests raised a missing one as an OSError per request, which a run
+    took for its data folder's failure; a FIFO made the first TLS handshake
+    wait forever (not even SIGTERM ended the run); an empty file, a file of
+    something else or a folder without OpenSSL's hashed names failed every
+    handshake, and the hint then blamed the mirrors.
     """
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         path = os.environ.get(name)
         if path:
-            if not os.path.exists(path):
-                from ..errors import UsageError
-
-                raise UsageError(
-                    f"${name} names {path!r}, which does not exist: give the path of a CA"
-                    " bundle (a file or a folder), or unset it to use the bundled certificates"
-                )
+            _check_ca_bundle(name, path)
             return path
     return None
+
+
+# A file or folder name longer than this is one no filesystem here holds
+# (PATH_MAX); the name is then not printed whole: it was a 100 KB line.
+_CA_PATH_MAX = 4096
+# Bigger than any CA bundle: certifi's is about 0.3 MB, a system's with
+# every trust anchor a few MB.
+_CA_BUNDLE_MAX = 64 << 20
+# Where a bundle's first certificate is looked for (certifi's comes after
+# a few lines of comments; a system's at once), and what marks it.
+_CA_SNIFF = 1 << 20
+_PEM_MARKERS = (b"-----BEGIN CERTIFICATE-----", b"-----BEGIN TRUSTED CERTIFICATE-----")
+# OpenSSL finds certificates in a CA folder by subject hash: "5ed36f99.0".
+_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.r?\d+")
+
+
+def _check_ca_bundle(name: str, path: str) -> None:
+    """UsageError unless ``path`` is a file of certificates or a folder OpenSSL can look in."""
+    import stat
+
+    from ..errors import UsageError
+
+    encoded = os.fsencode(path)
+    if len(encoded) >= _CA_PATH_MAX:
+        raise UsageError(
+            f"${name} is {len(encoded):,} bytes long (at most {_CA_PATH_MAX - 1}): give the"
+            " path of a CA bundle, or unset it to use the bundled certificates"
+        )
+    shown = repr(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        expanded = os.path.expanduser(path)
+        if expanded != path and os.path.exists(expanded):
+            # requests and curl take the name as it is: nothing expands the ~.
+            raise UsageError(
+                f"${name} names {shown}, and nothing expands its ~ here: write {expanded!r}"
+            ) from None
+        raise UsageError(
+            f"${name} names {shown}, which does not exist: give the path of a CA"
+            " bundle (a file or a folder), or unset it to use the bundled certificates"
+        ) from None
+    if stat.S_ISDIR(mode):
+        try:
+            hashed = any(_HASHED_NAME.fullmatch(n) for n in os.listdir(path))
+        except OSError as exc:
+            raise UsageError(
+                f"${name} names the folder {shown}, which cannot be read"
+                f" ({(exc.strerror or 'failed').lower()})"
+            ) from None
+        if not hashed:
+            raise UsageError(
+                f"${name} names the folder {shown}, which holds no certificate under"
+                " the hashed names OpenSSL looks for (run: openssl rehash on it), or give"
+                " the path of a bundle file"
+            )
+        return
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        )
+        raise UsageError(
+            f"${name} names {shown}, which is {kind}, not a file of certificates: give the"
+            " path of a CA bundle, or unset it to use the bundled certificates"
+        )
+    # A look for a PEM certificate, not a parse: ssl.create_default_context
+    # over the bundle took 2.3 MB and 10-20 ms of every run where
+    # $REQUESTS_CA_BUNDLE is set (most clusters, conda), for a check of a
+    # mistake. An empty file, /dev/null's copy or other bytes has none.
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(_CA_SNIFF)
+    except OSError as exc:
+        raise UsageError(
+            f"${name} names {shown}, which cannot be read"
+            f" ({(exc.strerror or 'failed').lower()}): give the path of a CA bundle, or unset"
+            " it to use the bundled certificates"
+        ) from None
+    if size > _CA_BUNDLE_MAX or not any(marker in head for marker in _PEM_MARKERS):
+        why = f"is {size:,} bytes, more than any CA bundle" if size > _CA_BUNDLE_MAX else ""
+        raise UsageError(
+            f"${name} names {shown}, which {why or 'holds no certificate (PEM)'}: give the path"
+            " of a CA bundle, or unset it to use the bundled certificates"
+        )
 
 
 def check_network_environment() -> None:
@@ -290,35 +372,88 @@ def check_network_environment() -> None:
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 PROXY_FAILED = "failed on the way to"  # the words that tell a proxy's failure (cli.failures)
+# The schemes requests (with PySocks for socks*) takes for a proxy: any other
+# ("ftp://") was "Proxy URL had unsupported scheme" once per file, exit 1.
+_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
+# What a host name may hold (RFC 1123 letters, digits, hyphens, dots; the
+# underscore some intranets use); an internationalised name is checked by IDNA.
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_SHOWN_MAX = 80  # characters of a variable's value a message shows
+
+
+def _shown_proxy(value: str) -> str:
+    """A proxy variable's value as it may be printed: no password, even without a scheme."""
+    shown = redact(value)
+    if "://" not in shown:
+        # "user:pw@host:3128": redact() looks for a scheme before the userinfo.
+        shown = re.sub(r"^[^/?#]*@", "***@", shown)
+    if len(shown) > _SHOWN_MAX:  # a 100 KB value is not printed whole into one line
+        return f"{shown[:_SHOWN_MAX]!a}... ({len(value):,} characters)"
+    return ascii(shown)
 
 
 def check_proxy_environment() -> None:
     """UsageError for a proxy variable that is not a URL requests can use.
 
     requests parses it at every request: ``http_proxy=::::`` or ``http://[::1``
-    was urllib3's own words ("Failed to parse: ...") once per file, exit 1.
-    Said once here, naming the variable, before anything is created.
+    was urllib3's own words ("Failed to parse: ...") once per file, exit 1;
+    ``http://user:pw@`` a TypeError from requests, a traceback; ``ftp://``
+    a line per file; port 0 went to port 80. Said once here, naming the
+    variable, before anything is created; never with its password.
     """
-    from requests.utils import prepend_scheme_if_needed
-    from urllib3.util import parse_url
-
     for lower in _PROXY_VARIABLES:
         for name in (lower, lower.upper()):
             value = os.environ.get(name)
             if not value:
                 continue
-            try:
-                with_scheme: str = prepend_scheme_if_needed(value, "http")  # type: ignore[no-untyped-call]
-                usable = bool(parse_url(with_scheme).host)
-            except ValueError:  # LocationParseError, UnicodeError among them
-                usable = False
-            if not usable:
+            why = _proxy_problem(value)
+            if why is not None:
                 from ..errors import UsageError
 
                 raise UsageError(
-                    f"${name} is {redact(value)!a}, which is not a proxy URL: give"
+                    f"${name} is {_shown_proxy(value)}, which is not a proxy URL{why}: give"
                     " http://host:port (or socks5://host:port), or unset it"
                 )
+
+
+def _proxy_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a proxy (", " and the reason, or ""), None when it can."""
+    from requests.utils import prepend_scheme_if_needed
+    from urllib3.util import parse_url
+
+    try:
+        with_scheme: str = prepend_scheme_if_needed(value, "http")  # type: ignore[no-untyped-call]
+        url = parse_url(with_scheme)
+    except (ValueError, TypeError):  # LocationParseError, UnicodeError; TypeError: no host
+        return ""
+    host = url.host
+    if not host:
+        return ""
+    scheme = (url.scheme or "http").lower()
+    if scheme not in _PROXY_SCHEMES:
+        return f" (its scheme is {scheme}://, where a proxy's is http, https or socks)"
+    if url.port == 0:
+        return " (port 0 is no port: requests went to port 80 instead)"
+    if host.startswith("["):
+        return None  # an IPv6 literal, which parse_url has checked
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if host.isascii():
+        if not _HOST_NAME.fullmatch(host):
+            return f" (the host {host[:60]!a} is not a host name)"
+        ascii_host = host
+    else:
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return f" (the host {host[:60]!a} is not a host name)"
+    labels = ascii_host.rstrip(".").split(".")
+    if len(ascii_host) > 253 or any(not 0 < len(label) <= 63 for label in labels):
+        return f" (the host {host[:60]!a}{'...' if len(host) > 60 else ''} is not a host name)"
+    return None
 
 
 class Waiting:

@@ -37,4 +37,46 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get(DATA_ENV, "").strip()
     if not env:
         return Path(DEFAULT_DATA)
-    return check_folder(os.path.expanduser(env), f"${DATA_ENV}")
+    source = f"${DATA_ENV}"
+    check_folder(env, source)  # as set first: expanduser looks "~name" up, and "~\0" raised
+    folder = check_folder(os.path.expanduser(env), source, given=env)
+    _check_env_folder(env, folder, source)
+    return folder
+
+
+def _check_env_folder(env: str, folder: Path, source: str) -> None:
+    """A UsageError for a ``$KMNIST_DATA`` that cannot be the data folder, naming the variable.
+
+    ``~nosuchuser/data`` stayed as it was and became a folder of that name in
+    the working folder; ``file:///srv/data`` (a mirror's form) the folder
+    ``file:/srv/data`` there; a file (or a file above it) was said as
+    ``--dir ... is not a folder``, a flag the user had not given.
+    """
+    import re
+
+    from ..errors import UsageError
+    from ..inputs import shown
+
+    label = f"{source} {shown(env)}"
+    if env.startswith("~") and str(folder).startswith("~"):
+        user = re.split(r"[/\\]", env, maxsplit=1)[0][1:]
+        who = f"no user {user!r} here" if user else "no home folder is known ($HOME is unset)"
+        raise UsageError(f"{label}: {who}, so its ~ names nothing: write the folder in full")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", env):
+        raise UsageError(
+            f"{label} is a URL: the data folder is a folder on this machine"
+            " (a mirror to download from goes in $KMNIST_MIRROR)"
+        )
+    probe = folder
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        kind = (
+            "a file"
+            if probe.is_file()
+            else "a link to nothing"
+            if not probe.exists()
+            else "a pipe, socket or device"
+        )
+        where = " is" if probe == folder else f": {shown(str(probe))} above it is"
+        raise UsageError(f"{label}{where} {kind}, not a folder: name a folder")
