@@ -195,8 +195,13 @@ def test_holdout_must_leave_images_to_learn_from(
     assert main([*argv, "--holdout", "50"]) == 2
     err = capsys.readouterr().err
     assert err == (
-        "kmnist-baseline: error: holdout 50 leaves none of the 50 test images to learn from\n"
+        "kmnist-baseline: error: --test-split-only scores the last 50 test images (--holdout),"
+        " which leaves none of the 50 that --limit keeps to learn from: give --holdout below"
+        " --limit, or a larger --limit\n"
     )
+    # Not given, the default (2,000) is named as such, not as if typed.
+    assert main(argv) == 2
+    assert "(--holdout's default)" in capsys.readouterr().err
     assert main([*argv, "--holdout", "48"]) == 2  # 2 left, k=4 needs 4
     assert "k=4 needs at least 4 training images, got 2" in capsys.readouterr().err
 

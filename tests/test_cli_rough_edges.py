@@ -558,3 +558,15 @@ def test_a_dataset_folder_that_is_a_file_is_a_usage_error(
         "remove it, or choose another data folder"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kmnist"]
+
+
+def test_load_and_the_baseline_name_a_dataset_folder_that_is_a_file(tmp_path: Path) -> None:
+    # They said "missing <dir>/kmnist/...; pass download=True (or run
+    # kmnist-download)", which then refused the file; the file is what to remove.
+    import kmnist
+    from kmnist.cli.baseline import main as baseline
+
+    (tmp_path / "kmnist").write_text("x")
+    with pytest.raises(kmnist.UsageError, match="kmnist is a file, not a folder: the kmnist files"):
+        kmnist.load("kmnist", "test", root=tmp_path)
+    assert baseline(["knn", "-d", "kmnist", "--dir", str(tmp_path)]) == 2

@@ -298,6 +298,16 @@ def run(
     if args.holdout is not None and not args.test_split_only:
         raise UsageError("--holdout goes with --test-split-only")
     holdout = (args.holdout or HOLDOUT) if args.test_split_only else None
+    if holdout is not None and args.limit is not None and holdout >= args.limit:
+        # Said here, before the files are read, and with the flag that set it:
+        # "holdout 2000 leaves none of the 4 test images" named a holdout the
+        # user had not given.
+        given = "--holdout" if args.holdout is not None else "--holdout's default"
+        raise UsageError(
+            f"--test-split-only scores the last {holdout:,} test images ({given}), which "
+            f"leaves none of the {args.limit:,} that --limit keeps to learn from: give "
+            "--holdout below --limit, or a larger --limit"
+        )
     if out is None:
         import errno
 

@@ -26,7 +26,7 @@ from ..catalogue.names import (
 from ..errors import NotDownloaded, UnsupportedFormat, VerificationError, one_line
 from ..formats import bad_structure, read_idx, read_npz
 from ..inputs import check_folder, check_folder_exists, check_index, check_sequence, described
-from ..storage.layout import local_path
+from ..storage.layout import check_folders_between, local_path
 from ..storage.root import data_root
 from ..verify import known_stale, verify_path
 
@@ -122,6 +122,8 @@ def _read(
 ) -> tuple[Array, Array]:
     for e in entries:
         path = local_path(root, e.file)
+        if path == root / e.file.path:  # not the flat layout's <root>/<name>
+            check_folders_between(root, path)  # <root>/kmnist a file: not "missing"
         if os.path.lexists(path) and not path.is_file():
             # Not "missing, pass download=True": a download would not replace it.
             raise bad_structure(str(path), "a regular file", _kind_of(path))

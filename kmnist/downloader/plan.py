@@ -191,31 +191,13 @@ def make_plan(
             # Only possible flat: the same name from two folders (two releases).
             raise UsageError(f"{seen[target].path} and {f.path} would both be {target}")
         seen[target] = f
-        _check_folders_between(root, target)
+        storage.check_folders_between(root, target)
         if flat:
             _check_not_another_releases(f, target, catalogue)
         state = inspect(f, target, check_final=not force, catalogue=catalogue)
         action, have = decide(f, state, force=force)
         steps.append(_step(f, target, action, have, state, forced=force))
     return Plan(tuple(steps))
-
-
-def _check_folders_between(root: Path, target: Path) -> None:
-    """UsageError when a folder of the layout (``<root>/kmnist``) is there as a file.
-
-    A dry run planned "fetch" into it, and a run failed as a whole on the
-    first file's folder, telling the user to choose another --dir (the other
-    datasets' files not fetched either): the file is what to remove.
-    """
-    for folder in reversed(target.parents):
-        if folder == root or root not in folder.parents:
-            continue
-        if os.path.lexists(folder) and not folder.is_dir():
-            kind = "a link to nothing" if os.path.islink(folder) else "a file"
-            raise UsageError(
-                f"{folder} is {kind}, not a folder: the {folder.relative_to(root).as_posix()}"
-                " files go in it; remove it, or choose another data folder"
-            )
 
 
 def _check_not_another_releases(

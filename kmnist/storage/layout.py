@@ -217,6 +217,27 @@ def has_stamp(target: Path, expect: str) -> bool:
     )
 
 
+def check_folders_between(root: Path, target: Path) -> None:
+    """UsageError when a folder of the layout (``<root>/kmnist``) is there as a file.
+
+    A dry run planned "fetch" into it, a run failed as a whole on the first
+    file's folder telling the user to choose another --dir (the other
+    datasets' files not fetched either), and ``load`` said "missing, pass
+    download=True": the file is what to remove.
+    """
+    from ..errors import UsageError
+
+    for folder in reversed(target.parents):
+        if folder == root or root not in folder.parents:
+            continue
+        if os.path.lexists(folder) and not folder.is_dir():
+            kind = "a link to nothing" if os.path.islink(folder) else "a file"
+            raise UsageError(
+                f"{folder} is {kind}, not a folder: the {folder.relative_to(root).as_posix()}"
+                " files go in it; remove it, or choose another data folder"
+            )
+
+
 def local_path(root: Path, file: RemoteFile) -> Path:
     """Where a catalogued file is below ``root``.
 
