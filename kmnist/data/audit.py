@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ from ..catalogue import manifest
 from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, Entry, RemoteFile, select
 from ..catalogue.names import dataset_name
 from ..downloader.derive import check_derived, is_derived
-from ..errors import UsageError, VerificationError
+from ..errors import UsageError, VerificationError, one_line
 from ..storage.layout import local_path, part_path
 from ..storage.partfile import PartFile
 from ..storage.root import data_root
@@ -129,10 +131,19 @@ def check_file(
     rel = path.relative_to(root).as_posix()
     part = part_path(path)
     if not path.exists():
+        odd = _not_ours(part)
+        if odd is not None:
+            # A link, a folder, a pipe or a hard link at the .part's name holds
+            # no bytes of a download: it was "partial: 0 bytes" (a link) or "not
+            # there" (a folder, a pipe), and a download refuses or replaces it.
+            detail = f"not there; {part.name} is {odd}, not a download of ours: remove it"
+            return FileReport(rel, Status.MISSING, detail, None, file.size)
         if part.is_file():
             # A ranged download allocates the .part at full size and records
             # which bytes arrived beside it; PartFile reads either kind.
-            got = PartFile.load(path, file.size).have
+            # tidy=False: an audit only reads (tidying deleted the range
+            # record of a .part that is a link or a hard link).
+            got = PartFile.load(path, file.size, tidy=False).have
             of = f" of {file.size:,}" if file.size else ""
             detail = f"interrupted download: {got:,}{of} bytes in {part.name}"
             return FileReport(rel, Status.PARTIAL, detail, got, file.size)
@@ -156,6 +167,23 @@ def check_file(
     except OSError as exc:
         return _unreadable(rel, exc, size, file)
     return FileReport(rel, Status.OK, f"{how} matches{leftover}", size, file.size)
+
+
+def _not_ours(part: Path) -> str | None:
+    """What is at a .part's name when it is not a .part a download would resume; None if ours."""
+    try:
+        st = os.lstat(part)
+    except OSError:
+        return None  # nothing there (or nothing we can see)
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "a pipe" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+    if st.st_nlink > 1:
+        return f"a file with {st.st_nlink - 1} other hard link(s)"
+    return None
 
 
 def _unreadable(rel: str, exc: OSError, size: int, file: RemoteFile) -> FileReport:
@@ -254,6 +282,9 @@ def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> 
     width = max((len(r.path) for r in reports), default=0)
     said = max([7, *(len(r.status.value) for r in reports)])  # wider only for "unreadable"
     lines = [f"{r.path:<{width}}  {r.status.value:<{said}}  {r.detail}" for r in reports]
+    # The folder as one line: a --dir with a newline in its name split the
+    # summary line in two.
+    root = one_line(str(root))
     tally = ", ".join(f"{n} {s}" for s, n in counts(reports).items())
     if not reports:
         lines.append(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import os
+import re
+import stat
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -128,7 +130,20 @@ def _row(
     detail: str,
 ) -> Probe:
     url = redact(m.url(f))
-    return Probe(m.name, f.path, url, verdict, status, announced, f.size, seconds, detail)
+    return Probe(m.name, f.path, url, verdict, status, announced, f.size, seconds, _bounded(detail))
+
+
+# A row's reason is printed on one line of a table: a server's words in it
+# (a 64 KiB status line quoted by http.client) made a row of 64 KiB.
+DETAIL_LIMIT = 300
+
+
+def _bounded(text: str, limit: int = DETAIL_LIMIT) -> str:
+    """``text`` on one line (control characters escaped) and at most ``limit`` characters."""
+    from ..errors import one_line
+
+    text = one_line(redact(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _probe(
@@ -143,10 +158,14 @@ def _probe(
     began = time.monotonic()
     if m.is_local:
         try:
-            size = os.stat(url).st_size
+            st = os.stat(url)
         except OSError as exc:
             return _row(m, f, Verdict.MISSING, None, None, 0.0, exc.strerror or "not there")
-        return _verdict(m, f, None, size, time.monotonic() - began, "")
+        if not stat.S_ISREG(st.st_mode):
+            # A folder's or a pipe's st_size is no file's size: it was "wrong size,
+            # announces 4096 bytes", and a download would not find a file there.
+            return _row(m, f, Verdict.MISSING, None, None, _since(began), "not a regular file")
+        return _verdict(m, f, None, st.st_size, time.monotonic() - began, "")
     import requests
 
     from .transfer import (
@@ -169,14 +188,32 @@ def _probe(
         )
     except requests.exceptions.ConnectionError as exc:
         why: Transient = _connection_failure(exc, url, timeout)
-        # A redirect to a host that failed: the mirror itself answered, and its
-        # other files may be served (or sent elsewhere).
-        verdict = Verdict.FAILING if redirected_to(exc, url) else Verdict.DOWN
+        # Down only when no connection was made. A redirect to a host that
+        # failed, or an answer that was not HTTP (a bad status line, 101
+        # headers, a line over 64 KiB, a close before the status line): the
+        # mirror is there, and its other files may be served. Each of these
+        # was "down", and every other file of the mirror "down (as above)".
+        reached = redirected_to(exc, url) is not None or not why.unreachable
+        verdict = Verdict.FAILING if reached else Verdict.DOWN
         return _logged(log, _row(m, f, verdict, None, None, _since(began), str(why)))
-    except requests.exceptions.Timeout:
-        where = str(origin(url) or "?")
+    except requests.exceptions.Timeout as exc:
+        tried = redirected_to(exc, url)
+        where = str(origin(tried or url) or "?")
         detail = f"no response from {where} within {timeout[1]:g} s"
+        if tried is not None:
+            # The mirror answered (a redirect); the host it sent us to is silent.
+            detail += f" (where {origin(url) or '?'} sent us)"
+            return _logged(log, _row(m, f, Verdict.FAILING, None, None, _since(began), detail))
         return _logged(log, _row(m, f, Verdict.DOWN, None, None, _since(began), detail))
+    except requests.exceptions.TooManyRedirects:
+        detail = "redirected more than 30 times (a redirect loop)"
+        return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
+    except requests.exceptions.InvalidSchema as exc:
+        # requests' words were "No connection adapters were found for 'ftp://...'".
+        quoted = re.search(r"'(.*)'", str(exc))
+        where = _bounded(quoted.group(1) if quoted else str(exc), 150)
+        detail = f"sent to {where!a}, an address that is not http or https"
+        return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
     except requests.exceptions.RequestException as exc:
         detail = redact(str(exc))[:200]
         return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
@@ -186,11 +223,18 @@ def _probe(
     try:
         status = r.status_code
         seconds = _since(began)
+        odd = ""  # a size header that was sent but says no usable size
         if status == 206:
-            cr = hdr.parse_content_range(r.headers.get("Content-Range"))
+            said = r.headers.get("Content-Range")
+            cr = hdr.parse_content_range(said)
             announced = cr[2] if cr else None
+            if said is not None and announced is None:
+                odd = f"Content-Range {_bounded(said, 60)!a} gives no usable size"
         elif status == 200 and not r.headers.get("Content-Encoding"):
-            announced = hdr.parse_content_length(r.headers.get("Content-Length"))
+            said = r.headers.get("Content-Length")
+            announced = hdr.parse_content_length(said)
+            if said is not None and announced is None:
+                odd = f"Content-Length {_bounded(said, 60)!a} is not a usable size"
         else:
             announced = None
         html = "text/html" in (r.headers.get("Content-Type") or "").lower()
@@ -199,7 +243,7 @@ def _probe(
     if status in (200, 206) and html:
         row = _row(m, f, Verdict.WRONG_SIZE, status, announced, seconds, "an HTML page")
     elif status in (200, 206):
-        row = _verdict(m, f, status, announced, seconds, "")
+        row = _verdict(m, f, status, announced, seconds, odd)
     else:
         from .transfer import TRANSIENT_STATUS
 
@@ -228,7 +272,8 @@ def _since(t: float) -> float:
 def _logged(log: Callable[[str], None] | None, p: Probe) -> Probe:
     if log is not None:
         status = p.status if p.status is not None else "-"
-        log(f"GET {p.url} Range: bytes=0-0: {status} ({p.seconds:.2f} s) {p.detail}".rstrip())
+        line = f"GET {p.url} Range: bytes=0-0: {status} ({p.seconds:.2f} s) {p.detail}"
+        log(_bounded(line.rstrip(), DETAIL_LIMIT + len(p.url) + 60))
     return p
 
 
