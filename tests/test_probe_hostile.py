@@ -154,6 +154,8 @@ def test_an_answer_that_is_not_http_is_failing_not_down(
             assert p["reachable"] is True
             assert "as above" not in str(p["detail"])
             assert len(str(p["detail"])) <= DETAIL_LIMIT
+            # In words, not Python's ('Connection aborted.', BadStatusLine(...)).
+            assert "answered with something that is not HTTP" in str(p["detail"]), p
         assert "down" not in out
 
 

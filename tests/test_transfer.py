@@ -116,13 +116,19 @@ def test_over_tls_every_mark_is_met(
     assert len(waits) > 10 and all(waits)  # marks were set, and every one was met
 
 
+@pytest.mark.parametrize("bundle", [False, True], ids=["no-bundle-set", "another-bundle-set"])
 def test_a_certificate_that_is_not_trusted_is_said_in_words(
-    start_server: StartServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    start_server: StartServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundle: bool
 ) -> None:
     """The test server's self-signed certificate, without its CA bundle: the
-    reason was "TLS with host failed (SSLError)", OpenSSL's words dropped."""
+    reason was "TLS with host failed (SSLError)", OpenSSL's words dropped.
+    With a bundle set that lacks it, the advice was to set one."""
+    import certifi
+
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
+    if bundle:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
     server = start_server(tls=True)
     server.add("kmnist/f.bin", b"x" * 10)
     f = kmnist.RemoteFile("kmnist/f.bin", 10, sha256=hashlib.sha256(b"x" * 10).hexdigest())
@@ -132,5 +138,9 @@ def test_a_certificate_that_is_not_trusted_is_said_in_words(
         )
     said = str(caught.value)
     assert "its certificate is not trusted (self-signed certificate)" in said, said
-    assert "$REQUESTS_CA_BUNDLE" in said
+    if bundle:
+        assert "$REQUESTS_CA_BUNDLE does not hold the CA that signed it" in said, said
+        assert "give its bundle" not in said
+    else:
+        assert "give its bundle in $REQUESTS_CA_BUNDLE" in said, said
     assert not (tmp_path / "kmnist/f.bin").exists()

@@ -1145,6 +1145,28 @@ def redirected_to(exc: Exception, url: str) -> str | None:
     return tried
 
 
+def _not_http(exc: BaseException) -> bool:
+    """Whether ``exc``, or what it wraps, is http.client saying the answer was not HTTP."""
+    import http.client
+
+    seen: list[object] = [exc]
+    for _ in range(6):  # requests -> urllib3 -> the tuple -> http.client: bounded
+        nested: list[object] = []
+        for e in seen:
+            # BadStatusLine, LineTooLong, "got more than 100 headers"; a
+            # RemoteDisconnected (a BadStatusLine too) is a close, not an answer.
+            if isinstance(e, http.client.HTTPException) and not isinstance(
+                e, (http.client.RemoteDisconnected, http.client.IncompleteRead)
+            ):
+                return True
+            if isinstance(e, BaseException):
+                nested += [*e.args, e.__cause__, e.__context__]
+            elif isinstance(e, tuple):
+                nested += list(e)
+        seen = [e for e in nested if e is not None]
+    return False
+
+
 def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) -> Transient:
     """Say in plain words why no connection was made (or how it was lost)."""
     import requests
@@ -1184,13 +1206,26 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
         # _reason alone kept "SSLError" and dropped what OpenSSL said.
         untrusted = re.search(r"certificate verify failed: ([\w .,-]+)", str(exc))
         if untrusted:
+            bundle = next(
+                (f"${n}" for n in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(n)),
+                None,
+            )
+            # Not "give its bundle in $REQUESTS_CA_BUNDLE" to whom has set it.
+            todo = (
+                f"{bundle} does not hold the CA that signed it"
+                if bundle
+                else "for a private CA, give its bundle in $REQUESTS_CA_BUNDLE"
+            )
             return Transient(
                 f"TLS with {where} failed: its certificate is not trusted"
-                f" ({untrusted.group(1).strip()}); for a private CA, give its bundle in"
-                " $REQUESTS_CA_BUNDLE",
+                f" ({untrusted.group(1).strip()}); {todo}",
                 unreachable=True,
             )
         return Transient(f"TLS with {where} failed ({redact(_reason(exc))})", unreachable=True)
+    if _not_http(exc):
+        # It answered, but not in HTTP ("garbage", an SSH banner, a line past
+        # 64 KiB): said so, not as Python's ('Connection aborted.', BadStatusLine(...)).
+        return Transient(f"{where} answered with something that is not HTTP")
     if isinstance(cause, u3.ProtocolError) or "RemoteDisconnected" in str(exc):
         return Transient(f"{where} closed the connection without a response")
     return Transient(f"connection to {where} failed ({redact(_reason(exc))})")
