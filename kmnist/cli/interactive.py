@@ -13,6 +13,7 @@ prompt_toolkit) are imported by the functions that ask, so that
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -41,6 +42,7 @@ from ..downloader.plan import Action
 from ..errors import ExitStatus, StoppedAtQuestion, UsageError
 from ..storage.folders import can_write_in
 from ..storage.root import DATA_ENV, DEFAULT_DATA, data_root
+from ..urls import redact
 from .common import option_words
 from .report import bytes_text
 
@@ -148,6 +150,19 @@ class Request:
         prefix = f"{MIRROR_ENV}= " if self.builtin else ""
         return [f"{prefix}{launcher} {shlex.join(argv)}" for argv in self.argvs()]
 
+    def shown_commands(self, launcher: str) -> list[str]:
+        """:meth:`commands` as printed: lines of at most 80 columns, no password.
+
+        A mirror's ``user:password@`` is ``***@`` (it was printed whole in
+        the command for next time), and a last line says to put it back.
+        """
+        lines = []
+        for command in self.commands(launcher):
+            lines += wrapped(command, hide=True)
+        if any(redact(m) != m for m in self.mirrors):
+            lines.append("  (the mirror's password is shown as ***: put it back to run it)")
+        return lines
+
 
 # The terminal the questions are laid out for: every line they print fits it.
 COLUMNS, ROWS = 80, 24
@@ -156,16 +171,17 @@ COLUMNS, ROWS = 80, 24
 PLAN_ROWS = 8
 
 
-def wrapped(command: str, width: int = COLUMNS, indent: str = "  ") -> list[str]:
+def wrapped(
+    command: str, width: int = COLUMNS, indent: str = "  ", *, hide: bool = False
+) -> list[str]:
     """``command`` as lines a shell reads back as the same command: broken only between words.
 
     Each line but the last ends in `` \\`` and every line fits ``width``
     (a word longer than that keeps a line of its own): a terminal's own
     wrapping broke words (``--dir dat|a``), and a pasted command failed.
+    ``hide``: a URL's ``user:password@`` is shown as ``***@``.
     """
-    import shlex
-
-    quoted = [shlex.quote(w) for w in shlex.split(command)]
+    quoted = [shlex.quote(redact(w) if hide else w) for w in shlex.split(command)]
     # A flag and its value stay on one line: "--dir /a/long/path", not "--dir \\".
     words: list[str] = []
     for word in quoted:
@@ -353,7 +369,7 @@ def source_options(env: Mapping[str, str]) -> list[Option]:
     if env.get(MIRROR_ENV, "").split():
         options.append(
             Option(
-                f"{MIRROR_ENV}: {' '.join(env[MIRROR_ENV].split())}",
+                f"{MIRROR_ENV}: {redact(' '.join(env[MIRROR_ENV].split()))}",
                 FROM_ENV,
                 description="set in your environment",
             )
@@ -375,30 +391,83 @@ def source_options(env: Mapping[str, str]) -> list[Option]:
     return options
 
 
+# What a refusal under a question may quote of a typed path: a row of 80
+# columns, so that path and reason take two rows at most (a 5,000-character
+# answer was quoted whole, 63 rows, more than the screen).
+SHOWN_CHARS = 80
+
+
+def _short(text: str) -> str:
+    """``text`` quoted for a one-row message: escapes shown, the middle cut when long."""
+    if len(text) > SHOWN_CHARS:
+        half = SHOWN_CHARS // 2
+        text = text[:half] + "..." + text[-half:]
+    # repr escapes control characters and undecodable bytes; the outer quotes go.
+    shown = repr(text)[1:-1]
+    return shown if shown == text else repr(text)
+
+
+def _unprintable(text: str) -> bool:
+    """Whether ``text`` holds what a terminal cannot show as typed.
+
+    Control characters (pasted ESC [ 2 J cleared the screen when the
+    command for next time was printed) and bytes that are not UTF-8
+    (shown as ``\\udcff``, a folder of another name when pasted back).
+    """
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 or 0xD800 <= ord(c) < 0xE000 for c in text)
+
+
 def check_folder(text: str) -> str | None:
     """Why ``text`` cannot be the destination folder, or None when it can."""
+    from ..inputs import check_folder as check_path
+
     if not text.strip():
         return "type a folder, for example ./data"
-    path = Path(os.path.expanduser(text.strip()))
+    typed = text.strip()
+    if _unprintable(typed):
+        return f"{_short(typed)} has control characters or bytes that are not text"
+    # "scheme:/": the folder question's own completion turns a typed "//" into "/".
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", typed):
+        return f"{_short(redact(typed))} is a URL: type a folder here (the mirror is asked next)"
+    head = re.split(r"[/\\]", typed, maxsplit=1)[0]
+    if head.startswith("~") and os.path.expanduser(head) == head:
+        who = f"no user {head[1:]!r} here" if head[1:] else "no home folder is known"
+        return f"{who}, so {_short(head)} names nothing: write the folder in full"
     try:
-        if path.exists() and not path.is_dir():
-            return f"{path} is a file, not a folder"
+        path = check_path(os.path.expanduser(typed), "the folder")
+    except UsageError as exc:
+        return str(exc)
+    shown = _short(str(path))
+    try:
+        # lexists: a link to nothing was taken for a folder to make, and the
+        # run then failed on it ("--dir x is not a folder", a flag not given).
         probe = path
-        while not probe.exists() and probe != probe.parent:
+        while not os.path.lexists(probe) and probe != probe.parent:
             probe = probe.parent
         if not probe.is_dir():
-            return f"{probe} is a file, so {path} cannot be made"
+            kind = (
+                "a file"
+                if probe.is_file()
+                else "a link to nothing"
+                if not probe.exists()
+                else "a pipe, socket or device"
+            )
+            if probe == path:
+                return f"{shown} is {kind}, not a folder"
+            return f"{_short(str(probe))} is {kind}, so {shown} cannot be made"
     except OSError as exc:
-        return f"{path}: {exc.strerror or exc}"
+        return f"{shown}: {exc.strerror or exc}"
     if can_write_in(probe):
         return None
     if probe == path:
-        return f"{path} is not writable"
-    return f"{path} cannot be made: {probe} is not writable"
+        return f"{shown} is not writable"
+    return f"{shown} cannot be made: {_short(str(probe))} is not writable"
 
 
 def check_mirror(text: str) -> str | None:
     """Why ``text`` cannot be a mirror, or None when it can (nothing is fetched)."""
+    if _unprintable(text.strip()):
+        return f"{_short(redact(text.strip()))} has control characters or bytes that are not text"
     try:
         mirror = user_mirror(text)
     except UsageError as exc:
@@ -406,7 +475,7 @@ def check_mirror(text: str) -> str | None:
     if mirror.is_local:
         base = mirror.template.split("{", 1)[0].rstrip(os.sep) or os.sep
         if not os.path.isdir(base):
-            return f"no folder {base}"
+            return f"no folder {_short(base)}"
     return None
 
 
@@ -538,6 +607,32 @@ def _validator(check: Callable[[str], str | None]) -> Callable[[str], bool | str
     return lambda text: check(text) or True
 
 
+# The user:password of a URL as it is typed: from "scheme://" to "@".
+_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)([^/?#\s@]+)(?=@)")
+
+
+def masked(text: str) -> str:
+    """``text`` with each URL's ``user:password`` drawn as ``*`` (as many, so the cursor fits)."""
+    return _PASSWORD.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
+
+
+def _password_hidden() -> Any:
+    """A prompt_toolkit lexer that draws a typed URL's ``user:password`` as ``*``.
+
+    The typed line stays on the screen after Enter: the password was left
+    there in clear, above the plan that showed it as ``***@``.
+    """
+    from prompt_toolkit.document import Document
+    from prompt_toolkit.lexers import Lexer
+
+    class PasswordHidden(Lexer):
+        def lex_document(self, document: Document) -> Callable[[int], Any]:
+            lines = document.lines
+            return lambda i: [("", masked(lines[i]))] if i < len(lines) else []
+
+    return PasswordHidden()
+
+
 @dataclass
 class Prompts:
     """The questions, put to the user through questionary.
@@ -610,6 +705,14 @@ class Prompts:
         from prompt_toolkit.formatted_text import FormattedText
 
         default = default_dir()
+
+        def check_default() -> str | None:
+            # Enter alone (or spaces, as the answer is read) takes the default;
+            # one from $KMNIST_DATA is named, as the user did not type it.
+            why = check_folder(default)
+            from_env = os.environ.get(DATA_ENV, "").strip()
+            return f"${DATA_ENV}: {why}" if why and from_env else why
+
         # The default is shown (in the question, and greyed where the answer
         # goes), not pre-filled: questionary's default= is editable text, and
         # a typed path was appended to it ("./data/tmp/x"). Enter alone takes it.
@@ -617,7 +720,7 @@ class Prompts:
             questionary.path(
                 f"Where to? (a folder; Enter: {default})",
                 only_directories=True,
-                validate=_validator(lambda t: check_folder(t or default)),
+                validate=_validator(lambda t: check_folder(t) if t.strip() else check_default()),
                 placeholder=FormattedText([("class:placeholder", default)]),
                 style=self.style,
                 **_ERRORS_UNDER_THE_QUESTION,
@@ -644,6 +747,7 @@ class Prompts:
             questionary.text(
                 "Mirror URL or folder:",
                 validate=_validator(check_mirror),
+                lexer=_password_hidden(),
                 style=self.style,
                 **_ERRORS_UNDER_THE_QUESTION,
             )
@@ -680,6 +784,10 @@ def interact(
     env = os.environ if env is None else env
     if not on_terminal():
         raise UsageError(no_terminal_message(prog))
+    # A KMNIST_MIRROR no request could use (port 0, a control character) was
+    # offered as the first source, and refused only after every question, as
+    # "--mirror ...", a flag not given: said now, as the command says it.
+    mirrors_from(None, dict(env))
     prompts = Prompts(env, plain_style(env), catalogue)
     request = prompts.request()
     return carry_out(
@@ -708,8 +816,7 @@ def carry_out(
         if not go_ahead(plan):
             return False
         print("the same as:", file=out)
-        for command in request.commands(again):
-            print("\n".join(wrapped(command)), file=out)
+        print("\n".join(request.shown_commands(again)), file=out)
         request.root.mkdir(parents=True, exist_ok=True)
         return True
 
@@ -725,8 +832,7 @@ def carry_out(
     )
     if results is None:
         print("Nothing was downloaded. To do it later without questions:", file=out)
-        for command in request.commands(again):
-            print("\n".join(wrapped(command)), file=out)
+        print("\n".join(request.shown_commands(again)), file=out)
         return ExitStatus.OK
     status: int = ExitStatus.OK
     if request.extract:
