@@ -262,28 +262,36 @@ def check_sequence(value: object, source: str, what: str) -> tuple[object, ...]:
         raise TypeError(f"{source} must be a list of {what}, not {described(value)}") from None
 
 
+def not_a_folder(path: Path) -> str | None:
+    """What is at ``path`` when it is there but is no folder: "a file", "a pipe",
+    "a link to nothing"...; None for a folder (a link to one too) or nothing there.
+
+    The one wording of the data folder's checks (--dir, $KMNIST_DATA, the
+    folder question, a dataset's folder), which each spelled it their own way.
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a link to nothing" if os.path.islink(path) else None
+    except (OSError, ValueError):
+        return None  # not statable: the caller's own open says why
+    if stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    return "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
 def check_folder_exists(path: Path, source: str) -> None:
     """A UsageError when ``path`` is there but is not a folder (a file, a pipe, a dead link).
 
     "missing <path>/kmnist/...; pass download=True" was said for a data
     folder that is a file: no download can put files below a file.
     """
-    import stat
-
-    try:
-        mode = os.lstat(path).st_mode
-    except (OSError, ValueError):
-        return  # not there (or not statable): the caller says what is missing
-    if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and path.is_dir()):
-        return
-    if stat.S_ISLNK(mode):
-        kind = "a link to nothing" if not path.exists() else "a link to something else"
-    elif stat.S_ISREG(mode):
-        kind = "a file"
-    elif stat.S_ISFIFO(mode):
-        kind = "a pipe"
-    elif stat.S_ISSOCK(mode):
-        kind = "a socket"
-    else:
-        kind = "a device"
-    raise UsageError(f"{source} {shown(str(path))} is {kind}, not a folder: name a folder")
+    kind = not_a_folder(path)
+    if kind is not None:
+        raise UsageError(f"{source} {shown(str(path))} is {kind}, not a folder: name a folder")

@@ -420,6 +420,7 @@ def _unprintable(text: str) -> bool:
 def check_folder(text: str) -> str | None:
     """Why ``text`` cannot be the destination folder, or None when it can."""
     from ..inputs import check_folder as check_path
+    from ..inputs import not_a_folder
 
     if not text.strip():
         return "type a folder, for example ./data"
@@ -444,14 +445,8 @@ def check_folder(text: str) -> str | None:
         probe = path
         while not os.path.lexists(probe) and probe != probe.parent:
             probe = probe.parent
-        if not probe.is_dir():
-            kind = (
-                "a file"
-                if probe.is_file()
-                else "a link to nothing"
-                if not probe.exists()
-                else "a pipe, socket or device"
-            )
+        kind = not_a_folder(probe)
+        if kind is not None:
             if probe == path:
                 return f"{shown} is {kind}, not a folder"
             return f"{_short(str(probe))} is {kind}, so {shown} cannot be made"

@@ -226,12 +226,13 @@ def check_folders_between(root: Path, target: Path) -> None:
     download=True": the file is what to remove.
     """
     from ..errors import UsageError
+    from ..inputs import not_a_folder
 
     for folder in reversed(target.parents):
         if folder == root or root not in folder.parents:
             continue
-        if os.path.lexists(folder) and not folder.is_dir():
-            kind = "a link to nothing" if os.path.islink(folder) else "a file"
+        kind = not_a_folder(folder)
+        if kind is not None:
             raise UsageError(
                 f"{folder} is {kind}, not a folder: the {folder.relative_to(root).as_posix()}"
                 " files go in it; remove it, or choose another data folder"

@@ -55,7 +55,7 @@ def _check_env_folder(env: str, folder: Path, source: str) -> None:
     import re
 
     from ..errors import UsageError
-    from ..inputs import shown
+    from ..inputs import not_a_folder, shown
 
     label = f"{source} {shown(env)}"
     if env.startswith("~") and str(folder).startswith("~"):
@@ -70,13 +70,7 @@ def _check_env_folder(env: str, folder: Path, source: str) -> None:
     probe = folder
     while not os.path.lexists(probe) and probe != probe.parent:
         probe = probe.parent
-    if os.path.lexists(probe) and not probe.is_dir():
-        kind = (
-            "a file"
-            if probe.is_file()
-            else "a link to nothing"
-            if not probe.exists()
-            else "a pipe, socket or device"
-        )
+    kind = not_a_folder(probe)
+    if kind is not None:
         where = " is" if probe == folder else f": {shown(str(probe))} above it is"
         raise UsageError(f"{label}{where} {kind}, not a folder: name a folder")
