@@ -324,3 +324,19 @@ def test_a_hostile_typed_mirror_is_refused_and_asked_again(
     argv = printed_argv(capsys.readouterr().out)
     assert argv[argv.index("--mirror") + 1] == good
     assert files_under(at_terminal) == set()
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("a,http://b", "the mirror 'a,http://b': type one mirror, not ','"),
+        ("http://h:0/", "the mirror 'http://h:0/': port 0 is no port"),
+        ("~nosuchuser/x", "the mirror '~nosuchuser/x': no user 'nosuchuser' here"),
+    ],
+)
+def test_a_typed_mirror_is_refused_in_the_questions_words(typed: str, said: str) -> None:
+    # "--mirror 'a,b': give --mirror once per mirror" spoke of a flag the
+    # user had not typed, at a question that takes one mirror.
+    why = check_mirror(typed)
+    assert why is not None and why.startswith(said), why
+    assert "--mirror" not in why

@@ -533,6 +533,11 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
     return mirror
 
 
+# How a mirror typed at the interactive question is named in a refusal (not
+# "--mirror", a flag the user had not typed).
+TYPED_MIRROR = "the mirror"
+
+
 def _check_not_joined(text: str, source: str) -> None:
     """UsageError for mirrors joined in one (``a,http://b``, ``/a:/b``), but a folder so named."""
     import re
@@ -544,6 +549,7 @@ def _check_not_joined(text: str, source: str) -> None:
         one = {
             "--mirror": "give --mirror once per mirror",
             f"${MIRROR_ENV}": "separate mirrors with spaces",
+            TYPED_MIRROR: "type one mirror",
         }.get(source, "give one mirror per item of the list")
         raise UsageError(f"{source} {redact(text)!a}: {one}, not {joined.group(0)!r}")
 

@@ -29,6 +29,7 @@ from ..catalogue.manifest import (
     FORMATS,
     MIRROR_ENV,
     SPLITS,
+    TYPED_MIRROR,
     Entry,
     Mirror,
     RemoteFile,
@@ -101,7 +102,7 @@ class Request:
 
     def mirror_list(self, env: Mapping[str, str]) -> tuple[Mirror, ...]:
         if self.mirrors:
-            return tuple(user_mirror(m) for m in self.mirrors)
+            return tuple(user_mirror(m, TYPED_MIRROR) for m in self.mirrors)
         if self.builtin:
             return BUILTIN_MIRRORS
         return mirrors_from(None, dict(env))
@@ -464,7 +465,9 @@ def check_mirror(text: str) -> str | None:
     if _unprintable(text.strip()):
         return f"{_short(redact(text.strip()))} has control characters or bytes that are not text"
     try:
-        mirror = user_mirror(text)
+        # Named as the question asked it: "--mirror 'a,b': give --mirror once
+        # per mirror" spoke of a flag the user had not typed.
+        mirror = user_mirror(text, TYPED_MIRROR)
     except UsageError as exc:
         return str(exc)
     if mirror.is_local:
