@@ -197,3 +197,18 @@ def test_odd_folders_give_one_status_per_file_and_change_nothing(
     for path, f in by.items():
         if f["size"] is not None and f["size"] != f["expected_size"]:
             assert root / path not in hashed  # a wrong size is said without hashing
+
+
+def test_a_part_longer_than_its_file_is_said_so(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "partial: interrupted download: 0 of 5,304 bytes" for a .part
+    of 10,000 bytes, which the next run drops and fetches afresh."""
+    (folder / (LABELS + ".part")).write_bytes(b"\0" * 10_000)
+    before = _tree(tmp_path)
+    code, by, _, _ = _verify(folder, capsys, "-d", "kmnist", "-s", "test")
+    assert _tree(tmp_path) == before
+    assert code == 1
+    detail = str(by[LABELS]["detail"])
+    assert "holds 10,000 bytes, more than the file's 5,304" in detail, detail
+    assert "0 of" not in detail

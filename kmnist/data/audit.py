@@ -146,6 +146,14 @@ def check_file(
             got = PartFile.load(path, file.size, tidy=False).have
             of = f" of {file.size:,}" if file.size else ""
             detail = f"interrupted download: {got:,}{of} bytes in {part.name}"
+            on_disk = part.stat().st_size
+            if file.size is not None and on_disk > file.size:
+                # "0 of 5,304 bytes" for a .part of 10,000: bytes of something
+                # else (another release, another file), which a download drops.
+                detail = (
+                    f"{part.name} holds {on_disk:,} bytes, more than the file's"
+                    f" {file.size:,}: not a download of it, fetched afresh by the next run"
+                )
             return FileReport(rel, Status.PARTIAL, detail, got, file.size)
         return FileReport(rel, Status.MISSING, "not there", None, file.size)
     if not path.is_file():
