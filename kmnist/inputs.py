@@ -262,12 +262,14 @@ def check_sequence(value: object, source: str, what: str) -> tuple[object, ...]:
         raise TypeError(f"{source} must be a list of {what}, not {described(value)}") from None
 
 
-def not_a_folder(path: Path) -> str | None:
-    """What is at ``path`` when it is there but is no folder: "a file", "a pipe",
-    "a link to nothing"...; None for a folder (a link to one too) or nothing there.
+def kind_at(path: str | os.PathLike[str]) -> str | None:
+    """What is at ``path``, links followed: "a folder", "a file", "a pipe",
+    "a socket", "a device" or "a link to nothing"; None for nothing there (or
+    nothing this user can see: the caller's own open says why).
 
-    The one wording of the data folder's checks (--dir, $KMNIST_DATA, the
-    folder question, a dataset's folder), which each spelled it their own way.
+    The one wording of every "X is a pipe, not a folder" (--dir,
+    $KMNIST_DATA, the folder question, a dataset's folder, a file to load, a
+    CA bundle), which each spelled its own way.
     """
     import stat
 
@@ -276,14 +278,20 @@ def not_a_folder(path: Path) -> str | None:
     except FileNotFoundError:
         return "a link to nothing" if os.path.islink(path) else None
     except (OSError, ValueError):
-        return None  # not statable: the caller's own open says why
-    if stat.S_ISDIR(mode):
         return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
     if stat.S_ISREG(mode):
         return "a file"
     if stat.S_ISFIFO(mode):
         return "a pipe"
     return "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
+def not_a_folder(path: Path) -> str | None:
+    """:func:`kind_at` when something is at ``path`` and it is no folder; else None."""
+    kind = kind_at(path)
+    return None if kind == "a folder" else kind
 
 
 def check_folder_exists(path: Path, source: str) -> None:

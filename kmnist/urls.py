@@ -51,3 +51,37 @@ def origin(url: str) -> Origin | None:
     if scheme not in _DEFAULT_PORT or not parts.hostname:
         return None
     return Origin(scheme, parts.hostname, port if port is not None else _DEFAULT_PORT[scheme])
+
+
+# What a host name may hold: RFC 1123 letters, digits, hyphens and dots, and
+# the underscore some intranets use (an internationalised name after IDNA).
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def usable_host(host: str) -> bool:
+    """Whether a resolver could take ``host``: an IP address, or a name of valid labels.
+
+    An IPv6 literal in brackets (its parser has checked it) or with a zone
+    (``fe80::1%eth0``); a name of labels of 1 to 63 characters, 253 in all,
+    an internationalised one as IDNA gives it. A 100 KB name or ``a,http``
+    was tried, and failed, once per file.
+    """
+    import ipaddress
+
+    if host.startswith("["):
+        return True
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host if host.isascii() else host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = name.rstrip(".").split(".")
+    return (
+        bool(_HOST_NAME.fullmatch(name))
+        and len(name) <= 253
+        and all(0 < len(label) <= 63 for label in labels)
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from ..errors import UnsupportedFormat, UsageError
-from ..urls import redact
+from ..urls import redact, usable_host
 from .names import CURRENT_RELEASE as CURRENT_RELEASE
 from .names import MIRROR_ENV as MIRROR_ENV
 from .names import RELEASES as RELEASES
@@ -527,7 +527,7 @@ def user_mirror(spec: str, source: str = "--mirror") -> Mirror:
                 " instead): give the mirror's port"
             )
         host = parts.hostname or ""
-        if not _usable_host(host):
+        if not usable_host(host):
             cut = host[:60] + ("..." if len(host) > 60 else "")
             raise UsageError(f"{source} {mirror.name[:80]!a}: {cut!a} is not a host name")
     return mirror
@@ -552,28 +552,6 @@ def _check_not_joined(text: str, source: str) -> None:
             TYPED_MIRROR: "type one mirror",
         }.get(source, "give one mirror per item of the list")
         raise UsageError(f"{source} {redact(text)!a}: {one}, not {joined.group(0)!r}")
-
-
-def _usable_host(host: str) -> bool:
-    """Whether a resolver could take ``host``: an IP address, or a name of valid labels."""
-    import ipaddress
-    import re
-
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-        return True
-    except ValueError:
-        pass
-    try:
-        name = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        return False
-    labels = name.rstrip(".").split(".")
-    return (
-        bool(re.fullmatch(r"[A-Za-z0-9._-]+", name))
-        and len(name) <= 253
-        and all(0 < len(label) <= 63 for label in labels)
-    )
 
 
 def _parse_mirror(spec: str, source: str) -> Mirror:
@@ -632,6 +610,44 @@ def _file_url_path(rest: str, source: str, given: str) -> str:
     if not slash:
         raise UsageError(f"{source} {given!r}: names no folder")
     return unquote("/" + path)
+
+
+def check_mirrors(mirrors: object) -> tuple[str | Mirror, ...] | None:
+    """A library caller's ``mirrors=``: None, or a list of mirrors, as a tuple.
+
+    Not one string (it was read as one mirror per character); a generator
+    is read once; a ``Path`` is a folder.
+    """
+    from ..inputs import check_sequence, described
+
+    if mirrors is None:
+        return None
+    checked = check_sequence(mirrors, "mirrors", "mirrors (URLs, folders or kmnist.Mirror)")
+    for n, m in enumerate(checked):
+        if not isinstance(m, (str, os.PathLike, Mirror)):
+            raise TypeError(
+                f"mirrors[{n}] must be a URL, a folder or a kmnist.Mirror, not {described(m)}"
+            )
+    return tuple(os.fspath(m) if isinstance(m, os.PathLike) else m for m in checked)  # type: ignore[misc]
+
+
+def check_catalogue(catalogue: object) -> tuple[Entry, ...] | None:
+    """A library caller's ``catalogue=``: None, or its entries as a tuple (a generator read once).
+
+    Anything else reached the look-ups as "'int' object has no attribute
+    'dataset'"; a generator was used up by the first look-up.
+    """
+    from ..inputs import check_sequence, described
+
+    if catalogue is None:
+        return None
+    checked = check_sequence(catalogue, "catalogue", "kmnist.catalogue.manifest.Entry")
+    for n, e in enumerate(checked):
+        if not isinstance(e, Entry):
+            raise TypeError(
+                f"catalogue[{n}] must be a kmnist.catalogue.manifest.Entry, not {described(e)}"
+            )
+    return tuple(e for e in checked if isinstance(e, Entry))
 
 
 def mirrors_from(specs: list[str] | None, env: dict[str, str] | None = None) -> tuple[Mirror, ...]:

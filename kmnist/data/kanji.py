@@ -462,10 +462,8 @@ def extract_kanji(
                 else "there is "
             )
             raise NotDownloaded(
-                one_line(
-                    f"{damaged}no archive at {tar} to unpack; run: "
-                    f"kmnist-download --dataset kkanji --extract --dir {root}"
-                )
+                f"{damaged}no archive at {tar} to unpack; run: "
+                f"kmnist-download --dataset kkanji --extract --dir {root}"
             )
         sha256 = verified()
         # Left by a run that was killed; under the lock no other run is using them.
@@ -522,10 +520,8 @@ def load_kanji(*, root: str | Path | None = None, folder: str | Path | None = No
     folder = check_folder(folder, "folder") if folder is not None else kanji_paths(root)[1]
     if not folder.is_dir():
         raise NotDownloaded(
-            one_line(
-                f"no unpacked Kanji folder at {folder}; run: "
-                f"kmnist-download --dataset kkanji --extract --dir {root}"
-            )
+            f"no unpacked Kanji folder at {folder}; run: "
+            f"kmnist-download --dataset kkanji --extract --dir {root}"
         )
     # By code point as a number: as strings, U+20B9F would sort before U+4E00.
     dirs = sorted(

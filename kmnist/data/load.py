@@ -9,12 +9,11 @@ N x 28 x 28 and labels ``uint8`` N, as published.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..catalogue.classmap import CLASSMAPS
-from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, Entry, select
+from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, Entry, check_catalogue, select
 from ..catalogue.names import (
     DATASET_ALIASES,
     DATASET_NAMES,
@@ -23,9 +22,9 @@ from ..catalogue.names import (
     dataset_name,
     unknown,
 )
-from ..errors import NotDownloaded, UnsupportedFormat, VerificationError, one_line
+from ..errors import NotDownloaded, UnsupportedFormat, VerificationError
 from ..formats import bad_structure, read_idx, read_npz
-from ..inputs import check_folder, check_folder_exists, check_index, check_sequence, described
+from ..inputs import check_folder, check_folder_exists, check_index, check_sequence, kind_at
 from ..storage.layout import check_folders_between, local_path
 from ..storage.root import data_root
 from ..verify import known_stale, verify_path
@@ -94,7 +93,7 @@ def load(
     # Named "root" (not --dir) in a message about a library call's argument.
     root = data_root(check_folder(root, "root") if root is not None else None)
     check_folder_exists(root, "root")
-    catalogue = _check_catalogue(catalogue)
+    catalogue = check_catalogue(catalogue)
     dataset = _loadable(dataset)
     entries = _entries(dataset, split, format, root, catalogue)
     try:
@@ -126,32 +125,20 @@ def _read(
             check_folders_between(root, path)  # <root>/kmnist a file: not "missing"
         if os.path.lexists(path) and not path.is_file():
             # Not "missing, pass download=True": a download would not replace it.
-            raise bad_structure(str(path), "a regular file", _kind_of(path))
+            raise bad_structure(str(path), "a regular file", kind_at(path) or "nothing")
     missing = [e for e in entries if not local_path(root, e.file).is_file()]
     if missing:
         names = ", ".join(str(root / e.file.path) for e in missing)
-        # one_line: a folder named with a newline split the message in two.
+        # One line when shown (KmnistError.__str__): a folder with a newline in its name.
         raise NotDownloaded(
-            one_line(
-                f"{dataset} {split}: missing {names}; pass download=True "
-                f"or run: kmnist-download --dataset {dataset} --dir {root}"
-            )
+            f"{dataset} {split}: missing {names}; pass download=True "
+            f"or run: kmnist-download --dataset {dataset} --dir {root}"
         )
     by_kind = {e.kind: e for e in entries}
     images = read_array(by_kind["images"], root, verify=verify, catalogue=catalogue)
     labels = read_array(by_kind["labels"], root, verify=verify, catalogue=catalogue)
     _check_pair(dataset, split, images, labels, by_kind["labels"].file.path)
     return images, labels
-
-
-def _kind_of(path: Path) -> str:
-    """What is at ``path`` instead of a file, in a word or two."""
-    if path.is_dir():
-        return "a folder"
-    if not path.exists():
-        return "a link to nothing"
-    mode = path.stat().st_mode
-    return "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
 
 
 def _loadable(dataset: object) -> str:
@@ -164,23 +151,6 @@ def _loadable(dataset: object) -> str:
             "kkanji is a folder of 64x64 PNG files, not arrays: use kmnist.load_kanji()"
         )
     return dataset_name(dataset, tuple(CLASSMAPS))
-
-
-def _check_catalogue(value: object, source: str = "catalogue") -> tuple[Entry, ...] | None:
-    """None, or the catalogue's entries (``kmnist.catalogue.manifest.Entry``) as a tuple.
-
-    Anything else reached the manifest's look-ups as "'str' object has no
-    attribute 'dataset'"; a generator was used up by the first look-up.
-    """
-    if value is None:
-        return None
-    entries = check_sequence(value, source, "catalogue entries (kmnist.catalogue.manifest.Entry)")
-    for n, e in enumerate(entries):
-        if not isinstance(e, Entry):
-            raise TypeError(
-                f"{source}[{n}] must be a kmnist.catalogue.manifest.Entry, not {described(e)}"
-            )
-    return tuple(e for e in entries if isinstance(e, Entry))  # all of them: typed for mypy
 
 
 def _entries(

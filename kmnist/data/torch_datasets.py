@@ -21,16 +21,15 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..catalogue.manifest import Mirror
+from ..catalogue.manifest import Mirror, check_mirrors
 from ..catalogue.romaji import romaji
-from ..errors import DatasetNotFound, KmnistError, NotDownloaded, VerificationError, one_line
+from ..errors import DatasetNotFound, KmnistError, NotDownloaded, VerificationError
 from ..inputs import (
     check_callable,
     check_flag,
     check_folder,
     check_folder_exists,
     check_index,
-    check_sequence,
 )
 from ..storage.root import data_root
 from .kanji import SIDE as KANJI_SIDE
@@ -46,12 +45,10 @@ TORCHVISION_FOLDERS = {"kmnist": "KMNIST"}
 NOT_FOUND = "Dataset not found. You can use download=True to download it"
 
 
-def check_mirrors(mirrors: Sequence[str | Mirror]) -> Sequence[str | Mirror]:
-    """A list of mirrors, not one string (read as one mirror per character); as given."""
-    checked = check_sequence(mirrors, "mirrors", "mirrors (URLs, folders or kmnist.Mirror)")
-    if isinstance(mirrors, (list, tuple)):
-        return mirrors
-    return checked  # type: ignore[return-value]  # a generator, once: its items as a tuple
+def _as_given(mirrors: Sequence[str | Mirror]) -> Sequence[str | Mirror]:
+    """``mirrors`` checked (:func:`check_mirrors`), passed on as given when a list or tuple."""
+    checked = check_mirrors(mirrors)
+    return mirrors if isinstance(mirrors, (list, tuple)) else checked or ()
 
 
 class StandardTransform:
@@ -159,7 +156,7 @@ class _Arrays(_Vision):
         # train="test" or "false" is true: the training split, without a word.
         self.train = check_flag(train, "train")
         if mirrors is not None:
-            mirrors = check_mirrors(mirrors)
+            mirrors = _as_given(mirrors)
         images, labels = _arrays(
             self.name,
             "train" if self.train else "test",
@@ -317,7 +314,7 @@ class KuzushijiKanji(_Vision):
         super().__init__(root, transform, target_transform)
         self.train = check_flag(train, "train")
         if mirrors is not None:
-            mirrors = check_mirrors(mirrors)
+            mirrors = _as_given(mirrors)
         _unpacked(self.root, download=download, mirrors=mirrors, progress=progress)
         self._index = load_kanji(root=self.root)
         self._chosen = kanji_split(self._index, train=self.train)
@@ -365,10 +362,8 @@ def _unpacked(root: Path, *, download: bool, mirrors: Mirrors, progress: bool) -
         return
     if not download:
         raise DatasetNotFound(
-            one_line(
-                f"{NOT_FOUND} (no unpacked Kanji folder at {folder}; or run: "
-                f"kmnist-download --dataset kkanji --extract --dir {root})"
-            )
+            f"{NOT_FOUND} (no unpacked Kanji folder at {folder}; or run: "
+            f"kmnist-download --dataset kkanji --extract --dir {root})"
         )
     fetch("kkanji", root=root, mirrors=mirrors, progress=progress)
     check = extract_kanji(root=root)

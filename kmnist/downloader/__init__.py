@@ -113,7 +113,8 @@ def download_files(
         >>> path.as_posix()
         'data/kmnist/kmnist-test-labels.npz'
     """
-    from .request import DownloadOptions, check_catalogue, check_mirrors
+    from ..catalogue.manifest import check_catalogue, check_mirrors
+    from .request import DownloadOptions
 
     options = DownloadOptions(
         mirrors=check_mirrors(mirrors),
@@ -212,10 +213,10 @@ def download(
         >>> sorted(p.name for p in paths)
         ['kmnist-test-imgs.npz', 'kmnist-test-labels.npz', 'kmnist_classmap.csv']
     """
-    from ..catalogue.manifest import files_of, select
+    from ..catalogue.manifest import check_catalogue, check_mirrors, files_of, select
     from ..inputs import check_folder
     from ..storage.root import data_root
-    from .request import DownloadOptions, check_catalogue, check_mirrors
+    from .request import DownloadOptions
 
     # A name, or several; anything else (None, a number: the annotation ignored)
     # goes to select() as a name, which says in an UnknownDataset it knows none such.

@@ -8,7 +8,6 @@ command can build one without paying for them.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,32 +103,6 @@ def check_files(files: object) -> tuple[RemoteFile, ...]:
     return tuple(f for f in checked if isinstance(f, RemoteFile))
 
 
-def check_mirrors(mirrors: object) -> tuple[str | Mirror, ...] | None:
-    """None, or a list of mirrors (not one string: one mirror per character), as a tuple."""
-    if mirrors is None:
-        return None
-    checked = check_sequence(mirrors, "mirrors", "mirrors (URLs, folders or kmnist.Mirror)")
-    for n, m in enumerate(checked):
-        if not isinstance(m, (str, os.PathLike, Mirror)):
-            raise TypeError(
-                f"mirrors[{n}] must be a URL, a folder or a kmnist.Mirror, not {described(m)}"
-            )
-    return tuple(os.fspath(m) if isinstance(m, os.PathLike) else m for m in checked)  # type: ignore[misc]
-
-
-def check_catalogue(catalogue: object) -> tuple[Entry, ...] | None:
-    """None, or the entries to look files up in, as a tuple (a generator read once)."""
-    if catalogue is None:
-        return None
-    checked = check_sequence(catalogue, "catalogue", "kmnist.catalogue.manifest.Entry")
-    for n, e in enumerate(checked):
-        if not isinstance(e, Entry):
-            raise TypeError(
-                f"catalogue[{n}] must be a kmnist.catalogue.manifest.Entry, not {described(e)}"
-            )
-    return tuple(e for e in checked if isinstance(e, Entry))
-
-
 def _seconds(value: object, source: str) -> None:
     """A positive, finite number of seconds (a bool, NaN, 0 or inf is no timeout)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -186,8 +159,6 @@ def fetch(request: DownloadRequest) -> list[Result]:
 __all__ = [
     "DownloadOptions",
     "DownloadRequest",
-    "check_catalogue",
     "check_files",
-    "check_mirrors",
     "fetch",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..urls import origin, redact
+from ..urls import origin, redact, usable_host
 from . import headers as hdr
 from .deadlines import DEADLINES
 from .defaults import TIMEOUT
@@ -333,9 +333,9 @@ def _check_ca_bundle(name: str, path: str) -> None:
             )
         return
     if not stat.S_ISREG(mode):
-        kind = (
-            "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        )
+        from ..inputs import kind_at
+
+        kind = kind_at(path)
         raise UsageError(
             f"${name} names {shown}, which is {kind}, not a file of certificates: give the"
             " path of a CA bundle, or unset it to use the bundled certificates"
@@ -375,9 +375,6 @@ PROXY_FAILED = "failed on the way to"  # the words that tell a proxy's failure (
 # The schemes requests (with PySocks for socks*) takes for a proxy: any other
 # ("ftp://") was "Proxy URL had unsupported scheme" once per file, exit 1.
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
-# What a host name may hold (RFC 1123 letters, digits, hyphens, dots; the
-# underscore some intranets use); an internationalised name is checked by IDNA.
-_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
 _SHOWN_MAX = 80  # characters of a variable's value a message shows
 
 
@@ -434,24 +431,7 @@ def _proxy_problem(value: str) -> str | None:
         return f" (its scheme is {scheme}://, where a proxy's is http, https or socks)"
     if url.port == 0:
         return " (port 0 is no port: requests went to port 80 instead)"
-    if host.startswith("["):
-        return None  # an IPv6 literal, which parse_url has checked
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        pass
-    if host.isascii():
-        if not _HOST_NAME.fullmatch(host):
-            return f" (the host {host[:60]!a} is not a host name)"
-        ascii_host = host
-    else:
-        try:
-            ascii_host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return f" (the host {host[:60]!a} is not a host name)"
-    labels = ascii_host.rstrip(".").split(".")
-    if len(ascii_host) > 253 or any(not 0 < len(label) <= 63 for label in labels):
+    if not usable_host(host):
         return f" (the host {host[:60]!a}{'...' if len(host) > 60 else ''} is not a host name)"
     return None
 
