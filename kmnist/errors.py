@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import errno
 
 
 class ExitStatus(enum.IntEnum):
@@ -185,6 +186,21 @@ class LocalFileError(KmnistError):
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         super().__init__(f"{path}: {reason}")
+
+
+def unreadable(path: object, exc: OSError) -> LocalFileError:
+    """A file of the data folder that the system will not let this user read.
+
+    Said as such: a PermissionError from ``kmnist.load`` was a traceback, and
+    with ``verify=False`` a "wrong structure" of the file (the command then
+    advised write access to it).
+    """
+    why = (exc.strerror or type(exc).__name__).lower()
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        todo = "make it readable by this user, or delete it and download it again"
+    else:
+        todo = "check the disk it is on, or delete it and download it again"
+    return LocalFileError(str(path), f"cannot be read ({why}): {todo}")
 
 
 class DownloadsFailed(KmnistError):

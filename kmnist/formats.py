@@ -18,6 +18,8 @@ from .errors import VerificationError
 from .verify import ZIP_ERRORS, NpyHeader, parse_idx_header, read_npy_header
 
 if TYPE_CHECKING:
+    from typing import TypeGuard  # Python 3.10: only for the checker, as 3.9 is supported
+
     import numpy as np
     from numpy.typing import NDArray
 
@@ -34,6 +36,15 @@ DEFLATE_MAX_RATIO = 1032
 def bad_structure(name: str, expected: str, got: str) -> VerificationError:
     """A file whose content is not the structure its format promises."""
     return VerificationError(name, "disk", "structure", expected, got)
+
+
+def system_error(exc: BaseException) -> TypeGuard[OSError]:
+    """An OSError the system raised (no permission, an I/O error), not a decoder's.
+
+    gzip.BadGzipFile is an OSError without an errno; a file that cannot be
+    opened or read has one. Only the decoders' errors say the structure is wrong.
+    """
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def read_idx(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
@@ -64,6 +75,8 @@ def read_idx(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
                 raise bad_structure(name, "a header that fits the file", f"shape {header.shape}")
             out = _read_payload(g, header.payload, name)
     except (OSError, EOFError, zlib.error) as exc:
+        if system_error(exc):
+            raise  # the disk's or the permissions' problem, not the file's structure
         # gzip.BadGzipFile is an OSError; EOFError is a cut-off gzip stream.
         raise bad_structure(name, "a complete gzip file", f"{type(exc).__name__}: {exc}") from None
     return out.reshape(header.shape)
@@ -103,6 +116,8 @@ def read_npz(path: str | Path, *, ndim: int, name: str | None = None) -> Array:
                 # (io.BufferedIOBase) has readinto; typeshed says only IO[bytes].
                 out = _read_payload(cast("_Stream", m), header.count, name)
     except ZIP_ERRORS as exc:
+        if system_error(exc):
+            raise  # the disk's or the permissions' problem, not the file's structure
         # Not a zip (a pickle, a bare .npy, an HTML page), an encrypted member,
         # a compression method zipfile lacks, a cut or corrupt stream.
         raise bad_structure(name, "a readable .npz", f"{type(exc).__name__}: {exc}") from None

@@ -22,7 +22,7 @@ from ..catalogue import manifest
 from ..catalogue.manifest import CURRENT_RELEASE, DATASETS, Entry, RemoteFile, select
 from ..catalogue.names import dataset_name
 from ..downloader.derive import check_derived, is_derived
-from ..errors import UsageError, VerificationError, one_line
+from ..errors import LocalFileError, UsageError, VerificationError, one_line
 from ..storage.layout import local_path, part_path
 from ..storage.partfile import PartFile
 from ..storage.root import data_root
@@ -264,8 +264,11 @@ def _with_kanji_folder(
     _, folder = kanji_paths(root)
     if not folder.is_dir():
         return reports
-    check = check_kanji(folder)
     rel = folder.relative_to(root).as_posix() + "/"
+    try:
+        check = check_kanji(folder)
+    except LocalFileError as exc:  # a class folder or a PNG this user may not read
+        return [*reports, FileReport(rel, Status.UNREADABLE, str(exc))]
     if not check.ok:
         return [*reports, FileReport(rel, Status.CORRUPT, "; ".join(check.problems))]
     detail = f"{check.images:,} images in {check.classes:,} classes"

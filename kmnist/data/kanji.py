@@ -12,15 +12,26 @@ archive, so they are reported, never required.
 from __future__ import annotations
 
 import enum
+import errno
+import functools
 import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 from ..catalogue.classmap import CharClass, parse_codepoint
 from ..catalogue.manifest import RemoteFile, select
-from ..errors import NotDownloaded, UnsafeArchive, VerificationError, one_line
+from ..errors import (
+    FolderError,
+    KmnistError,
+    NotDownloaded,
+    UnsafeArchive,
+    VerificationError,
+    one_line,
+    unreadable,
+)
+from ..formats import system_error
 from ..inputs import check_count, check_folder, check_folder_exists
 from ..verify import verify_path
 from .safetar import safe_extract
@@ -133,6 +144,44 @@ class KanjiCheck:
         # with a terminal escape in it must not forge a line or colour one.
         lines = [head + verdict, *self.problems, *self.notes]
         return "\n  ".join(map(one_line, lines))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _disk_error(exc: OSError) -> KmnistError:
+    """One line for what the disk refused: a file or folder this user may not read, or write."""
+    from ..storage.folders import explain
+
+    path = exc.filename
+    if path is not None and os.path.lexists(path):
+        need = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
+        denied = exc.errno in (errno.EACCES, errno.EPERM) and not os.access(path, need)
+        if denied or exc.errno == errno.EIO:
+            return unreadable(path, exc)
+    elif path is not None and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        # A name being made (.unpacking-x1y2z3, a lock): its folder is what to name.
+        exc = OSError(exc.errno, exc.strerror, os.path.dirname(path))
+    return FolderError(explain(exc))
+
+
+def _said_in_words(fn: _F) -> _F:
+    """A public function of this module whose OSErrors are one line (a KmnistError).
+
+    A Kanji folder or archive this user may not read was a PermissionError
+    traceback from the library and, from the command, advice to get write access.
+    """
+
+    @functools.wraps(fn)
+    def said(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            if not system_error(exc):
+                raise
+            raise _disk_error(exc) from exc
+
+    return cast("_F", said)
 
 
 def _scan(folder: Path) -> list[os.DirEntry[str]]:
@@ -274,6 +323,7 @@ def _published_note(images: int, classes: int) -> str:
     )
 
 
+@_said_in_words
 def check_kanji(
     folder: str | Path,
     *,
@@ -383,6 +433,7 @@ def kanji_paths(root: str | Path) -> tuple[Path, Path]:
     return archive, folder
 
 
+@_said_in_words
 def extract_kanji(
     *,
     root: str | Path | None = None,
@@ -507,6 +558,7 @@ class KanjiIndex:
     classes: tuple[CharClass, ...]
 
 
+@_said_in_words
 def load_kanji(*, root: str | Path | None = None, folder: str | Path | None = None) -> KanjiIndex:
     """List the unpacked Kuzushiji-Kanji folder: paths, labels and classes by code point.
 

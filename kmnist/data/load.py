@@ -22,8 +22,8 @@ from ..catalogue.names import (
     dataset_name,
     unknown,
 )
-from ..errors import NotDownloaded, UnsupportedFormat, VerificationError
-from ..formats import bad_structure, read_idx, read_npz
+from ..errors import NotDownloaded, UnsupportedFormat, VerificationError, unreadable
+from ..formats import bad_structure, read_idx, read_npz, system_error
 from ..inputs import check_folder, check_folder_exists, check_index, check_sequence, kind_at
 from ..storage.layout import check_folders_between, local_path
 from ..storage.root import data_root
@@ -79,6 +79,8 @@ def load(
         NotDownloaded: a file is missing and ``download`` is false.
         VerificationError: a file is truncated, foreign or not the published
             bytes (named in the message), never a reshape error.
+        LocalFileError: a file this user may not read (another user's copy,
+            mode 000), or that the disk fails to read: named, with what to do.
         UnknownDataset: not ``"kmnist"`` or ``"k49"``.
         UsageError: ``root`` is not a folder a filesystem could hold, or is
             a file (a pipe, a dead link) rather than a folder.
@@ -199,6 +201,16 @@ def read_array(
 ) -> Array:
     """Decode one catalogued file (IDX or NumPy) into its array, checking its structure."""
     path = local_path(root, entry.file)
+    try:
+        return _read_array(entry, path, verify=verify, catalogue=catalogue)
+    except OSError as exc:  # not the file's bytes: this user may not read them
+        # The file refused may be another (the MNIST file a built .npz is checked against).
+        raise unreadable(exc.filename or path, exc) from exc
+
+
+def _read_array(
+    entry: Entry, path: Path, *, verify: bool, catalogue: Sequence[Entry] | None
+) -> Array:
     if verify:
         from ..downloader.derive import check_derived, is_derived
 
@@ -281,6 +293,8 @@ def kanji_arrays(
             image_mod.DecompressionBombError,
             image_mod.DecompressionBombWarning,
         ) as exc:
+            if system_error(exc):  # not the PNG's bytes: this user may not read them
+                raise unreadable(path, exc) from exc
             raise bad_structure(str(path), "a PNG image", f"{type(exc).__name__}: {exc}") from None
     labels = np.asarray([index.labels[i] for i in chosen], dtype=np.int64)
     return out, labels

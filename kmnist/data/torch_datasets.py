@@ -23,7 +23,8 @@ from torch.utils.data import Dataset
 
 from ..catalogue.manifest import Mirror, check_mirrors
 from ..catalogue.romaji import romaji
-from ..errors import DatasetNotFound, KmnistError, NotDownloaded, VerificationError
+from ..errors import DatasetNotFound, KmnistError, NotDownloaded, VerificationError, unreadable
+from ..formats import system_error
 from ..inputs import (
     check_callable,
     check_flag,
@@ -347,6 +348,8 @@ class KuzushijiKanji(_Vision):
         # a header that claims more pixels than Pillow agrees to decode, its
         # Warning the same below twice as many, raised where warnings are errors.
         except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            if system_error(exc):  # not the PNG's bytes: this user may not read them
+                raise unreadable(path, exc) from exc
             raise VerificationError(
                 str(path), "disk", "structure", "a PNG image", f"{type(exc).__name__}: {exc}"
             ) from None
