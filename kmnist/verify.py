@@ -252,7 +252,8 @@ def idx_shape(path: Path) -> tuple[int, ...]:
                 if not chunk:
                     break
                 got += len(chunk)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    # zlib.error: a deflate stream broken mid-way ("invalid distance too far back").
+    except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"not a complete gzip file ({exc})") from None
     if got != header.payload:
         raise ValueError(f"payload is {got} bytes, header says {header.payload}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,3 +287,49 @@ def test_mirror_lists_that_work_still_work(tmp_path: Path) -> None:
         "http://a_b.internal:8080/k",
         "http://127.0.0.1:9/x,y",
     ]
+
+
+# --- the working folder -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "said"),
+    [
+        ((), {}, "the default data folder 'data' is inside the working folder"),
+        (("--dir", "rel"), {}, "--dir 'rel' is inside the working folder"),
+        ((), {DATA_ENV: "mine"}, "$KMNIST_DATA 'mine' is inside the working folder"),
+    ],
+)
+def test_a_relative_data_folder_in_a_deleted_working_folder_is_one_usage_line(
+    tmp_path: Path, argv: tuple[str, ...], env: dict[str, str], said: str
+) -> None:
+    # A shell left in a folder that was deleted: each file said `data: No such
+    # file or directory` (three lines, exit 1); kmnist.load called them missing.
+    script = shutil.which("kmnist-download")
+    assert script is not None
+    command = " ".join(
+        [script, "-d", "kmnist", "-s", "test", "-m", "http://127.0.0.1:9/", "-q", *argv]
+    )
+    r = subprocess.run(
+        ["sh", "-c", f"mkdir gone && cd gone && rmdir ../gone && exec {command}"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
+    assert "no longer exists" in r.stderr and "full path" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    lib = subprocess.run(
+        ["sh", "-c", "mkdir gone && cd gone && rmdir ../gone && exec \"$0\" -c \"$1\"",
+         sys.executable, "import kmnist; kmnist.load('kmnist', 'test')"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    if not argv:  # the library has no --dir: root=None is the default or $KMNIST_DATA
+        assert "UsageError: " in lib.stderr and said in lib.stderr, lib.stderr

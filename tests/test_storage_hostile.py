@@ -26,7 +26,7 @@ from kmnist.storage import layout, safeopen
 from kmnist.storage.partfile import PartFile, _read_state, state_path
 
 from . import test_interactive
-from .conftest import OUTSIDE
+from .conftest import OUTSIDE, REALDATA, needs_realdata
 from .server import FaultyServer
 from .test_interactive import Synthetic
 from .test_safety import DATA, PATH, downloader, remote
@@ -373,3 +373,34 @@ def test_a_file_at_the_bookkeeping_folder_is_said_once_for_all_its_files(
     assert len(err.splitlines()) == 1, err
     name = "k49/k49-test-labels.npz"
     assert (tmp_path / name).read_bytes() == synthetic.data[name]
+
+
+@needs_realdata
+def test_a_file_beyond_the_file_size_limit_is_said_in_words(tmp_path: Path) -> None:
+    # ulimit -f (RLIMIT_FSIZE; Python ignores SIGXFSZ, so a write gets EFBIG)
+    # said `the data folder: File too large`, of a file the line did not name.
+    import resource
+
+    limit = 1_000_000
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    script = Path(sys.executable).with_name("kmnist-download")
+    r = subprocess.run(
+        [str(script), "-d", "kmnist", "-s", "test", "-f", "npz", "--dir", str(tmp_path),
+         "--mirror", str(REALDATA), "--no-progress"],
+        capture_output=True, text=True, timeout=120, preexec_fn=limited,
+    )  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert errors == [
+        "kmnist-download: error: kmnist/kmnist-test-imgs.npz: the file is larger than this "
+        "process may write (its file size limit, ulimit -f, or the largest file of its "
+        "filesystem): raise the limit, or choose another folder with --dir"
+    ], r.stderr
+    folder = tmp_path / "kmnist"
+    assert not (folder / "kmnist-test-imgs.npz").exists()
+    assert (folder / "kmnist-test-labels.npz").is_file()  # the small files arrived
+    part = folder / "kmnist-test-imgs.npz.part"
+    assert not part.exists() or part.stat().st_size <= limit  # kept for a resume

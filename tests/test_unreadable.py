@@ -215,3 +215,25 @@ def test_unpacking_into_a_folder_that_cannot_be_written(tmp_path: Path) -> None:
         assert ".unpacking-" not in line
     finally:
         tar.parent.chmod(0o755)
+
+
+@needs_realdata
+def test_a_bookkeeping_folder_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    # Before: each file named its own lock (`.kmnist/<file>.lock is not
+    # writable`, a name that does not exist), once per file; the folder is what to fix.
+    books = tmp_path / "kmnist" / ".kmnist"
+    books.mkdir(parents=True)
+    books.chmod(0o555)
+    script = Path(sys.executable).with_name("kmnist-download")
+    r = bound(
+        [str(script), "-d", "kmnist", "-s", "test", "--dir", str(tmp_path),
+         "--mirror", str(REALDATA_KMNIST.parent), "--no-progress"]
+    )  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    # Said once, as the folder's, not once per file (three lines).
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert errors == [
+        f"kmnist-download: error: {books} is not writable by this user (permission denied): "
+        "ask its owner for write access, or choose another folder with --dir (or $KMNIST_DATA)"
+    ], r.stderr
+    assert sorted(p.name for p in (tmp_path / "kmnist").iterdir()) == [".kmnist"]

@@ -100,12 +100,8 @@ def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
     say how to go on). An OSError is a folder that cannot be created, read or
     written: the user's to fix, said in words by :func:`kmnist.storage.folders.explain`.
     """
-    if sys.stderr is None:
-        # 2>&-: nowhere to say it. print(file=None) wrote it to standard
-        # output instead, into the figure or the JSON a script reads there.
-        pass
-    elif isinstance(exc, KeyboardInterrupt):
-        print(f"{prog}: {one_line(interrupted)}", file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt):
+        say(f"{prog}: {one_line(interrupted)}")
     else:
         from ..storage.folders import explain
 
@@ -115,8 +111,27 @@ def fail(prog: str, exc: Failure, *, interrupted: str = "interrupted") -> int:
             line = one_line(explain(f) if isinstance(f, OSError) else str(f))
             if line not in said:  # a folder's problem, met by each of its files: once
                 said.add(line)
-                print(f"{prog}: error: {line}", file=sys.stderr)
+                say(f"{prog}: error: {line}")
     return exit_status(exc)
+
+
+def say(line: str) -> None:
+    """Print ``line`` on standard error, if it can be: never fail for want of it.
+
+    2>&- (no stream): nowhere to say it; print(file=None) wrote it to
+    standard output instead, into the figure or the JSON a script reads
+    there. A full disk (2>/dev/full), a reader that left (2>&1 | head) or a
+    stream closed under us: the line is lost, and the run ends as it would
+    have, with its own exit status (an OSError out of here was a traceback
+    and exit 1, for a usage error too).
+    """
+    stream = sys.stderr
+    if stream is None:
+        return
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=stream, flush=True)
 
 
 def orderly(
@@ -173,9 +188,9 @@ def orderly(
 def stdout_failed(prog: str, exc: OSError) -> ExitStatus:
     """Say that standard output could not be written (nothing for a closed pipe); exit 1."""
     _silence_stdout()
-    if exc.errno != errno.EPIPE and sys.stderr is not None:  # EPIPE: the reader left
+    if exc.errno != errno.EPIPE:  # EPIPE: the reader left
         why = (exc.strerror or "failed").lower()
-        print(f"{prog}: error: cannot write to standard output: {why}", file=sys.stderr)
+        say(f"{prog}: error: cannot write to standard output: {why}")
     return ExitStatus.FAILURE
 
 

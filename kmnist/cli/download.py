@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..storage.root import data_root
 from . import session
-from .common import GuardedOutput, add_dir, at_most, orderly, path, timeout
+from .common import GuardedOutput, add_dir, at_most, orderly, path, say, timeout
 from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
@@ -225,7 +225,7 @@ def main(
 
         # One renderer: each mirror's failure once, then a line per file, then the hint.
         for line in render([exc]):
-            print(f"{prog}: error: {one_line(line)}", file=sys.stderr)
+            say(f"{prog}: error: {one_line(line)}")
         # After the questions there was no command line to run again with a
         # flag: the flow printed the one it ran ("the same as:"), above.
         asked = bool(parsed) and not (sys.argv[1:] if argv is None else argv)
@@ -235,7 +235,7 @@ def main(
             command="the command above" if asked else "the same command",
         )
         if text:
-            print(f"{prog}: hint: {one_line(text)}", file=sys.stderr)
+            say(f"{prog}: hint: {one_line(text)}")
         return exit_status(exc)
 
     parsed: list[argparse.Namespace] = []  # the arguments, once parsed
@@ -475,7 +475,7 @@ def _check_after_steps(args: argparse.Namespace) -> None:
             if args.romanised and not args.quiet:
                 from ..data.preview import NO_JAPANESE_FONT
 
-                print(f"{PROG}: note: {NO_JAPANESE_FONT}", file=sys.stderr)
+                say(f"{PROG}: note: {NO_JAPANESE_FONT}")
 
 
 def _listed(args: argparse.Namespace, catalogue: Sequence[Entry] | None = None) -> list[Entry]:

@@ -81,16 +81,19 @@ def download(
 
         check_writable(root)  # before any mirror is asked for bytes it could not keep
     started = time.monotonic()
+    downloader.summarised = not quiet  # a build is said in the summary, not twice
     try:
         results = downloader.run(plan)
     except KmnistError as exc:
         # What did arrive is worth saying before the errors are.
         if exc.completed and not quiet:
             done = [r for r in exc.completed if isinstance(r, Result)]
-            print(report.results(done, root, time.monotonic() - started), file=out)
+            seconds = time.monotonic() - started
+            print(report.results(done, root, seconds), file=out)
         raise
     if not quiet:
-        print(report.results(results, root, time.monotonic() - started), file=out)
+        seconds = time.monotonic() - started
+        print(report.results(results, root, seconds), file=out)
     return results
 
 
@@ -100,9 +103,12 @@ def request_log(verbose: bool) -> Callable[[str], None] | None:
         return None
 
     def log(line: str) -> None:
-        from tqdm import tqdm
+        from ..downloader.progress import write_line
 
-        tqdm.write(f"{PROG}: {line}", file=sys.stderr)
+        # Above any bar; nowhere with 2>&- (never on standard output, where
+        # the JSON of --check-mirrors goes), and never a failed download for
+        # a log line that a full or closed standard error could not take.
+        write_line(f"{PROG}: {line}", sys.stderr)
 
     return log
 
@@ -124,8 +130,12 @@ def extract(
 
     published = None if catalogue is None else select("kkanji", entries=catalogue)[0].file
     check = extract_kanji(root=root, force=force, published=published)
-    if not (quiet and check.ok):
-        print(check.summary(), file=out if check.ok else sys.stderr)
+    if check.ok and not quiet:
+        print(check.summary(), file=out)
+    elif not check.ok:
+        from .common import say
+
+        say(check.summary())  # with 2>&-, nowhere: not into standard output
     return ExitStatus.OK if check.ok else ExitStatus.FAILURE
 
 

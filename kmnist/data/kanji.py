@@ -159,9 +159,6 @@ def _disk_error(exc: OSError) -> KmnistError:
         denied = exc.errno in (errno.EACCES, errno.EPERM) and not os.access(path, need)
         if denied or exc.errno == errno.EIO:
             return unreadable(path, exc)
-    elif path is not None and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        # A name being made (.unpacking-x1y2z3, a lock): its folder is what to name.
-        exc = OSError(exc.errno, exc.strerror, os.path.dirname(path))
     return FolderError(explain(exc))
 
 

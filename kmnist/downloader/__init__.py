@@ -142,7 +142,10 @@ def _fetch(files: Sequence[RemoteFile], root: str | Path, options: DownloadOptio
     from .request import DownloadRequest, check_files, fetch
 
     request = DownloadRequest(check_files(files), check_folder(root, "root"), options)
-    return [r.target for r in fetch(request)]
+    # The files asked for, in their order: a build also fetches its
+    # MNIST-format sources, and its results come last.
+    targets = {r.file: r.target for r in fetch(request)}
+    return [targets[f] for f in request.files if f in targets]
 
 
 def download(

@@ -32,10 +32,13 @@ from ..verify import verify_path
 def _sources(entries: Sequence[Entry]) -> dict[RemoteFile, Entry]:
     """npz file -> the MNIST-format entry it can be built from, in ``entries``.
 
-    KMNIST only: K49 and Kanji were never published in another format.
+    KMNIST only: K49 and Kanji were never published in another format. Only
+    from a source with a published checksum: a built file is called verified
+    because its source is, and one checked by size alone (a catalogue of the
+    caller's without hashes) would pass any bytes of that length on.
     """
     current = [e for e in entries if e.release == CURRENT_RELEASE and e.dataset == "kmnist"]
-    idx = {(e.split, e.kind): e for e in current if e.format == "mnist"}
+    idx = {(e.split, e.kind): e for e in current if e.format == "mnist" and e.file.verified}
     return {
         e.file: idx[(e.split, e.kind)]
         for e in current
@@ -72,7 +75,8 @@ def is_derived(file: RemoteFile, path: Path, *, catalogue: Sequence[Entry] | Non
 def check_derived(file: RemoteFile, path: Path, *, catalogue: Sequence[Entry] | None = None) -> str:
     """Check a derived file: its source is verified, and its array equals the source's.
 
-    Returns how it was checked; raises VerificationError otherwise.
+    Returns how it was checked, in :func:`kmnist.verify.verify_path`'s words (a
+    report adds "matches"); raises VerificationError otherwise.
     """
     import numpy as np
 
@@ -81,11 +85,21 @@ def check_derived(file: RemoteFile, path: Path, *, catalogue: Sequence[Entry] | 
     src = source_of(file, catalogue=catalogue)
     assert src is not None
     source = path.with_name(src.name)
+    # Said of the source, by name: its figures under the built file's name
+    # read as the built file's own ("wrong sha256: expected <the source's>").
     if not source.is_file():
         raise VerificationError(
-            file.path, "disk", "source", f"{src.name} beside it", "not there to compare with"
+            file.path,
+            "disk",
+            f"source ({src.name}, the file it was built from)",
+            "it beside this file",
+            "nothing: run the download again to fetch it",
         )
-    verify_path(src, source)
+    try:
+        how = verify_path(src, source)
+    except VerificationError as exc:
+        what = f"{exc.what} of its source {src.name}"
+        raise VerificationError(file.path, "disk", what, exc.expected, exc.got) from None
     ndim = 3 if "imgs" in file.name else 1
     ours = read_npz(path, ndim=ndim, name=file.path)
     theirs = read_idx(source, ndim=ndim, name=src.path)
@@ -93,7 +107,8 @@ def check_derived(file: RemoteFile, path: Path, *, catalogue: Sequence[Entry] | 
         raise VerificationError(
             file.path, "disk", "array", f"the array of {src.name}", "other values"
         )
-    return f"derived from {src.name} (arrays equal; {src.name} sha256 matches)"
+    # A report adds " matches" (as after "sha256"): said once, not twice.
+    return f"derived from {src.name} (arrays equal), and its {how}"
 
 
 def build(

@@ -34,6 +34,7 @@ from ..errors import (
     DiskFull,
     DownloadError,
     DownloadsFailed,
+    FolderError,
     KmnistError,
     LocalFileError,
     Refusal,
@@ -157,6 +158,9 @@ class Downloader:
         self._opening: dict[str, int] = {}  # requests under way (waiting for the pool), by host
         self._waiting = Waiting()  # their sockets while no answer came: an abort shuts them
         self._progress: Progress = NullProgress()
+        # Set by a caller that prints each Result's note in a summary (the
+        # command): a build, said there, is not said live as well.
+        self.summarised = False
         # What each FileJob of this run is given instead of the Downloader:
         # the settings above, and the few calls a job makes back.
         self._job_context = JobContext(
@@ -220,6 +224,8 @@ class Downloader:
             if failures and self.derive:
                 # A NumPy file no mirror gave may be built from the MNIST one.
                 derived, failures = self._derive_failed(plan, failures)
+            elif failures:
+                self._say_built_left(plan, failures)
         finally:
             self._progress.close()
             self._close_own_session()
@@ -310,6 +316,25 @@ class Downloader:
                 left.append(f)
         return done, left
 
+    def _say_built_left(self, plan: Plan, failures: list[KmnistError]) -> None:
+        """Building off, a file built by an earlier run stays: said in its failure's line.
+
+        It is not removed (it holds the published array, and the user may be
+        using it), nor passed off as fetched: "could not be fetched" alone
+        left the user believing nothing was under the final name.
+        """
+        built = {s.file.path: s for s in plan if s.built}
+        for f in failures:
+            step = built.get(f.path) if isinstance(f, DownloadError) else None
+            if not isinstance(f, DownloadError) or step is None or not step.target.exists():
+                continue
+            src = source_of(step.file, catalogue=self.catalogue)
+            name = src.name if src is not None else "its MNIST-format file"
+            f.not_built = KmnistError(
+                f"building is off; the file built from {name} by an earlier run is left"
+                " as it was, not the published bytes"
+            )
+
     def _build(self, step: Step, src: RemoteFile, failure: DownloadError) -> list[Result]:
         """``step``'s file built from ``src`` (fetched first), or kept if built before."""
         started = time.monotonic()
@@ -326,7 +351,7 @@ class Downloader:
                 with contextlib.suppress(VerificationError):
                     check_derived(file, target, catalogue=self.catalogue)
                     note = f"{why}; kept the file built from {src.name} earlier"
-                    self.note(f"{file.path}: {note}")
+                    self._say_built(f"{file.path}: {note}")
                     seconds = time.monotonic() - started
                     kept = Result(
                         file, target, Outcome.SKIPPED, None, 0, seconds, Check.DERIVED, note
@@ -345,9 +370,14 @@ class Downloader:
             check_derived(file, target, catalogue=self.catalogue)
         # Each mirror's reason first, then what was done about it.
         note = f"{why}; built from {src.name} instead (the same array, not the published bytes)"
-        self.note(f"{file.path}: {note}")
+        self._say_built(f"{file.path}: {note}")
         seconds = time.monotonic() - started
         return [*out, Result(file, target, Outcome.DERIVED, None, 0, seconds, Check.DERIVED, note)]
+
+    def _say_built(self, text: str) -> None:
+        """A build, said live: all a library caller sees; the command's summary says it instead."""
+        if not self.summarised:
+            self.note(text)
 
     def _down_mirrors(self) -> list[KmnistError]:
         """One error per mirror found down: its reason once, not in every file's line."""
@@ -419,8 +449,13 @@ class Downloader:
                 raise full from exc
             # Anything else is this file's: the others go on (it ended the
             # whole run, as if it were a bug).
-            from ..storage.folders import explain
+            from ..storage.folders import explain, named
 
+            where = named(exc)
+            if _refused_by_folder(exc) and where is not None and os.path.isdir(where):
+                # A folder's (the bookkeeping folder, the dataset's): met alike
+                # by each of its files, and said once, not once per file.
+                raise FolderError(explain(exc)) from exc
             raise LocalFileError(step.file.path, explain(exc)) from exc
 
     def _under_lock(self, step: Step, start: float) -> Result:
@@ -698,6 +733,11 @@ def _still_needed(step: Step) -> int | None:
 
 # What a full disk or a reached quota looks like on every write of the path.
 _FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
+
+
+def _refused_by_folder(exc: OSError) -> bool:
+    """A folder that may not be written (not a folder where a file goes: that is the file's)."""
+    return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> DiskFull | None:

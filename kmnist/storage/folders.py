@@ -42,9 +42,32 @@ _CAUSES: dict[int, tuple[str, str]] = {
 }
 
 
+# A write beyond RLIMIT_FSIZE (Python ignores SIGXFSZ) or the filesystem's
+# largest file: said of the file being written, which the error does not name.
+_TOO_LARGE = (
+    "is larger than this process may write (its file size limit, ulimit -f, or the "
+    "largest file of its filesystem): raise the limit, or choose another folder with --dir"
+)
+
+
+def named(exc: OSError) -> str | None:
+    """The path :func:`explain` names for ``exc``: its own, or the folder it was to go in."""
+    path = exc.filename
+    if path is None or exc.errno == errno.EFBIG:
+        return None if path is None else str(path)
+    path = os.fsdecode(path)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not os.path.lexists(path):
+        # A name being made (a lock, a .part, a temporary folder): the folder it
+        # goes in is what cannot be written, and what to name.
+        return os.path.dirname(path) or path
+    return path
+
+
 def explain(exc: OSError) -> str:
     """One line for an OSError from the data folder: which path, why, and what to do."""
-    path = exc.filename if exc.filename is not None else "the data folder"
+    if exc.errno == errno.EFBIG:
+        return f"{exc.filename if exc.filename is not None else 'the file'} {_TOO_LARGE}"
+    path = named(exc) or "the data folder"
     cause = _CAUSES.get(exc.errno or 0)
     if cause is None:
         return f"{path}: {exc.strerror or exc}"

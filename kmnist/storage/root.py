@@ -33,14 +33,36 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     from ..inputs import check_folder
 
     if root is not None:
-        return check_folder(root, "--dir")
+        return _in_working_folder(check_folder(root, "--dir"), "--dir")
     env = os.environ.get(DATA_ENV, "").strip()
     if not env:
-        return Path(DEFAULT_DATA)
+        return _in_working_folder(Path(DEFAULT_DATA), "the default data folder")
     source = f"${DATA_ENV}"
     check_folder(env, source)  # as set first: expanduser looks "~name" up, and "~\0" raised
     folder = check_folder(os.path.expanduser(env), source, given=env)
     _check_env_folder(env, folder, source)
+    return _in_working_folder(folder, source)
+
+
+def _in_working_folder(folder: Path, source: str) -> Path:
+    """``folder``; a UsageError when it is relative to a working folder that was deleted.
+
+    A shell left in a deleted folder gave, for each file, ``data: No such file
+    or directory``; ``kmnist.load`` said the files were missing.
+    """
+    if folder.is_absolute():
+        return folder
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        from ..errors import UsageError
+        from ..inputs import shown
+
+        raise UsageError(
+            f"{source} {shown(str(folder))} is inside the working folder, which no longer "
+            "exists (deleted while this shell was in it): cd to a folder that exists, or give "
+            "a full path"
+        ) from None
     return folder
 
 
