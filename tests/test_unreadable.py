@@ -237,3 +237,15 @@ def test_a_bookkeeping_folder_that_cannot_be_written_is_named(tmp_path: Path) ->
         "ask its owner for write access, or choose another folder with --dir (or $KMNIST_DATA)"
     ], r.stderr
     assert sorted(p.name for p in (tmp_path / "kmnist").iterdir()) == [".kmnist"]
+
+
+@needs_realdata
+def test_the_plan_says_a_final_file_cannot_be_read_in_words(kmnist_test: Path) -> None:
+    # Before: `refetch  kmnist/kmnist-test-imgs.npz  2.9 MiB  [Errno 13]
+    # Permission denied: '/.../kmnist-test-imgs.npz'`.
+    script = Path(sys.executable).with_name("kmnist-download")
+    r = bound([str(script), "-d", "kmnist", "-s", "test", "--dir", str(kmnist_test), "--dry-run"])
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if "kmnist-test-imgs.npz" in line)
+    assert row.split()[0] == "refetch" and row.endswith("cannot be read (permission denied)"), row
+    assert "Errno" not in r.stdout

@@ -174,7 +174,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bars; the plan, the summary and errors are still printed",
+        help=(
+            "no progress bars; the plan, what is waited for, the summary and errors are still "
+            "printed"
+        ),
     )
     p.add_argument(
         "--jobs",
@@ -349,11 +352,13 @@ def _request(
     catalogue: Sequence[Entry] | None,
 ) -> DownloadRequest:
     """The command's flags as the library's typed request (argparse stops here)."""
+    from ..downloader.progress import NotesOnly
     from ..downloader.request import DownloadOptions, DownloadRequest
 
     options = DownloadOptions(
         mirrors=tuple(mirrors),
-        progress=not args.no_progress and not args.quiet,
+        # --no-progress: no bars, but a wait is still said (a log must not look hung).
+        progress=False if args.quiet else NotesOnly() if args.no_progress else True,
         force=args.force,
         flat=args.flat,
         jobs=args.jobs,

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from ..buffers import Lender, buffer
 from ..errors import VerificationError
 from ..storage import layout as storage
-from ..storage.partfile import PartFile
+from ..storage.lock import held
+from ..storage.partfile import SAVE_EVERY, PartFile
 from ..urls import origin
 from ..verify import Hasher, PipelinedHasher
 from . import pieces
@@ -60,6 +61,9 @@ PIECE_BUFFER = 256 << 10
 # them, 64 KiB none (benchmarks/download_speed.py, 4 rounds each, in the
 # company of curl and aria2c). The extra system calls cost ~10 ms for 430 MB.
 WRITE_STEP = 64 << 10
+# How often, at most, a writer looks whether its file's lock is still the one
+# at the lock's name (an lstat, 2 us): a few hundred times a run, not thousands.
+LOCK_CHECK_EVERY = 0.005  # seconds
 
 
 class RangesStopped(Exception):
@@ -117,6 +121,10 @@ class FileJob:
         self.resumed_from = self.part.have
         self.transferred = 0
         self._lock = threading.Lock()
+        # The file's lock, held by the run around this job (None when the
+        # caller takes none): its writes stop if it is taken away.
+        self._held = held(storage.lock_path(target))
+        self._lock_seen = 0.0  # when it was last seen to be ours (time.monotonic)
         self._sampled = threading.Event()  # RATE_SAMPLE bytes have arrived
         # What the job waits for, and since when: the run's watcher says so
         # when nothing has come for a few seconds (a stall must not look like
@@ -270,6 +278,7 @@ class FileJob:
                 n = body.readinto(buf[filled : filled + min(size - filled, limit - got)])
                 if not n:
                     break
+                self._check_lock()
                 _write_all(fh, buf[filled : filled + n], self.part.path)
                 filled += n
                 self._got = got = got + n
@@ -293,8 +302,9 @@ class FileJob:
         if not probe.ranged or probe.total is None:
             return self._one_stream_after(probe)
         self._check_size_or_close(probe)
-        if self.part.size != probe.total or not self.part.path.exists():
-            self.part.allocate(probe.total)
+        # Always, not only when the .part lacks its full size: a prefix .part
+        # (left by a run on one connection) has no record until this writes it.
+        self.part.allocate(probe.total)
         workers = _PieceWorkers(self, probe)
         hasher = Hasher(self.file)
         hash_thread = threading.Thread(
@@ -310,10 +320,13 @@ class FileJob:
             self.part.save()
             hash_thread.join()
         if workers.errors:
-            if all(isinstance(e, RangesStopped) for e in workers.errors):
+            # RangesStopped alone means "the rest in one stream"; beside a real
+            # failure it is not one (raised bare, it was a traceback).
+            real = [e for e in workers.errors if not isinstance(e, RangesStopped)]
+            if not real:
                 self._say("the server stopped honouring byte ranges: the rest in one stream")
                 return self._sequential(None, hasher)
-            raise workers.errors[0]
+            raise real[0]
         if rest_in_one_stream and not self.part.complete():
             return self._sequential(None, hasher)  # Range: bytes=<end of the prefix>-
         return hasher
@@ -414,6 +427,7 @@ class FileJob:
                 n = body.readinto(view[:want])
                 if not n:
                     break
+                self._check_lock()
                 _write_all(fh, view[:n], self.part.path)
                 pos += n
                 # Recorded in batches: the bookkeeping per network chunk was a
@@ -439,9 +453,14 @@ class FileJob:
         buf = buffer(HASH_STEP)
         with storage.open_part(part.path, "rb", buffering=0) as fh:
             while hasher.size < part.size:
-                end = part.wait_contiguous(hasher.size, stop, step=HASH_STEP)
+                # Woken at least every SAVE_EVERY to write the range record
+                # when it is due: this thread runs as long as the receivers do.
+                end = part.wait_contiguous(hasher.size, stop, step=HASH_STEP, timeout=SAVE_EVERY)
+                part.save_due()
                 if end <= hasher.size:
-                    return  # stopped
+                    if stop.is_set():
+                        return
+                    continue
                 fh.seek(hasher.size)
                 hasher.feed(fh, end - hasher.size, buf)
 
@@ -494,6 +513,23 @@ class FileJob:
     def _check_cancel(self) -> None:
         if self.context.cancelled():
             raise Cancelled()
+
+    def _check_lock(self) -> None:
+        """Before each write: stop if the file's lock was taken away (LocalFileError).
+
+        Checked after the read, not before it: a read may wait 30 s on a
+        silent server, time enough for another process to take a new lock.
+        At most one lstat per LOCK_CHECK_EVERY: after a long read always, and
+        among reads in quick succession every few milliseconds.
+        """
+        if self._held is None:
+            return
+        now = time.monotonic()
+        if now < self._lock_seen + LOCK_CHECK_EVERY:
+            return  # an lstat per read cost up to 6,600 syscalls a run; a few per second do
+        self._lock_seen = now
+        if self._held.lost():
+            storage.check_lock(self.part.target, self.file.path)
 
     def _count(self, n: int) -> None:
         with self._lock:

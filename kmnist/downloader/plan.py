@@ -129,7 +129,9 @@ def inspect(
     except VerificationError as exc:
         return DiskState(final_ok=False, part_size=part, problem=f"wrong {exc.what}")
     except OSError as exc:
-        return DiskState(final_ok=False, part_size=part, problem=str(exc))
+        # In words, not Python's "[Errno 13] Permission denied: '/full/path'".
+        why = (exc.strerror or type(exc).__name__).lower()
+        return DiskState(final_ok=False, part_size=part, problem=f"cannot be read ({why})")
     return DiskState(final_ok=True, part_size=part, check=final.check, stamp=final.stamp)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 import stat
 import time
 from collections.abc import Sequence
@@ -169,11 +168,15 @@ def _probe(
     import requests
 
     from .transfer import (
+        REDIRECT_LOOP,
         Transient,
+        _as_transient,
         _connection_failure,
         env_proxies,
+        other_scheme,
         redirected_to,
         unusable_address,
+        urllib3_error,
     )
 
     try:
@@ -206,13 +209,11 @@ def _probe(
             return _logged(log, _row(m, f, Verdict.FAILING, None, None, _since(began), detail))
         return _logged(log, _row(m, f, Verdict.DOWN, None, None, _since(began), detail))
     except requests.exceptions.TooManyRedirects:
-        detail = "redirected more than 30 times (a redirect loop)"
+        detail = REDIRECT_LOOP
         return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
     except requests.exceptions.InvalidSchema as exc:
         # requests' words were "No connection adapters were found for 'ftp://...'".
-        quoted = re.search(r"'(.*)'", str(exc))
-        where = _bounded(quoted.group(1) if quoted else str(exc), 150)
-        detail = f"sent to {where!a}, an address that is not http or https"
+        detail = other_scheme(exc)
         return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
     except requests.exceptions.RequestException as exc:
         detail = redact(str(exc))[:200]
@@ -220,6 +221,11 @@ def _probe(
     except ValueError as exc:  # an address requests cannot parse (a redirect's Location)
         detail = unusable_address(exc)
         return _logged(log, _row(m, f, Verdict.MISSING, None, None, _since(began), detail))
+    except urllib3_error() as exc:
+        # A redirect's body cut after a failed decoding: requests lets urllib3's
+        # error out bare (it was a traceback). The mirror answered.
+        detail = str(_as_transient(exc, str(origin(url) or "?"), None, "a redirect's body"))
+        return _logged(log, _row(m, f, Verdict.FAILING, None, None, _since(began), detail))
     try:
         status = r.status_code
         seconds = _since(began)

@@ -62,6 +62,22 @@ class NullProgress:
         pass
 
 
+class NotesOnly(NullProgress):
+    """No bars; what is said while the run goes on still is, one line each (``--no-progress``).
+
+    ``--no-progress`` was ``progress=False``: a run waiting for a suspended
+    job's lock, or for a server that answered 503, said nothing for as long
+    as it waited, in the very logs the flag is for.
+    """
+
+    def __init__(self, out: Any = None) -> None:
+        self._out = out
+
+    def note(self, text: str) -> None:
+        logger.info(text)
+        write_line(one_line(text), self._out if self._out is not None else sys.stderr)
+
+
 _loaded: list[tuple[Any, str]] = []  # tqdm's class, or None and why not: looked for once
 
 

@@ -692,16 +692,44 @@ class _HeaderDeadline:
         return response
 
 
+# At most this many informational answers (1xx) before the answer: each is
+# read within the header deadline anyway, and a count bounds the loop too.
+MAX_INFORMATIONAL = 20
+
+
+@functools.lru_cache(maxsize=1)
+def _final_response() -> type:
+    """http.client's response class, skipping every informational answer, not 100 alone."""
+    import http.client
+
+    class FinalResponse(http.client.HTTPResponse):
+        """http.client skips ``100 Continue`` only: a ``103 Early Hints`` or a
+        ``102 Processing`` before the answer was taken for the answer, and the
+        file failed with "HTTP 103 Early Hints". RFC 9110 (15.2) asks a client
+        to parse and ignore them; ``101`` stays an answer (not one we asked for).
+        """
+
+        def _read_status(self) -> tuple[str, int, str]:
+            for _ in range(MAX_INFORMATIONAL):
+                version, status, reason = super()._read_status()  # type: ignore[misc]
+                if not 100 <= status < 200 or status == 101:
+                    return version, status, reason
+                http.client.parse_headers(self.fp)  # its headers, as begin() skips a 100's
+            raise http.client.BadStatusLine(f"more than {MAX_INFORMATIONAL} informational answers")
+
+    return FinalResponse
+
+
 @functools.lru_cache(maxsize=1)
 def _pool_classes() -> dict[str, type]:
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     class Conn(_Stoppable, _HeaderDeadline, HTTPConnection):
-        pass
+        response_class = _final_response()
 
     class TlsConn(_Stoppable, _HeaderDeadline, HTTPSConnection):
-        pass
+        response_class = _final_response()
 
     class Pool(HTTPConnectionPool):
         ConnectionCls = Conn
@@ -743,7 +771,11 @@ def _with_deadline(manager: Any) -> Any:
 @functools.cache
 def _header_deadline_pool(pool: Any) -> type:
     """``pool``, its connections given the header deadline and nothing else of ours."""
-    conn = type(pool.ConnectionCls.__name__, (_HeaderDeadline, pool.ConnectionCls), {})
+    conn = type(
+        pool.ConnectionCls.__name__,
+        (_HeaderDeadline, pool.ConnectionCls),
+        {"response_class": _final_response()},
+    )
     return type(pool.__name__, (pool,), {"ConnectionCls": conn})
 
 
@@ -873,7 +905,10 @@ class _Exchange:
                         "the proxy the environment sets for it is a SOCKS one, which needs"
                         " PySocks: pip install 'requests[socks]'"
                     ) from exc
-                raise Refused(redact(_reason(exc))) from exc
+                # requests' words were "No connection adapters were found for 'ftp://...'".
+                raise Refused(other_scheme(exc)) from exc
+            except requests.exceptions.TooManyRedirects as exc:
+                raise Refused(REDIRECT_LOOP) from exc  # requests': "Exceeded 30 redirects."
             except requests.exceptions.RequestException as exc:
                 raise Refused(redact(_reason(exc))) from exc
             except ValueError as exc:  # UnicodeError among them
@@ -881,6 +916,12 @@ class _Exchange:
                 # parse, a redirect's Location the most likely ("http://[::1", a
                 # byte that is not UTF-8): this mirror cannot give the file.
                 raise Refused(unusable_address(exc)) from exc
+            except urllib3_error() as exc:
+                # requests reads a redirect's body to reuse the connection, and
+                # lets urllib3's error out bare when that body is cut after a
+                # failed decoding (Content-Encoding: deflate on other bytes):
+                # a traceback ended the run.
+                raise _as_transient(exc, self.where, None, "a redirect's body") from exc
         except (Transient, Refused) as exc:
             if self.log is not None:
                 self.log(f"GET {self.shown}{self.asked}: {exc} ({self._seconds():.2f} s)")
@@ -1109,8 +1150,33 @@ def _reason(exc: BaseException) -> str:
 
 def unusable_address(exc: ValueError) -> str:
     """The reason for a ValueError out of requests: an address in the answer it could not use."""
+    if isinstance(exc, UnicodeError):
+        # Python's words were "'utf-8' codec can't decode byte 0xff in position 1: ...".
+        return "an address it answered with cannot be used (it is not UTF-8 text)"
     text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return f"an address it answered with cannot be used ({text[:120]!a})"
+
+
+# requests follows at most 30 redirects (requests.models.DEFAULT_REDIRECT_LIMIT).
+REDIRECT_LOOP = "redirected more than 30 times (a redirect loop)"
+
+
+def other_scheme(exc: BaseException) -> str:
+    """requests' InvalidSchema for a redirect to ``ftp://...``, in words (no password)."""
+    from ..errors import one_line
+
+    quoted = re.search(r"'(.*)'", str(exc))
+    where = one_line(redact(quoted.group(1) if quoted else str(exc)))
+    if len(where) > 150:
+        where = where[:147] + "..."
+    return f"sent to {where!a}, an address that is not http or https"
+
+
+def urllib3_error() -> type[Exception]:
+    """urllib3's base exception, which requests lets out of a redirect unwrapped."""
+    import urllib3.exceptions as u3
+
+    return u3.HTTPError
 
 
 def redirected_to(exc: Exception, url: str) -> str | None:
@@ -1206,6 +1272,10 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
         # It answered, but not in HTTP ("garbage", an SSH banner, a line past
         # 64 KiB): said so, not as Python's ('Connection aborted.', BadStatusLine(...)).
         return Transient(f"{where} answered with something that is not HTTP")
+    lost = _lost(exc)
+    if lost is not None:
+        # It was Python's ('Connection aborted.', ConnectionResetError(104, ...)).
+        return Transient(f"connection to {where} {lost} before it answered")
     if isinstance(cause, u3.ProtocolError) or "RemoteDisconnected" in str(exc):
         return Transient(f"{where} closed the connection without a response")
     return Transient(f"connection to {where} failed ({redact(_reason(exc))})")
@@ -1229,9 +1299,66 @@ def _errno_words(exc: BaseException) -> str:
     return ""
 
 
-def _as_transient(exc: BaseException, where: str = "", window: float | None = None) -> Exception:
+def _as_transient(
+    exc: BaseException, where: str = "", window: float | None = None, what: str = "the body"
+) -> Transient:
+    """A failed read of ``what`` (a response's body), said in words.
+
+    It was the class's name: ``cut (ProtocolError)`` for a chunk size that
+    is not a number as for a cut, ``cut (IncompleteBody)``.
+    """
     name = type(exc).__name__
+    who = where or "the server"
     if "Timeout" in name or "timed out" in str(exc):
         after = f" for {window:g} s" if window else ""
-        return Transient(f"no data from {where or 'the server'}{after}", stalled=True)
-    return Transient(f"connection to {where or 'the server'} cut ({name})")
+        return Transient(f"no data from {who}{after}", stalled=True)
+    chain = _chain(exc)
+    if any(_bad_chunk(e) for e in chain):
+        return Transient(f"{who} sent {what} in chunks not framed as HTTP frames them")
+    return Transient(f"connection to {who} {_lost(exc) or 'cut'} in the middle of {what}")
+
+
+# How a connection was lost, in words, most specific first.
+_LOST: dict[type[BaseException], str] = {
+    ConnectionResetError: "reset by the server",
+    BrokenPipeError: "closed by the server",
+    ConnectionAbortedError: "aborted",
+}
+
+
+def _lost(exc: BaseException) -> str | None:
+    """How the connection under ``exc`` was lost, in words; None when it was not.
+
+    A close before any answer (http.client's RemoteDisconnected, itself a
+    ConnectionResetError) is not a reset: the caller says it.
+    """
+    import http.client
+
+    chain = _chain(exc)
+    if any(isinstance(e, http.client.RemoteDisconnected) for e in chain):
+        return None
+    return next((_LOST[t] for e in chain for t in _LOST if isinstance(e, t)), None)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (causes, contexts, exceptions among its args); bounded."""
+    out: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(out) < 16:
+        e = todo.pop(0)
+        if isinstance(e, BaseException):
+            if not any(e is o for o in out):
+                out.append(e)
+                todo += [*e.args, e.__cause__, e.__context__]
+        elif isinstance(e, tuple):
+            todo += list(e)
+    return out
+
+
+def _bad_chunk(e: BaseException) -> bool:
+    """Whether ``e`` is http.client failing on a chunk-size line (not hex, or over 64 KiB)."""
+    import http.client
+
+    if isinstance(e, http.client.LineTooLong):
+        return "chunk" in str(e)
+    return type(e) is ValueError and "base 16" in str(e)

@@ -61,6 +61,26 @@ def file_lock(target: Path, cancelled: Callable[[], bool] | None = None) -> File
     return FileLock(lock_path(target), cancelled)
 
 
+def check_lock(target: Path, name: str | None = None) -> None:
+    """Raise LocalFileError if this process held ``target``'s lock and it was taken away.
+
+    A no-op when this process does not hold it (a plan, a caller without locks).
+    ``name``: the file as the run's other lines name it (its catalogue path).
+    """
+    from .lock import held
+
+    lock = held(lock_path(target))
+    if lock is not None and lock.lost():
+        from ..errors import LocalFileError
+
+        raise LocalFileError(
+            str(target) if name is None else name,
+            f"its lock {lock.path} was removed or replaced while this process held it, so "
+            "another process may be writing the same .part: this one stopped writing it; "
+            "leave kmnist's .kmnist folders alone while it runs, and run the same command again",
+        )
+
+
 def size_or_none(path: Path) -> int | None:
     """The size of a regular file at ``path``; None when there is none.
 
@@ -117,6 +137,7 @@ def promote(part: Path, target: Path) -> None:
     """
     if not safeopen.is_regular(part):
         raise safeopen.refuse_link(part, ".part file")
+    check_lock(target)  # another process may be writing this .part: never promoted
     # os.replace is atomic on POSIX and Windows when both names are in one
     # folder, which is why the .part lives beside its target.
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +26,23 @@ POLL = 0.05
 # A wait longer than this is announced (``waiting``): a run that waits for
 # another process must not look like a hang.
 WAIT_NOTICE = 1.0
+# How many times a lock whose file was removed or replaced under us is taken
+# again at its name before giving up: once is the rule (``rm`` of a lock file
+# as we took it); a name replaced on every try is someone at work against us.
+RETAKE = 50
+
+# The locks this process holds, by absolute path: a writer asks whether the
+# lock of the file it writes is still the file at its name (see ``lost``).
+# Process-wide because a lock is: flock belongs to an open file, and every
+# thread of a run that writes a .part holds it through the run's one lock.
+_held: dict[str, FileLock] = {}
+_held_guard = threading.Lock()
+
+
+def held(path: str | Path) -> FileLock | None:
+    """The lock this process holds at ``path``, if any."""
+    with _held_guard:
+        return _held.get(os.path.abspath(path))
 
 
 class FileLock:
@@ -39,6 +57,7 @@ class FileLock:
         self.path = Path(path)
         self._cancelled = cancelled
         self._fd: int | None = None
+        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file locked
         # Called once when the lock has been held by someone else for WAIT_NOTICE.
         self.waiting: Callable[[], None] | None = None
 
@@ -61,29 +80,74 @@ class FileLock:
     def acquire(self) -> None:
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already locked by this FileLock")
-        # Not through a link: a lock planted as a link to a file elsewhere
-        # would otherwise be created (or locked) there. Refused: UnsafePath.
-        fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, what="lock file")
-        try:
-            began = time.monotonic()
-            told = self.waiting is None
-            while not _try_lock(fd):
-                if self._cancelled is not None and self._cancelled():
-                    raise InterruptedError(f"gave up waiting for {self.path}")
-                if not told and time.monotonic() - began >= WAIT_NOTICE:
-                    told = True
-                    assert self.waiting is not None
-                    self.waiting()
-                time.sleep(POLL)
-        except BaseException:
+        began = time.monotonic()
+        told = [self.waiting is None]
+        for _ in range(RETAKE):
+            # Not through a link: a lock planted as a link to a file elsewhere
+            # would otherwise be created (or locked) there. Refused: UnsafePath.
+            fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, what="lock file")
+            try:
+                self._wait_for(fd, began, told)
+                st = os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._ident = (st.st_dev, st.st_ino)
+            if not self.lost():
+                break
+            # The file we waited on was removed (or replaced) meanwhile: a
+            # process that opens the name now locks another file, so holding
+            # this one excludes nobody. The lock is the file at the name.
             os.close(fd)
-            raise
+        else:
+            from ..errors import UnsafePath
+
+            raise UnsafePath(
+                f"{self.path}: this lock file was replaced {RETAKE} times while it was "
+                "being taken: something removes kmnist's locks; stop it and run again"
+            )
         self._fd = fd
+        with _held_guard:
+            _held[os.path.abspath(self.path)] = self
+
+    def _wait_for(self, fd: int, began: float, told: list[bool]) -> None:
+        while not _try_lock(fd):
+            if self._cancelled is not None and self._cancelled():
+                raise InterruptedError(f"gave up waiting for {self.path}")
+            if not told[0] and time.monotonic() - began >= WAIT_NOTICE:
+                told[0] = True
+                assert self.waiting is not None
+                self.waiting()
+            time.sleep(POLL)
+
+    def lost(self) -> bool:
+        """Whether the file locked is no longer the one at the lock's name.
+
+        Someone removed it (``rm *.lock``, the ``.kmnist/`` folder deleted to
+        clear stamps) or put another file there: a process starting now
+        takes a lock of its own at that name and writes the same .part.
+        What writes under this lock stops then (a corrupt final file
+        otherwise: both processes' bytes in one .part, each hashing only its own).
+        """
+        if self._ident is None:
+            return False
+        try:
+            st = os.lstat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        except OSError:
+            return False  # cannot look (a permission): no sign of another lock
+        return (st.st_dev, st.st_ino) != self._ident
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        with _held_guard:
+            key = os.path.abspath(self.path)
+            if _held.get(key) is self:
+                del _held[key]
+        self._ident = None
         try:
             _unlock(fd)
         finally:

@@ -52,6 +52,7 @@ class PartFile:
         self._ranged = False  # set by the first save (allocate, a range's end)
         self._save_lock = threading.Lock()
         self._next_save = 0.0
+        self._unsaved = False  # bytes marked since the record was last written
 
     # -- reading the disk ----------------------------------------------------
 
@@ -73,8 +74,13 @@ class PartFile:
             recorded = _read_state(state_path(target))
             if recorded is not None:
                 rsize, ranges = recorded
-                if (size is None or rsize == size) and part_size == rsize:
-                    return cls(target, rsize, ranges)
+                if (size is None or rsize == size) and part_size <= rsize:
+                    # A .part shorter than its record: a run killed between
+                    # recording the file's size and giving the .part that size
+                    # (allocate), or between cutting a .part to its prefix and
+                    # dropping the record (as_prefix). What it holds is still
+                    # recorded rightly; nothing past its end is there.
+                    return cls(target, rsize, _clip(ranges, part_size))
             # A record that is unreadable or does not match the .part (another
             # size, another release) cannot say which bytes are good: trust none.
             return cls(target, size, [])
@@ -136,6 +142,7 @@ class PartFile:
             if start <= prefix and self._done[0][0] == 0 and self._done[0][1] >= self._want:
                 self._cond.notify_all()
             due = False
+            self._unsaved = True
             if self._ranged:
                 now = time.monotonic()
                 due = now >= self._next_save
@@ -145,15 +152,23 @@ class PartFile:
             self._save(periodic=True)
 
     def wait_contiguous(
-        self, beyond: int, stop: threading.Event, *, step: int = 1, poll: float = 0.2
+        self,
+        beyond: int,
+        stop: threading.Event,
+        *,
+        step: int = 1,
+        poll: float = 0.2,
+        timeout: float | None = None,
     ) -> int:
         """Block until the contiguous prefix reaches ``beyond + step`` or the end.
 
-        Returns the prefix's end (``beyond`` when ``stop`` was set first).
+        Returns the prefix's end (``beyond`` when ``stop`` was set first, or
+        when ``timeout`` seconds passed first).
         """
+        end_by = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._want = beyond + step if self.size is None else min(beyond + step, self.size)
-            while not stop.is_set():
+            while not stop.is_set() and (end_by is None or time.monotonic() < end_by):
                 end = self._done[0][1] if self._done and self._done[0][0] == 0 else 0
                 if end >= self._want:
                     return end
@@ -171,12 +186,19 @@ class PartFile:
             self._cond.notify_all()
 
     def allocate(self, size: int) -> None:
-        """Give the .part its full size, so ranges can be written anywhere in it."""
+        """Give the .part its full size, so ranges can be written anywhere in it.
+
+        The record is written first, and always: a .part of full size without
+        one reads as a whole prefix, holes and all (a run killed at the wrong
+        moment had the next one hash zeros and fetch the whole file again);
+        and a prefix .part resumed in ranges had no record at all until its
+        first range ended, so a SIGKILL before that lost every byte of it.
+        """
         self.size = size
+        self.save()
         with storage.open_part(self.path, "ab") as fh:
             if os.fstat(fh.fileno()).st_size != size:
                 fh.truncate(size)
-        self.save()
 
     def save(self) -> None:
         """Write the record atomically (a crash leaves the old one or the new one).
@@ -186,6 +208,19 @@ class PartFile:
         at the record's name is replaced, its target untouched.
         """
         self._save(periodic=False)
+
+    def save_due(self) -> None:
+        """Write the record if bytes were marked since it was last written, SAVE_EVERY ago.
+
+        Called on a clock, not only by ``mark``: bytes that came in a burst
+        and then a stall (a server gone silent for the 30 s of a read
+        timeout) were marked within a second of the last save, and nothing
+        arrived after them to save them; a process killed in the stall lost them.
+        """
+        with self._cond:
+            due = self._ranged and self._unsaved and time.monotonic() >= self._next_save
+        if due:
+            self._save(periodic=True)
 
     def _save(self, *, periodic: bool) -> None:
         if self.size is None:
@@ -197,6 +232,7 @@ class PartFile:
             self._next_save = time.monotonic() + SAVE_EVERY
             with self._cond:
                 data = {"size": self.size, "done": [list(r) for r in self._done]}
+                self._unsaved = False
             safeopen.replace_text(self.state, json.dumps(data))
 
     def _drop_record(self) -> None:
@@ -238,6 +274,11 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((s, e))
     return out
+
+
+def _clip(ranges: list[tuple[int, int]], end: int) -> list[tuple[int, int]]:
+    """``ranges`` without what lies at or past ``end``."""
+    return [(s, min(e, end)) for s, e in ranges if s < end]
 
 
 def _read_state(path: Path) -> tuple[int, list[tuple[int, int]]] | None:

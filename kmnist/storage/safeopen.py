@@ -75,6 +75,14 @@ def open_fd(
         # Linux says ELOOP for a link under O_NOFOLLOW, FreeBSD EMLINK.
         if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
             raise refuse_link(path, what) from None
+        # A socket cannot be opened at all (ENXIO, "No such device or
+        # address", said of a file the user can see): named as what it is.
+        if (
+            exc.errno in (errno.ENXIO, errno.EOPNOTSUPP)
+            and os.path.lexists(path)
+            and not is_regular(path)
+        ):
+            raise refuse_link(path, what) from None
         raise
     try:
         st = os.fstat(fd)
