@@ -163,6 +163,7 @@ def test_renderings(tmp_path: Path) -> None:
         "detail": "interrupted download: 1 of 3,079,479 bytes in kmnist-test-imgs.npz.part",
         "size": 1,
         "expected_size": 3079479,
+        "built": False,
     }
     text = render_text(reports, root=tmp_path)
     assert text.splitlines()[0].split()[:2] == ["kmnist/kmnist-test-imgs.npz", "partial"]

@@ -116,6 +116,20 @@ def test_verify_of_a_built_file_says_matches_once(
     assert detail.startswith("derived from") and detail.count("matches") == 1, detail
 
 
+def test_verify_json_says_which_files_were_built(
+    tmp_path: Path, server: FaultyServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A script had only the words "derived from" in `detail` to tell a built
+    # file (whose size is not expected_size) from a published one.
+    _mnist_only(server)
+    _built(tmp_path, server, capsys)
+    assert main(_verify(tmp_path, "--json")) == 0
+    files = {f["path"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files[IMGS]["built"] is True and files[LABELS]["built"] is True
+    assert files[IMGS]["size"] != files[IMGS]["expected_size"]
+    assert files[MNIST_LABELS]["built"] is False and files[CLASSMAP]["built"] is False
+
+
 def test_a_built_file_whose_source_changed_names_the_source_not_itself(
     tmp_path: Path, server: FaultyServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

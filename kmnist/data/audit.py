@@ -52,6 +52,9 @@ class FileReport:
     detail: str
     size: int | None = None  # bytes on disk: the file's, or the .part's when partial
     expected_size: int | None = None
+    # Built from its MNIST-format file (no mirror had it): the published
+    # array, not the published bytes, so its size is not expected_size.
+    built: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class FileReport:
             "detail": self.detail,
             "size": self.size,
             "expected_size": self.expected_size,
+            "built": self.built,
         }
 
 
@@ -166,15 +170,13 @@ def check_file(
         with open(path, "rb") as fh:
             fh.read(1)
         # A file built locally (no mirror had it) is checked by its array, not its hash.
-        if is_derived(file, path, catalogue=catalogue):
-            how = check_derived(file, path, catalogue=catalogue)
-        else:
-            how = verify_path(file, path)
+        built = is_derived(file, path, catalogue=catalogue)
+        how = check_derived(file, path, catalogue=catalogue) if built else verify_path(file, path)
     except VerificationError as exc:
         return _failed(file, path, rel, size, exc)
     except OSError as exc:
         return _unreadable(rel, exc, size, file)
-    return FileReport(rel, Status.OK, f"{how} matches{leftover}", size, file.size)
+    return FileReport(rel, Status.OK, f"{how} matches{leftover}", size, file.size, built)
 
 
 def _not_ours(part: Path) -> str | None:

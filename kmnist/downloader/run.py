@@ -566,12 +566,12 @@ class Downloader:
             if not kept:
                 raise
             self.note(
-                f"{step.file.path}: the {kept} bytes kept from an earlier try did not verify "
+                f"{step.file.path}: the {kept:,} bytes kept from an earlier try did not verify "
                 f"(wrong {exc.what}); fetching it again from byte 0 from {mirror.name}"
             )
         result = self._from_mirror(step, mirror, start)
         again = (
-            f"the {kept} bytes kept from an earlier try did not verify; fetched again from byte 0"
+            f"the {kept:,} bytes kept from an earlier try did not verify; fetched again from byte 0"
         )
         return dataclasses.replace(result, note=result.note or again)
 
