@@ -26,7 +26,8 @@ def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
     for e in entries:
         f = e.file
         check = "sha256" if f.sha256 else "md5" if f.md5 else "structure (unverified)"
-        rows.append((e.dataset, e.format or "any", e.split or "-", f.path, size(f.size), check))
+        shown = file_size(f.size, e.dataset)
+        rows.append((e.dataset, e.format or "any", e.split or "-", f.path, shown, check))
     lines = _table(rows)
     lines.append("")
     lines.append("datasets:")
@@ -115,7 +116,12 @@ def plan(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     """The plan as a table (action, file, size, on disk), then totals and the mirrors."""
     rows = [("action".ljust(ACTION_WIDTH), "file", "size", "on disk")]
     rows += [
-        (s.action.value, s.target.relative_to(root).as_posix(), size(s.file.size), on_disk(s))
+        (
+            s.action.value,
+            s.target.relative_to(root).as_posix(),
+            file_size(s.file.size, _dataset_of(s)),
+            on_disk(s),
+        )
         for s in p
     ]
     lines = _table(rows, right=(2,))
@@ -134,6 +140,24 @@ def _totals(p: Plan) -> str:
     return f"{summary or 'nothing to do'}; {todo} to transfer"
 
 
+def file_size(n: int | None, dataset: str) -> str:
+    """A file's size; for the one never published (the Kanji archive's), its stated one.
+
+    ``--list`` and ``--dry-run`` showed ``?`` where the questions said "about
+    296 MiB", and the command's page promised that figure everywhere.
+    """
+    if n is None and dataset in DATASETS and DATASETS[dataset].approx_bytes:
+        return bytes_text(0, {dataset})
+    return size(n)
+
+
+def _dataset_of(s: Step) -> str:
+    from ..catalogue.manifest import entry_for
+
+    entry = entry_for(s.file.path)
+    return entry.dataset if entry is not None else s.file.path.split("/", 1)[0]
+
+
 def bytes_text(known: int, unpublished: set[str]) -> str:
     """``known`` bytes, plus the stated size of each dataset in ``unpublished``."""
     if not unpublished:
@@ -150,13 +174,9 @@ def plan_by_dataset(p: Plan, root: Path, mirrors: Sequence[Mirror]) -> str:
     The totals are :func:`plan`'s; the folder goes on a line of its own, so
     that a long one does not break the totals line.
     """
-    from ..catalogue.manifest import entry_for
-
     groups: dict[tuple[str, Action], list[Step]] = {}
     for s in p:
-        entry = entry_for(s.file.path)
-        name = entry.dataset if entry is not None else s.file.path.split("/", 1)[0]
-        groups.setdefault((name, s.action), []).append(s)
+        groups.setdefault((_dataset_of(s), s.action), []).append(s)
     rows = [("action".ljust(ACTION_WIDTH), "dataset", "files", "size")]
     for (name, action), steps in groups.items():
         known = sum(s.file.size or 0 for s in steps)
