@@ -26,8 +26,8 @@ def catalogue(entries: Iterable[Entry], mirrors: Sequence[Mirror]) -> str:
     for e in entries:
         f = e.file
         check = "sha256" if f.sha256 else "md5" if f.md5 else "structure (unverified)"
-        shown = file_size(f.size, e.dataset)
-        rows.append((e.dataset, e.format or "any", e.split or "-", f.path, shown, check))
+        given = file_size(f.size, e.dataset)
+        rows.append((e.dataset, e.format or "any", e.split or "-", f.path, given, check))
     lines = _table(rows)
     lines.append("")
     lines.append("datasets:")
