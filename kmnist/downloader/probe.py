@@ -175,6 +175,7 @@ def _probe(
         env_proxies,
         other_scheme,
         redirected_to,
+        timeout_words,
         unusable_address,
         urllib3_error,
     )
@@ -201,11 +202,10 @@ def _probe(
         return _logged(log, _row(m, f, verdict, None, None, _since(began), str(why)))
     except requests.exceptions.Timeout as exc:
         tried = redirected_to(exc, url)
-        where = str(origin(tried or url) or "?")
-        detail = f"no response from {where} within {timeout[1]:g} s"
+        # A TLS handshake that got no answer ran out the connect timeout, not the read one.
+        detail = str(timeout_words(exc, url, timeout))
         if tried is not None:
             # The mirror answered (a redirect); the host it sent us to is silent.
-            detail += f" (where {origin(url) or '?'} sent us)"
             return _logged(log, _row(m, f, Verdict.FAILING, None, None, _since(began), detail))
         return _logged(log, _row(m, f, Verdict.DOWN, None, None, _since(began), detail))
     except requests.exceptions.TooManyRedirects:

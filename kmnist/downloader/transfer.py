@@ -26,6 +26,7 @@ from ..urls import origin, redact, usable_host
 from . import headers as hdr
 from .deadlines import DEADLINES
 from .defaults import TIMEOUT
+from .tls import handshake_timed_out, peer_certificate, tls_words
 
 if TYPE_CHECKING:
     import requests
@@ -728,7 +729,7 @@ def _pool_classes() -> dict[str, type]:
     class Conn(_Stoppable, _HeaderDeadline, HTTPConnection):
         response_class = _final_response()
 
-    class TlsConn(_Stoppable, _HeaderDeadline, HTTPSConnection):
+    class TlsConn(_PeerOnFailure, _Stoppable, _HeaderDeadline, HTTPSConnection):
         response_class = _final_response()
 
     class Pool(HTTPConnectionPool):
@@ -898,7 +899,7 @@ class _Exchange:
             except requests.exceptions.ConnectionError as exc:
                 raise _connection_failure(exc, self.url, timeout) from exc
             except requests.exceptions.Timeout as exc:
-                raise Transient(f"no response from {self.where} within {timeout[1]:g} s") from exc
+                raise timeout_words(exc, self.url, timeout) from exc
             except requests.exceptions.InvalidSchema as exc:
                 if "SOCKS" in str(exc):  # requests' "Missing dependencies for SOCKS support."
                     raise Refused(
@@ -1249,25 +1250,10 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
             f"the proxy {redact(proxy)} {PROXY_FAILED} {where}: {why}", unreachable=True
         )
     if isinstance(exc, requests.exceptions.SSLError):
-        # _reason alone kept "SSLError" and dropped what OpenSSL said.
-        untrusted = re.search(r"certificate verify failed: ([\w .,-]+)", str(exc))
-        if untrusted:
-            bundle = next(
-                (f"${n}" for n in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(n)),
-                None,
-            )
-            # Not "give its bundle in $REQUESTS_CA_BUNDLE" to whom has set it.
-            todo = (
-                f"{bundle} does not hold the CA that signed it"
-                if bundle
-                else "for a private CA, give its bundle in $REQUESTS_CA_BUNDLE"
-            )
-            return Transient(
-                f"TLS with {where} failed: its certificate is not trusted"
-                f" ({untrusted.group(1).strip()}); {todo}",
-                unreachable=True,
-            )
-        return Transient(f"TLS with {where} failed ({redact(_reason(exc))})", unreachable=True)
+        # _reason alone kept "SSLError" and dropped what OpenSSL said; then
+        # OpenSSL's words alone blamed the CA bundle for an expired
+        # certificate and cut the host name off a mismatch.
+        return Transient(f"TLS with {where} failed: {tls_words(exc, host)}", unreachable=True)
     if _not_http(exc):
         # It answered, but not in HTTP ("garbage", an SSH banner, a line past
         # 64 KiB): said so, not as Python's ('Connection aborted.', BadStatusLine(...)).
@@ -1279,6 +1265,24 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
     if isinstance(cause, u3.ProtocolError) or "RemoteDisconnected" in str(exc):
         return Transient(f"{where} closed the connection without a response")
     return Transient(f"connection to {where} failed ({redact(_reason(exc))})")
+
+
+def timeout_words(exc: BaseException, url: str, timeout: tuple[float, float]) -> Transient:
+    """A request that timed out before any answer, in words, with the timeout that ran out.
+
+    A TLS handshake that gets no answer is bounded by the connect timeout
+    (urllib3 sets it on the socket until the connection is made), not the
+    read timeout: it was "no response within 30 s" after 10 s.
+    """
+    tried = redirected_to(exc, url) if isinstance(exc, Exception) else None
+    where = str(origin(tried or url) or "?")
+    if handshake_timed_out(exc):
+        text = f"no answer to the TLS handshake from {where} within {timeout[0]:g} s"
+    else:
+        text = f"no response from {where} within {timeout[1]:g} s"
+    if tried is not None:
+        text += f" (where {origin(url) or '?'} sent us)"
+    return Transient(text)
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -1362,3 +1366,61 @@ def _bad_chunk(e: BaseException) -> bool:
     if isinstance(e, http.client.LineTooLong):
         return "chunk" in str(e)
     return type(e) is ValueError and "base 16" in str(e)
+
+
+def _peer_der(conn: Any) -> bytes | None:
+    """The certificate the server behind ``conn`` sends, from a handshake that verifies nothing.
+
+    Only to say why verification failed: made once, within the connect
+    timeout, stoppable as the run's connects are, and never through a proxy
+    (a direct connection might reach another server).
+    """
+    import ssl
+
+    if getattr(conn, "_tunnel_host", None) or getattr(conn, "proxy", None):
+        return None
+    timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else DEFAULT_TIMEOUT[0]
+    host = str(conn.host).strip("[]")
+    waiting: Waiting | None = getattr(_requests_of, "run", None)
+    held: list[socket.socket] = []
+    sock: socket.socket | None = None
+    try:
+        if waiting is not None and hasattr(select, "poll"):
+            sock = _connected_socket((host, conn.port), timeout, None, None, waiting, held.append)
+        else:
+            sock = socket.create_connection((host, conn.port), timeout)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        name = getattr(conn, "server_hostname", None) or host
+        with context.wrap_socket(sock, server_hostname=name) as tls:
+            sock = None  # the TLS socket owns it now
+            return tls.getpeercert(binary_form=True)
+    except (OSError, ValueError):
+        return None
+    finally:
+        if sock is not None:
+            sock.close()
+        for h in held:
+            if waiting is not None:
+                waiting.discard(h)
+            h.close()
+
+
+class _PeerOnFailure:
+    """A TLS connection that, when the certificate fails to verify, keeps what it said.
+
+    The ssl module gives no certificate it could not verify (Python 3.13's
+    ``get_unverified_chain`` aside): one more handshake, verifying nothing,
+    fetches it, and the error carries it (``kmnist_peer``) to ``tls_words``.
+    """
+
+    def connect(self) -> None:
+        import ssl
+
+        try:
+            super().connect()  # type: ignore[misc]
+        except ssl.SSLCertVerificationError as exc:
+            der = _peer_der(self)
+            exc.kmnist_peer = peer_certificate(der) if der else None  # type: ignore[attr-defined]
+            raise
