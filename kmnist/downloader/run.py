@@ -242,16 +242,31 @@ class Downloader:
         """
         results: dict[int, Result] = {}
         failures: dict[int, KmnistError] = {}
-        with ThreadPoolExecutor(max_workers=min(self.jobs, max(len(steps), 1))) as pool:
-            futures = {pool.submit(self._fetch_step, steps[i]): i for i in _largest_first(steps)}
-            try:
-                self._collect(futures, results, failures)
-            except BaseException:
-                # Ctrl-C or a bug: stop every worker now. Their .part files
-                # stay, so the next run resumes; no final name is touched.
-                self._abort()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        prefix = f"kmnist-run-{id(self):x}"
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.jobs, max(len(steps), 1)), thread_name_prefix=prefix
+        )
+        futures: dict[Future[Result], int] = {}
+        try:
+            # Submitted inside the try: a Ctrl-C in the first milliseconds
+            # lands in submit (Thread.start waits for each worker to start),
+            # and the workers already started fetched their whole files
+            # before the caller heard of it.
+            for i in _largest_first(steps):
+                futures[pool.submit(self._fetch_step, steps[i])] = i
+            self._collect(futures, results, failures)
+        except BaseException:
+            # Ctrl-C or a bug: stop every worker now. Their .part files
+            # stay, so the next run resumes; no final name is touched.
+            self._abort()
+            pool.shutdown(wait=True, cancel_futures=True)
+            # A worker whose start the Ctrl-C interrupted is not in the
+            # pool's list, and went on fetching and holding its file's lock.
+            for t in threading.enumerate():
+                if t.name.startswith(prefix) and t is not threading.current_thread():
+                    t.join()
+            raise
+        pool.shutdown(wait=True)
         return [results[i] for i in sorted(results)], [failures[i] for i in sorted(failures)]
 
     def _collect(

@@ -10,6 +10,7 @@ lock with ``msvcrt.locking`` on Windows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -58,6 +59,7 @@ class FileLock:
         self._cancelled = cancelled
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file locked
+        self._key = os.path.abspath(self.path)  # its name in the registry of held locks
         # Called once when the lock has been held by someone else for WAIT_NOTICE.
         self.waiting: Callable[[], None] | None = None
 
@@ -82,6 +84,8 @@ class FileLock:
             raise RuntimeError(f"{self.path} is already locked by this FileLock")
         began = time.monotonic()
         told = [self.waiting is None]
+        # Taken once per hold: the same key at release, should the working folder change.
+        self._key = os.path.abspath(self.path)
         for _ in range(RETAKE):
             # Not through a link: a lock planted as a link to a file elsewhere
             # would otherwise be created (or locked) there. Refused: UnsafePath.
@@ -89,26 +93,32 @@ class FileLock:
             try:
                 self._wait_for(fd, began, told)
                 st = os.fstat(fd)
+                self._ident = (st.st_dev, st.st_ino)
+                if not self.lost():
+                    with _held_guard:
+                        self._fd = fd
+                        _held[self._key] = self
+                    return
             except BaseException:
-                os.close(fd)
+                # Ctrl-C lands where it lands, after the flock too: the lock
+                # goes with its file, or this process held it until it ended
+                # (a notebook's kernel: every later run waited on it for good).
+                try:
+                    self._forget()
+                finally:
+                    os.close(fd)
                 raise
-            self._ident = (st.st_dev, st.st_ino)
-            if not self.lost():
-                break
             # The file we waited on was removed (or replaced) meanwhile: a
             # process that opens the name now locks another file, so holding
             # this one excludes nobody. The lock is the file at the name.
+            self._ident = None
             os.close(fd)
-        else:
-            from ..errors import UnsafePath
+        from ..errors import UnsafePath
 
-            raise UnsafePath(
-                f"{self.path}: this lock file was replaced {RETAKE} times while it was "
-                "being taken: something removes kmnist's locks; stop it and run again"
-            )
-        self._fd = fd
-        with _held_guard:
-            _held[os.path.abspath(self.path)] = self
+        raise UnsafePath(
+            f"{self.path}: this lock file was replaced {RETAKE} times while it was "
+            "being taken: something removes kmnist's locks; stop it and run again"
+        )
 
     def _wait_for(self, fd: int, began: float, told: list[bool]) -> None:
         while not _try_lock(fd):
@@ -143,17 +153,52 @@ class FileLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        with _held_guard:
-            key = os.path.abspath(self.path)
-            if _held.get(key) is self:
-                del _held[key]
-        self._ident = None
+        # Each step in a finally: a Ctrl-C after the unlock must not keep the
+        # file open, nor one after the close leave this lock in the registry.
         try:
             _unlock(fd)
         finally:
-            # The lock file itself stays: removing it while another process
-            # waits on it would let two processes each hold "the" lock.
-            os.close(fd)
+            try:
+                # The lock file itself stays: removing it while another process
+                # waits on it would let two processes each hold "the" lock.
+                os.close(fd)
+            finally:
+                self._forget()
+
+    def _forget(self) -> None:
+        """Out of the registry of held locks; ``lost`` no longer asks."""
+        with _held_guard:
+            self._fd = None
+            self._ident = None
+            # No call between the look and the removal: nowhere for a Ctrl-C to land.
+            if self._key in _held and _held[self._key] is self:
+                del _held[self._key]
+
+
+def _after_fork_in_child() -> None:
+    """A forked child holds none of its parent's locks, and its registry says so.
+
+    The child inherits each lock's open file, and flock belongs to the open
+    file: held by the child too, until the child closed it, even after the
+    parent had died (a DataLoader worker, a pool process forked while a
+    download thread held a lock kept every later run waiting). The files are
+    closed, not unlocked: an unlock here would release the parent's lock
+    under the parent. The guard is new: the fork may have come while another
+    thread of the parent held it, and no thread of the child would release it.
+    """
+    global _held_guard
+    _held_guard = threading.Lock()
+    inherited = list(_held.values())
+    _held.clear()
+    for lock in inherited:
+        fd, lock._fd, lock._ident = lock._fd, None, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
