@@ -46,11 +46,17 @@ def _cmd(*args: str) -> list[str]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """The environment of a child: no mirror or folder of the developer's, no tqdm setting."""
+    """The environment of a child: no mirror or folder of the developer's, no tqdm setting.
+
+    Nor PYTHONUNBUFFERED: a user's standard error has a buffer, and a line it
+    refused (2>/dev/full) failed again at the interpreter's exit, exit 120;
+    unbuffered, as on a developer's machine that sets it, nothing showed it.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("TQDM_") and k not in ("KMNIST_MIRROR", "KMNIST_DATA")
+        if not k.startswith("TQDM_")
+        and k not in ("KMNIST_MIRROR", "KMNIST_DATA", "PYTHONUNBUFFERED")
     }
     env.update(extra)
     return env
@@ -96,7 +102,7 @@ def test_what_is_said_while_it_runs_never_fails_the_download(
         extra, mirrors = [], ["-m", mirror.url + "/nothere", *mirrors]
     argv = _fetch(mirror, tmp_path, *mirrors, *extra)
     with open("/dev/full", "w") as full:
-        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=full, timeout=DEADLINE)
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=full, timeout=DEADLINE, env=_env())
     assert r.returncode == 0, r.stdout
     _arrived(tmp_path, realdata)
 

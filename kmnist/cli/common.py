@@ -150,12 +150,25 @@ def orderly(
     go on (a function: asked when the signal comes, once the arguments say
     what the command does). argparse's own errors still exit 2 through SystemExit.
     """
-    from ..errors import Stopped, StoppedAtQuestion
-    from ..signals import disarm, let_through, orderly_stop, raise_owed
 
     def again(said: str) -> str:
         keeps = resumable() if callable(resumable) else resumable
         return said if keeps else ""
+
+    try:
+        return _orderly(prog, body, failed, again)
+    finally:
+        _settle_stderr()
+
+
+def _orderly(
+    prog: str,
+    body: Callable[[], int],
+    failed: Callable[[KmnistError | OSError], int],
+    again: Callable[[str], str],
+) -> int:
+    from ..errors import Stopped, StoppedAtQuestion
+    from ..signals import disarm, let_through, orderly_stop, raise_owed
 
     with orderly_stop(prog):
         try:
@@ -222,6 +235,30 @@ class GuardedOutput:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _settle_stderr() -> None:
+    """Flush standard error now; what it cannot take (2>/dev/full, a reader gone) is dropped.
+
+    A line that standard error refused stays in its buffer (when it is not
+    unbuffered: PYTHONUNBUFFERED unset, as for most users), and the
+    interpreter's own flush at exit failed on it again: exit 120, not the
+    command's status (`-v 2>/dev/full` after a download that succeeded).
+    """
+    import os
+
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.flush()
+    except (OSError, ValueError):
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _silence_stdout() -> None:
