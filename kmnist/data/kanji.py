@@ -150,9 +150,16 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _disk_error(exc: OSError) -> KmnistError:
-    """One line for what the disk refused: a file or folder this user may not read, or write."""
-    from ..storage.folders import explain
+    """One line for what the disk refused: a file or folder this user may not read, or write.
 
+    A full disk (or quota, or no inode left) is a DiskFull, as from a download,
+    so that ``except kmnist.DiskFull`` catches it wherever it happens.
+    """
+    from ..storage.folders import disk_full, explain
+
+    full = disk_full(str(exc.filename or "the data folder"), Path(exc.filename or "."), None, exc)
+    if full is not None:
+        return full
     path = exc.filename
     if path is not None and os.path.lexists(path):
         need = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import NotEnoughSpace, UnsafeArchive, VerificationError
+from ..errors import DiskFull, NotEnoughSpace, UnsafeArchive, VerificationError
 
 if TYPE_CHECKING:
     import tarfile
     from collections.abc import Callable, Iterable, Sequence
+
+_T = TypeVar("_T")
 
 
 # The published archive's members are kkanji2/U+XXXX/<id>.png: 3 parts, under
@@ -144,6 +146,8 @@ def safe_extract(
     import tempfile
 
     dest = Path(dest)
+    full: _Full | None = None
+    members: list[tarfile.TarInfo] = []
     try:
         with tarfile.open(archive, "r:*") as tf:
             members = tf.getmembers()
@@ -152,8 +156,9 @@ def safe_extract(
             problems = problems or _outside(dest, members)
             if problems:
                 raise UnsafeArchive(str(archive), problems)
-            dest.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=dest))
+            full = _Full(dest, top)
+            full.watch(dest.mkdir, parents=True, exist_ok=True)
+            staging = Path(full.watch(tempfile.mkdtemp, prefix=".unpacking-", dir=dest))
             try:
                 try:
                     if hasattr(tarfile, "data_filter"):  # 3.12; security releases of 3.8 to 3.11
@@ -161,12 +166,13 @@ def safe_extract(
                     else:  # the checks above are the equivalent: plain files and folders, inside
                         tf.extractall(staging, members=[_plain(m) for m in members])
                 except OSError as exc:
+                    full.seen(exc)
                     clash = _clash(archive, staging, exc)
                     if clash is None:
                         raise
                     raise clash from None
                 if record is not None:
-                    record(members)
+                    full.watch(record, members)
                 for entry in sorted(staging.iterdir()):
                     _move_into_place(entry, dest / entry.name)
             finally:
@@ -174,10 +180,85 @@ def safe_extract(
     except (tarfile.TarError, EOFError) as exc:
         raise unreadable(archive, exc) from None
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise NotEnoughSpace(f"{dest}: disk full while unpacking {archive}") from None
-        raise
+        error = full.error(archive, exc, members) if full is not None else None
+        if error is None:
+            raise
+        raise error from exc
     return len(members)
+
+
+class _Full:
+    """Whether an unpacking failed for a full disk, or for want of inodes, said once it is over.
+
+    Inodes are counted when the write fails: once the hidden staging folder
+    is removed they are free again, and the disk would read as merely full
+    (it said "disk full" of a file system with bytes to spare).
+    """
+
+    def __init__(self, dest: Path, top: str | None) -> None:
+        self.dest = dest
+        self.top = top
+        self.inodes = False
+
+    def seen(self, exc: OSError) -> None:
+        from ..storage.folders import out_of_inodes
+
+        if exc.errno == errno.ENOSPC and out_of_inodes(self.dest):
+            self.inodes = True
+
+    def watch(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            self.seen(exc)
+            raise
+
+    def error(
+        self, archive: str | Path, exc: OSError, members: Sequence[tarfile.TarInfo]
+    ) -> DiskFull | None:
+        """One DiskFull naming the folder and the archive; None for any other OSError."""
+        from ..storage.folders import free_bytes
+
+        if exc.errno not in _FULL:
+            return None
+        folder = self.dest / self.top if self.top else self.dest
+        free = free_bytes(self.dest)  # the staging folder is gone: its bytes are free again
+        if self.inodes:
+            why, remedy, more = (
+                "the file system has no free inodes (file entries)",
+                "delete some files",
+                None,
+            )
+        else:
+            size = sum(m.size for m in members if m.isreg())
+            why, remedy = _FULL[exc.errno], "free some space"
+            more = size - free if free is not None and size > free else None
+        return UnpackingDiskFull(str(folder), str(archive), more, free, why, remedy)
+
+
+_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
+
+
+class UnpackingDiskFull(DiskFull):
+    """DiskFull said of an unpacking: nothing of it is kept, so a rerun starts it over."""
+
+    def __init__(
+        self, path: str, archive: str, needed: int | None, free: int | None, why: str, remedy: str
+    ) -> None:
+        self.path = path
+        self.needed = needed
+        self.free = free
+        more = f"{_mib(needed)} more needed, " if needed else ""
+        left = f"{_mib(free)} free" if free is not None else "free space unknown"
+        NotEnoughSpace.__init__(
+            self,
+            f"{path}: {why} while unpacking {archive} into it ({more}{left}); nothing of it "
+            f"was kept: {remedy} or choose another folder with --dir, then run again",
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
 
 
 def unreadable(archive: str | Path, exc: BaseException) -> VerificationError:

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import errno
 import os
-import shutil
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from ..errors import (
 )
 from ..signals import raise_owed
 from ..storage import layout as storage
+from ..storage.folders import disk_full
 from ..storage.partfile import PartFile
 from ..urls import Origin, origin, redact
 from ..verify import Hasher, check_digests, check_structure, expectation
@@ -378,7 +378,7 @@ class Downloader:
             try:
                 build(file, target, source, catalogue=self.catalogue)
             except OSError as exc:
-                full = _disk_full(file.path, target, file.size, exc)
+                full = disk_full(file.path, target, file.size, exc)
                 if full is None:
                     raise
                 raise full from exc
@@ -459,7 +459,7 @@ class Downloader:
         except OSError as exc:
             # A full disk anywhere on the write path (the lock, the .part, its
             # record): one DiskFull naming the file, not a bare OSError.
-            full = _disk_full(step.file.path, step.target, _still_needed(step), exc)
+            full = disk_full(step.file.path, step.target, _still_needed(step), exc)
             if full is not None:
                 raise full from exc
             # Anything else is this file's: the others go on (it ended the
@@ -747,39 +747,9 @@ def _still_needed(step: Step) -> int | None:
 
 
 # What a full disk or a reached quota looks like on every write of the path.
-_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
-
-
 def _refused_by_folder(exc: OSError) -> bool:
     """A folder that may not be written (not a folder where a file goes: that is the file's)."""
     return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-def _disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> DiskFull | None:
-    """A full disk (or quota) while ``target`` was written, as one DiskFull; else None."""
-    if exc.errno not in _FULL:
-        return None
-    # The nearest folder that exists: the file's own may not be made yet.
-    folder = next((p for p in target.parents if p.is_dir()), target.parent)
-    try:
-        free: int | None = shutil.disk_usage(folder).free
-    except OSError:
-        free = None
-    if exc.errno == errno.ENOSPC and _out_of_inodes(folder):
-        # Bytes free, no file entry left: "0.0 MiB more needed, 17.1 MiB
-        # free" said the opposite of what is wrong.
-        why = "the file system has no free inodes (file entries)"
-        return DiskFull(name, None, free, why, remedy="delete some files")
-    return DiskFull(name, needed, free, _FULL[exc.errno])
-
-
-def _out_of_inodes(folder: Path) -> bool:
-    try:
-        st = os.statvfs(folder)
-    except (OSError, AttributeError):  # no statvfs on Windows
-        return False
-    # f_files 0: a file system that keeps no count (btrfs), never "out".
-    return st.f_files > 0 and st.f_favail == 0
 
 
 def _mirrors(specs: Sequence[MirrorSpec] | None) -> tuple[Mirror, ...]:

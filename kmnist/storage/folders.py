@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import FolderError
+from ..errors import DiskFull, FolderError
 
 _CHOOSE = "choose another folder with --dir (or $KMNIST_DATA)"
 
@@ -68,11 +69,63 @@ def explain(exc: OSError) -> str:
     if exc.errno == errno.EFBIG:
         return f"{exc.filename if exc.filename is not None else 'the file'} {_TOO_LARGE}"
     path = named(exc) or "the data folder"
+    if exc.errno == errno.ENOSPC and _out_of_inodes(path):
+        # Bytes free, no file entry left: "is on a full disk" sent the user
+        # to free space that was there.
+        return (
+            f"{path} is on a file system with no free inodes (file entries): delete some "
+            f"files there and run again, or {_CHOOSE}"
+        )
     cause = _CAUSES.get(exc.errno or 0)
     if cause is None:
         return f"{path}: {exc.strerror or exc}"
     what, todo = cause
     return f"{path} {what}: {todo}"
+
+
+_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
+
+
+def disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> DiskFull | None:
+    """A full disk (or quota, or no inode left) while ``target`` was written, as one DiskFull.
+
+    None for any other OSError. ``name`` is the file as the run names it;
+    ``needed``, the bytes it still needs, when known.
+    """
+    if exc.errno not in _FULL:
+        return None
+    # The nearest folder that exists: the file's own may not be made yet.
+    folder = next((p for p in target.parents if p.is_dir()), target.parent)
+    free = free_bytes(folder)
+    if exc.errno == errno.ENOSPC and out_of_inodes(folder):
+        # Bytes free, no file entry left: "0.0 MiB more needed, 17.1 MiB
+        # free" said the opposite of what is wrong.
+        why = "the file system has no free inodes (file entries)"
+        return DiskFull(name, None, free, why, remedy="delete some files")
+    return DiskFull(name, needed, free, _FULL[exc.errno])
+
+
+def _out_of_inodes(path: str) -> bool:
+    return out_of_inodes(_existing(Path(path)))
+
+
+def out_of_inodes(folder: Path) -> bool:
+    """True when the file system of ``folder`` has bytes but no file entry left to give."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    # f_files 0: a file system that keeps no count (btrfs), never "out".
+    return st.f_files > 0 and st.f_favail == 0
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free on the file system of ``folder`` (or its nearest existing parent)."""
+    near = next((p for p in (folder, *folder.parents) if p.is_dir()), folder)
+    try:
+        return shutil.disk_usage(near).free
+    except OSError:
+        return None
 
 
 def _existing(folder: Path) -> Path:

@@ -219,8 +219,18 @@ class PartFile:
         """
         with self._cond:
             due = self._ranged and self._unsaved and time.monotonic() >= self._next_save
-        if due:
+        if not due:
+            return
+        try:
             self._save(periodic=True)
+        except OSError:
+            # A full disk (or no inode left for the temporary): the record
+            # stays as it was, lagging, never lying, and is tried again on the
+            # next tick. Raised here, in the hashing thread, it was a
+            # traceback on stderr and a thread that hashed no more; the save
+            # at a piece's end (or the job's) raises it in the job instead.
+            with self._cond:
+                self._unsaved = True
 
     def _save(self, *, periodic: bool) -> None:
         if self.size is None:
