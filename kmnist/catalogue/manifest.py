@@ -575,6 +575,15 @@ def _parse_mirror(spec: str, source: str) -> Mirror:
         raise UsageError(
             f"{source}: unsupported mirror {spec!r}: use http://, https://, file:// or a folder"
         )
+    elif spec[:5].lower() == "file:" and not os.path.lexists(spec):
+        # RFC 8089's short form "file:/srv/kmnist" (no host) was looked for as
+        # a folder named "file:" here, and "mirror could not be reached".
+        if not spec[5:].startswith("/"):
+            raise UsageError(
+                f"{source} {given!r}: a file: URL names a folder from / (file:///srv/kmnist);"
+                " for a folder from here, give its path"
+            )
+        scheme, spec = "file", _file_url_path(spec[5:], source, given)
     elif spec.lower().startswith(("http:", "https:")):
         # "http:/host" or "http:host" was looked for as a folder of that name.
         raise UsageError(f"{source} {given!r}: the // after the scheme is missing")
@@ -599,7 +608,15 @@ def _parse_mirror(spec: str, source: str) -> Mirror:
 
 
 def _file_url_path(rest: str, source: str, given: str) -> str:
-    """The folder a ``file://`` URL names (RFC 8089): host empty or localhost, %XX decoded."""
+    """The folder a ``file://`` URL names (RFC 8089): host empty or localhost, %XX decoded.
+
+    A ``%7B`` or ``%7D`` is a brace of the folder's name, never a template's
+    field (it was ``{`` in a template: a ValueError traceback); a byte that is
+    not UTF-8 (``%FF``) is that byte of the name, as the filesystem has it
+    (it was U+FFFD, a folder of another name). ``?`` and ``#`` end a URL's
+    path: a folder so named is written ``%3F``, ``%23``.
+    """
+    import re
     from urllib.parse import unquote
 
     host, slash, path = rest.partition("/")
@@ -609,7 +626,15 @@ def _file_url_path(rest: str, source: str, given: str) -> str:
         )
     if not slash:
         raise UsageError(f"{source} {given!r}: names no folder")
-    return unquote("/" + path)
+    cut = re.search(r"[?#]", path)
+    if cut is not None:
+        raise UsageError(
+            f"{source} {given!r}: a file:// URL has no query or fragment ({cut.group(0)!r}"
+            " ends its path); a folder named with it is written %3F or %23"
+        )
+    # Braces given as %XX are doubled, as a template writes a literal brace.
+    path = re.sub(r"%7[Bb]", "%7B%7B", re.sub(r"%7[Dd]", "%7D%7D", path))
+    return unquote("/" + path, errors="surrogateescape")
 
 
 def check_mirrors(mirrors: object) -> tuple[str | Mirror, ...] | None:

@@ -164,6 +164,16 @@ def _probe(
             # A folder's or a pipe's st_size is no file's size: it was "wrong size,
             # announces 4096 bytes", and a download would not find a file there.
             return _row(m, f, Verdict.MISSING, None, None, _since(began), "not a regular file")
+        from .transfer import Refused, Transient, _open_local
+
+        # Opened as a download opens it: a file this user may not read was "ok"
+        # here, then refused by the download.
+        try:
+            _open_local(url, 0).close()
+        except Refused as exc:
+            return _row(m, f, Verdict.MISSING, None, None, _since(began), str(exc))
+        except Transient as exc:
+            return _row(m, f, Verdict.FAILING, None, None, _since(began), str(exc))
         return _verdict(m, f, None, st.st_size, time.monotonic() - began, "")
     import requests
 

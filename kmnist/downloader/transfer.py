@@ -1108,19 +1108,81 @@ def _origin_proxies(scheme: str, netloc: str) -> dict[str, str]:
     return proxies
 
 
+# What a folder mirror's path names, when it is no file (st_mode's type bits).
+_NOT_A_FILE = {
+    0o040000: "is a folder, not a file",
+    0o010000: "is a named pipe (FIFO), not a file: nothing is read from it",
+    0o140000: "is a socket, not a file",
+    0o020000: "is a character device, not a file: nothing is read from it",
+    0o060000: "is a block device, not a file: nothing is read from it",
+}
+
+# An error opening a folder mirror's file that no retry cures, in words.
+_LOCAL_REFUSALS = {
+    errno.EACCES: "this user may not read it (permission denied)",
+    errno.EPERM: "this user may not read it (operation not permitted)",
+    errno.ELOOP: "is a loop of symbolic links",
+    errno.ENOTDIR: "a part of its path is a file, not a folder",
+    errno.ENAMETOOLONG: "its name is too long for this system",
+    errno.ENXIO: "is a socket or a device that is not there, not a file",
+}
+
+
 def _open_local(path: str, offset: int) -> Body:
+    """A folder mirror's file, from ``offset`` to the size it had when opened.
+
+    Opened without blocking (a named pipe's open waited for a writer, for
+    good, Ctrl-C and SIGTERM included) and refused unless it is a regular
+    file: a pipe, a device (a link to /dev/zero), a socket or a folder are
+    said in words. Reads stop at the size it had at open, so a file that
+    grows meanwhile gives no more than that; one that shrinks ends short, a
+    cut the caller retries.
+    """
+    import fcntl
+    import stat
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by Body.close
+        fd = os.open(path, flags)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise Refused(f"is a link to {os.readlink(path)!r}, which is not there") from None
         raise Refused("no such file") from None
     except IsADirectoryError:
-        raise Refused("is a folder") from None
+        raise Refused(_NOT_A_FILE[0o040000]) from None
     except OSError as exc:
-        raise Transient(str(exc)) from exc
-    size = os.fstat(fh.fileno()).st_size
+        words = _LOCAL_REFUSALS.get(exc.errno or 0)
+        if words is not None:
+            raise Refused(words) from None
+        raise Transient(f"cannot read it: {exc.strerror or exc}") from exc
+    try:
+        st = os.fstat(fd)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind != stat.S_IFREG:
+            raise Refused(_NOT_A_FILE.get(kind, "is not a regular file"))
+        # Back to blocking reads: a regular file never waits, but no reader
+        # below expects EAGAIN.
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    size = st.st_size
     start = offset if offset <= size else 0
     fh.seek(start)
-    return Body(start, size - start, size, fh.read, fh.close, _readinto=fh.readinto)
+    left = [size - start]
+
+    def read(n: int) -> bytes:
+        data = fh.read(max(0, min(n, left[0])))
+        left[0] -= len(data)
+        return data
+
+    def readinto(buf: memoryview) -> int:
+        n = fh.readinto(buf[: max(0, min(len(buf), left[0]))])
+        left[0] -= n
+        return n
+
+    return Body(start, size - start, size, read, fh.close, _readinto=readinto)
 
 
 def status_text(status: int) -> str:
