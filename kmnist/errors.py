@@ -156,15 +156,22 @@ class DiskFull(NotEnoughSpace):
         *,
         remedy: str = "free some space",
     ) -> None:
+        self._set(path, needed, free)
+        super().__init__(
+            f"{path}: {why} while writing it ({self.figures()}); {remedy} or choose "
+            "another folder with --dir, then run again to resume"
+        )
+
+    def _set(self, path: str, needed: int | None, free: int | None) -> None:
         self.path = path
         self.needed = needed
         self.free = free
-        more = f"{_mib(needed)} more needed, " if needed else ""
-        left = f"{_mib(free)} free" if free is not None else "free space unknown"
-        super().__init__(
-            f"{path}: {why} while writing it ({more}{left}); {remedy} or choose "
-            "another folder with --dir, then run again to resume"
-        )
+
+    def figures(self) -> str:
+        """``1.2 MiB more needed, 3.4 MiB free``: what the message says of the space."""
+        more = f"{_mib(self.needed)} more needed, " if self.needed else ""
+        left = f"{_mib(self.free)} free" if self.free is not None else "free space unknown"
+        return more + left
 
 
 def _mib(n: int) -> str:

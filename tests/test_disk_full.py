@@ -21,7 +21,6 @@ import random
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from kmnist.errors import DiskFull, KmnistError
 from kmnist.storage.partfile import PartFile
 
 from .server import FaultyServer, Request
+from .test_safety import tmpfs
 
 DATA = random.Random(7).randbytes(3 << 20)
 PATH = "kmnist/blob.bin"
@@ -44,27 +44,6 @@ PIECE = 256 << 10
 # A failure in a thread of the download (the one that hashes the .part and
 # writes its range record on the clock) is a traceback on stderr: a failure here.
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, options: str) -> Iterator[Path]:
-    """A tmpfs mounted at ``where`` (as tests/test_safety.py's); skip where none can be."""
-    where.mkdir(parents=True, exist_ok=True)
-    try:
-        r = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
 
 
 def fill(disk: Path, *, inodes: bool) -> None:

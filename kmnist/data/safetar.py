@@ -217,9 +217,9 @@ class _Full:
         self, archive: str | Path, exc: OSError, members: Sequence[tarfile.TarInfo]
     ) -> DiskFull | None:
         """One DiskFull naming the folder and the archive; None for any other OSError."""
-        from ..storage.folders import free_bytes
+        from ..storage.folders import FULL_CAUSES, free_bytes
 
-        if exc.errno not in _FULL:
+        if exc.errno not in FULL_CAUSES:
             return None
         folder = self.dest / self.top if self.top else self.dest
         free = free_bytes(self.dest)  # the staging folder is gone: its bytes are free again
@@ -231,12 +231,9 @@ class _Full:
             )
         else:
             size = sum(m.size for m in members if m.isreg())
-            why, remedy = _FULL[exc.errno], "free some space"
+            why, remedy = FULL_CAUSES[exc.errno], "free some space"
             more = size - free if free is not None and size > free else None
         return UnpackingDiskFull(str(folder), str(archive), more, free, why, remedy)
-
-
-_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
 
 
 class UnpackingDiskFull(DiskFull):
@@ -245,20 +242,12 @@ class UnpackingDiskFull(DiskFull):
     def __init__(
         self, path: str, archive: str, needed: int | None, free: int | None, why: str, remedy: str
     ) -> None:
-        self.path = path
-        self.needed = needed
-        self.free = free
-        more = f"{_mib(needed)} more needed, " if needed else ""
-        left = f"{_mib(free)} free" if free is not None else "free space unknown"
+        self._set(path, needed, free)
         NotEnoughSpace.__init__(
             self,
-            f"{path}: {why} while unpacking {archive} into it ({more}{left}); nothing of it "
-            f"was kept: {remedy} or choose another folder with --dir, then run again",
+            f"{path}: {why} while unpacking {archive} into it ({self.figures()}); nothing of "
+            f"it was kept: {remedy} or choose another folder with --dir, then run again",
         )
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
 
 
 def unreadable(archive: str | Path, exc: BaseException) -> VerificationError:

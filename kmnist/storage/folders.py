@@ -83,7 +83,8 @@ def explain(exc: OSError) -> str:
     return f"{path} {what}: {todo}"
 
 
-_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
+# What a full disk or quota is called, by errno (a download, an unpacking).
+FULL_CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is reached"}
 
 
 def disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> DiskFull | None:
@@ -92,7 +93,7 @@ def disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> Disk
     None for any other OSError. ``name`` is the file as the run names it;
     ``needed``, the bytes it still needs, when known.
     """
-    if exc.errno not in _FULL:
+    if exc.errno not in FULL_CAUSES:
         return None
     # The nearest folder that exists: the file's own may not be made yet.
     folder = next((p for p in target.parents if p.is_dir()), target.parent)
@@ -102,7 +103,7 @@ def disk_full(name: str, target: Path, needed: int | None, exc: OSError) -> Disk
         # free" said the opposite of what is wrong.
         why = "the file system has no free inodes (file entries)"
         return DiskFull(name, None, free, why, remedy="delete some files")
-    return DiskFull(name, needed, free, _FULL[exc.errno])
+    return DiskFull(name, needed, free, FULL_CAUSES[exc.errno])
 
 
 def _out_of_inodes(path: str) -> bool:
