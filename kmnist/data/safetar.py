@@ -145,6 +145,7 @@ def safe_extract(
     import tarfile
     import tempfile
 
+    broken: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, *_stream_errors())
     dest = Path(dest)
     full: _Full | None = None
     members: list[tarfile.TarInfo] = []
@@ -171,15 +172,18 @@ def safe_extract(
                     if clash is None:
                         raise
                     raise clash from None
+                _read_to_the_end(tf)
                 if record is not None:
                     full.watch(record, members)
                 for entry in sorted(staging.iterdir()):
                     _move_into_place(entry, dest / entry.name)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    except (tarfile.TarError, EOFError) as exc:
+    except broken as exc:
         raise unreadable(archive, exc) from None
     except OSError as exc:
+        if exc.errno is None:  # a decompressor's (bz2's "Invalid data stream"), not the disk's
+            raise unreadable(archive, exc) from None
         error = full.error(archive, exc, members) if full is not None else None
         if error is None:
             raise
@@ -248,6 +252,45 @@ class UnpackingDiskFull(DiskFull):
             f"{path}: {why} while unpacking {archive} into it ({self.figures()}); nothing of "
             f"it was kept: {remedy} or choose another folder with --dir, then run again",
         )
+
+
+def _stream_errors() -> tuple[type[Exception], ...]:
+    """What the decompressors raise of a broken stream, past tarfile's wrapping.
+
+    tarfile turns a stream it cannot start into a ReadError, but a stream
+    broken after its first members reaches the caller as the decompressor's
+    own error (``zlib.error``, ``_lzma.LZMAError``); gzip's and bz2's are
+    OSErrors without an errno, told apart from the disk's by that. Imported
+    here, not at the top: only an unpacking needs them, and a Python built
+    without lzma has none to raise.
+    """
+    import zlib
+
+    errors: list[type[Exception]] = [zlib.error]
+    try:
+        import lzma
+    except ImportError:  # pragma: no cover - a Python without _lzma
+        pass
+    else:
+        errors.append(lzma.LZMAError)
+    return tuple(errors)
+
+
+def _read_to_the_end(tf: tarfile.TarFile) -> None:
+    """Read a compressed archive's stream to its end, where its last check is.
+
+    tarfile stops at the archive's end-of-archive blocks, before gzip's
+    trailer: a deflate stream with flipped bits decodes to other bytes
+    without an error, and only the CRC-32 at the end says so (``tar xzf``
+    reads on and says "crc error"; this unpacked the wrong bytes as if they
+    were the archive's). xz and bz2 check each block, the last one at its
+    end. In 1 MiB reads, so a long tail costs time, never memory.
+    """
+    stream = tf.fileobj
+    if stream is None or type(stream).__module__ not in ("gzip", "bz2", "lzma"):
+        return  # a plain tar: nothing past its end vouches for what came before
+    while stream.read(1 << 20):
+        pass
 
 
 def unreadable(archive: str | Path, exc: BaseException) -> VerificationError:
