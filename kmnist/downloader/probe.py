@@ -177,6 +177,7 @@ def _probe(
         return _verdict(m, f, None, st.st_size, time.monotonic() - began, "")
     import requests
 
+    from .proxy import proxy_for, proxy_refused
     from .transfer import (
         REDIRECT_LOOP,
         Transient,
@@ -260,6 +261,11 @@ def _probe(
         row = _row(m, f, Verdict.WRONG_SIZE, status, announced, seconds, "an HTML page")
     elif status in (200, 206):
         row = _verdict(m, f, status, announced, seconds, odd)
+    elif status == 407 and (proxy := proxy_for(url, env_proxies(url))):
+        # Only a proxy sends a 407 (RFC 9110 15.5.8): the mirror is behind it,
+        # unasked. It was "missing: HTTP 407 for <url>", as if the mirror had said it.
+        where = str(origin(url) or "?")
+        row = _row(m, f, Verdict.DOWN, status, None, seconds, proxy_refused(407, url, proxy, where))
     else:
         from .transfer import TRANSIENT_STATUS
 

@@ -26,6 +26,14 @@ from ..urls import origin, redact, usable_host
 from . import headers as hdr
 from .deadlines import DEADLINES
 from .defaults import TIMEOUT
+from .proxy import PROXY_FAILED as PROXY_FAILED  # where cli.failures looks for them
+from .proxy import (
+    TunnelDeadline,
+    bad_credentials,
+    proxy_failure,
+    proxy_for,
+    proxy_refused,
+)
 from .tls import handshake_timed_out, peer_certificate, tls_words
 
 if TYPE_CHECKING:
@@ -372,7 +380,6 @@ def check_network_environment() -> None:
 
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
-PROXY_FAILED = "failed on the way to"  # the words that tell a proxy's failure (cli.failures)
 # The schemes requests (with PySocks for socks*) takes for a proxy: any other
 # ("ftp://") was "Proxy URL had unsupported scheme" once per file, exit 1.
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
@@ -434,7 +441,7 @@ def _proxy_problem(value: str) -> str | None:
         return " (port 0 is no port: requests went to port 80 instead)"
     if not usable_host(host):
         return f" (the host {host[:60]!a}{'...' if len(host) > 60 else ''} is not a host name)"
-    return None
+    return bad_credentials(value)
 
 
 class Waiting:
@@ -726,10 +733,10 @@ def _pool_classes() -> dict[str, type]:
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    class Conn(_Stoppable, _HeaderDeadline, HTTPConnection):
+    class Conn(_Stoppable, TunnelDeadline, _HeaderDeadline, HTTPConnection):
         response_class = _final_response()
 
-    class TlsConn(_PeerOnFailure, _Stoppable, _HeaderDeadline, HTTPSConnection):
+    class TlsConn(_PeerOnFailure, _Stoppable, TunnelDeadline, _HeaderDeadline, HTTPSConnection):
         response_class = _final_response()
 
     class Pool(HTTPConnectionPool):
@@ -937,6 +944,10 @@ class _Exchange:
                 status_text(status),
                 retry_after=hdr.parse_retry_after(headers.get("Retry-After")),
             )
+        if status == 407 and (proxy := proxy_for(self.url, env_proxies(self.url))):
+            # Only a proxy sends a 407 (RFC 9110 15.5.8): not the mirror's answer.
+            self.close()
+            raise Transient(proxy_refused(status, self.url, proxy, self.where), unreachable=True)
         if status not in (200, 206):
             self.close()
             raise Refused(status_text(status))
@@ -1290,6 +1301,10 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
         return Transient(f"{failure} (where {origin(url) or '?'} sent us)")
     address = origin(url)
     host, where = (address.host, str(address)) if address else ("?", "?")
+    proxy = proxy_for(url, env_proxies(url))
+    said = proxy_failure(exc, url, proxy, where, timeout[0]) if proxy else None
+    if said is not None:  # the proxy's failure (or its word on the mirror), not the mirror's
+        return Transient(said, unreachable=True)
     cause = getattr(exc.args[0], "reason", None) if exc.args else None
     no_name = getattr(u3, "NameResolutionError", None)  # urllib3 2.x only
     # Most specific first: a name that does not resolve is a NewConnectionError,
@@ -1338,6 +1353,12 @@ def timeout_words(exc: BaseException, url: str, timeout: tuple[float, float]) ->
     """
     tried = redirected_to(exc, url) if isinstance(exc, Exception) else None
     where = str(origin(tried or url) or "?")
+    proxy = proxy_for(tried or url, env_proxies(tried or url))
+    said = proxy_failure(exc, tried or url, proxy, where, timeout[0]) if proxy else None
+    if said is not None:  # a proxy silent on CONNECT: it was "no response from <mirror>"
+        return Transient(
+            said + (f" (where {origin(url) or '?'} sent us)" if tried else ""), unreachable=True
+        )
     if handshake_timed_out(exc):
         text = f"no answer to the TLS handshake from {where} within {timeout[0]:g} s"
     else:
