@@ -274,9 +274,23 @@ def one_line(text: str) -> str:
     """
     if text.isprintable():
         return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
+    return "".join(c if c.isprintable() else escaped(c) for c in text)
+
+
+def escaped(c: str) -> str:
+    """One character a terminal cannot show, as the escape a shell's ``$'...'`` reads back.
+
+    A byte that is not UTF-8 in a file name (os.fsdecode keeps it as a lone
+    surrogate) is ``\\xff``, the byte itself: it was ``\\udcff``, which names
+    no file. Other characters above ASCII are ``\\u0085``, never ``\\x85``,
+    which would be that byte.
+    """
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x80:
+        return c.encode("unicode_escape").decode("ascii")  # \n, \t, \x1b
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def exit_status(exc: BaseException) -> ExitStatus:

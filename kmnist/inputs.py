@@ -26,11 +26,67 @@ MAX_NAME = 255
 MAX_PATH = 4096
 
 TEMPLATE_FIELDS = ("path", "name")
+# A URL's scheme and a slash (RFC 3986; pathlib makes "http://h" "http:/h"):
+# a folder name does not end in a colon, and "C:/data" has one letter.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 def shown(value: object) -> str:
     """A value as it can be printed on any terminal (repr escapes NUL and undecodable bytes)."""
     return repr(os.fspath(value) if isinstance(value, os.PathLike) else value)
+
+
+def shell_word(text: str) -> str:
+    """``text`` quoted so that a POSIX shell gives it back, byte for byte.
+
+    A name with bytes that are not UTF-8 (os.fsencode gives them back) or with
+    a control character is written as $'...' with \\xNN escapes (bash, zsh,
+    ksh and POSIX 2024): inside '...' the shell reads the escapes as backslashes.
+    """
+    import shlex
+    import sys
+
+    # Where the command will be printed: under LANG=C or PYTHONIOENCODING=ascii
+    # the stream escapes "é", and inside '...' the escape named another folder.
+    shows = getattr(sys.stderr, "encoding", None) or "utf-8"
+    try:
+        text.encode("utf-8")
+        text.encode(shows)
+        plain = text.isprintable()
+    except (UnicodeEncodeError, LookupError):
+        plain = False
+    if plain:
+        return shlex.quote(text)
+    raw = os.fsencode(text)
+    return (
+        "$'"
+        + "".join(chr(b) if 0x20 <= b < 0x7F and b not in b"'\\" else f"\\x{b:02x}" for b in raw)
+        + "'"
+    )
+
+
+def download_command(*words: str, root: str | os.PathLike[str]) -> str:
+    """``kmnist-download <words> --dir <root>`` as a shell runs it, for a message to print.
+
+    Unquoted, a data folder ``~/my data`` was two words, and ``~`` went to
+    the home folder: the command fetched elsewhere than the call looked.
+    """
+    folder = os.fspath(root)
+    # argparse takes a value that starts with a dash for an option: --dir=-x.
+    tail = [f"--dir={folder}"] if folder.startswith("-") else ["--dir", folder]
+    return " ".join(map(shell_word, ["kmnist-download", *words, *tail]))
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` starts as a URL does (a scheme, a colon, a slash): never a path."""
+    return _URL.match(text) is not None
+
+
+def not_a_path(url: str, kind: str = "folder") -> str:
+    """What a URL given for a path is told, its ``user:password@`` hidden."""
+    hidden = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]+:/+)[^/@]*@", r"\1***@", url)
+    want = "the data folder is a folder" if kind == "folder" else f"name a {kind}"
+    return f"{shown(hidden)} is a URL: {want} on this machine"
 
 
 def check_folder(
@@ -56,6 +112,15 @@ def check_folder(
         raise UsageError(f"{source} is empty: name a {kind}")
     if "\0" in text:
         raise UsageError(f"{label}: a {kind} name cannot contain a NUL byte")
+    if is_url(text):
+        # "--dir http://host/kmnist" made a folder "http:" with the host's
+        # name in it (the questions already refused a URL for the folder).
+        said = f"{source} {not_a_path(text if given is None else given, kind)}"
+        if source.startswith("$"):
+            from .catalogue.names import MIRROR_ENV
+
+            said += f" (a mirror to download from goes in ${MIRROR_ENV})"
+        raise UsageError(said)
     try:
         encoded = os.fsencode(text)
     except UnicodeError:

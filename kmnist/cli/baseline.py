@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .._version import __version__
 from ..catalogue.names import DATASET_ALIASES
 from ..errors import ExitStatus, KmnistError, NotDownloaded, UsageError, VerificationError
+from ..inputs import shell_word
 from ..storage.root import DATA_ENV, data_root
 from .common import (
     GuardedOutput,
@@ -77,14 +78,14 @@ def seed_type(text: str) -> int:
     """argparse type: a seed, 0 to 2**63 - 1 (what torch.manual_seed takes)."""
     value = int(text)
     if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError("must be between 0 and 2**63 - 1")
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1, not {text!r}")
     return value
 
 
 def device_type(text: str) -> str:
     """argparse type: cpu, cuda or cuda:N (whether CUDA is there is known only once torch is)."""
     if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError("choose cpu, cuda or cuda:N")
+        raise argparse.ArgumentTypeError(f"choose cpu, cuda or cuda:N, not {text!r}")
     return text
 
 
@@ -229,31 +230,6 @@ def data_folder(given: Path | None) -> Path:
         source = "the data folder"
     check_folder_exists(folder, source)
     return folder
-
-
-def shell_word(text: str) -> str:
-    """``text`` quoted so that a POSIX shell gives it back, byte for byte.
-
-    A name with bytes that are not UTF-8 (os.fsencode gives them back) or with
-    a control character was printed escaped inside '...', which the shell
-    reads as backslashes: the printed command named another folder. Such a
-    name is written as $'...' with \\xNN escapes (bash, zsh, ksh and POSIX 2024).
-    """
-    import shlex
-
-    try:
-        text.encode("utf-8")
-        plain = text.isprintable()
-    except UnicodeEncodeError:
-        plain = False
-    if plain:
-        return shlex.quote(text)
-    raw = os.fsencode(text)
-    return (
-        "$'"
-        + "".join(chr(b) if 0x20 <= b < 0x7F and b not in b"'\\" else f"\\x{b:02x}" for b in raw)
-        + "'"
-    )
 
 
 def missing_message(exc: NotDownloaded, args: argparse.Namespace) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 import sys
 
 from ..errors import DownloadsFailed, ExitStatus, KmnistError, exit_status, one_line
@@ -27,6 +26,11 @@ if TYPE_CHECKING:
 # A read that stalls longer than a day is not a network being slow; past
 # about 2**31 seconds the sockets underneath cannot even hold the value.
 MAX_TIMEOUT = 86400.0
+# Below a second, one lost packet is a dead mirror: TCP waits 1 s before it
+# sends a lost SYN again (RFC 6298), and 1 s is aria2c's floor too. 1e-300
+# was taken, every mirror "gave no response within 1e-300 s", and the hint
+# sent the user to --check-mirrors and other mirrors.
+MIN_TIMEOUT = 1.0
 # What a command reports in one line; anything else is a bug, and keeps its traceback.
 if TYPE_CHECKING:
     Failure = Union[KeyboardInterrupt, KmnistError, OSError]
@@ -39,6 +43,10 @@ def path(text: str) -> Path:
     if not text:
         # Path("") is ".": --dir '' downloaded into the current folder.
         raise argparse.ArgumentTypeError("is empty: name a file or folder")
+    from ..inputs import is_url, not_a_path
+
+    if is_url(text):  # said here, before Path makes "http://h" a folder "http:/h"
+        raise argparse.ArgumentTypeError(not_a_path(text, "file or folder"))
     return Path(text)
 
 
@@ -53,7 +61,8 @@ def positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
     value = int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        # The value named, as argparse names a bad choice: int() takes " 4 ", "-0", "１".
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
     return value
 
 
@@ -71,15 +80,15 @@ def at_most(limit: int) -> Callable[[str], int]:
 
 
 def timeout(text: str) -> float:
-    """argparse type for --timeout: seconds, a finite number above 0 (at most a day)."""
+    """argparse type for --timeout: seconds, from 1 to 86400 (a day)."""
     try:
         value = float(text)
     except ValueError:
         raise ValueError(text) from None  # argparse: "invalid timeout value: 'x'"
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
-    if value > MAX_TIMEOUT:
-        raise argparse.ArgumentTypeError(f"at most {MAX_TIMEOUT:.0f} seconds (a day), not {text!r}")
+    if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"must be {MIN_TIMEOUT:.0f} to {MAX_TIMEOUT:.0f} seconds (a day), not {text!r}"
+        )
     return value
 
 
@@ -155,6 +164,8 @@ def orderly(
         keeps = resumable() if callable(resumable) else resumable
         return said if keeps else ""
 
+    for stream in (sys.stdout, sys.stderr):
+        _as_bytes_where_unencodable(stream)
     try:
         return _orderly(prog, body, failed, again)
     finally:
@@ -196,6 +207,109 @@ def _orderly(
             if isinstance(exc, OutputFailed):
                 return stdout_failed(prog, exc)
             return failed(exc)
+        except (MemoryError, RuntimeError, ImportError) as exc:
+            # The machine's limits, not a bug: said in words, with the run
+            # already stopped in order (the downloader stops its workers and
+            # keeps the .part files on any exception, as for Ctrl-C).
+            line = out_of_resources(exc)
+            if line is None:
+                raise  # a real bug keeps its traceback
+            kept = again("; the .part files are kept: run the same command again to resume")
+            say(f"{prog}: error: {one_line(line)}{kept}")
+            return ExitStatus.FAILURE
+
+
+# What Python says when pthread_create fails (EAGAIN: RLIMIT_NPROC, a
+# container's pids.max, the kernel's threads-max), 3.8 to 3.13.
+_NO_THREAD = "can't start new thread"
+# What the dynamic loader says when a library cannot be mapped for want of
+# address space (ulimit -v): numpy's import fails so, before any array exists.
+_NO_MAP = ("failed to map segment", "cannot allocate memory")
+
+
+def out_of_resources(exc: BaseException) -> str | None:
+    """One line for a limit of the machine that ended a run, or None when ``exc`` is a bug.
+
+    A MemoryError from NumPy (``ulimit -v``, a cgroup's memory), a thread
+    that could not start, a library that could not be mapped: each was a
+    traceback, from every command.
+    """
+    if isinstance(exc, MemoryError):
+        what = str(exc).strip()
+        return f"out of memory{': ' + what if what else ''}{_memory_limit()}"
+    if isinstance(exc, RuntimeError) and str(exc).startswith(_NO_THREAD):
+        return (
+            "cannot start another thread: this user has reached its limit of processes and "
+            "threads (ulimit -u, or a container's pids limit): stop other programs or raise "
+            "the limit"
+        )
+    if isinstance(exc, ImportError):
+        chain: list[BaseException] = []
+        cause: BaseException | None = exc
+        while cause is not None and len(chain) < 8:  # numpy's ImportError wraps the loader's
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        for inner in reversed(chain):  # the loader's own words, not numpy's page of advice
+            if any(w in str(inner).lower() for w in _NO_MAP):
+                # "libstdc++.so.6: failed to map segment from shared object"
+                name = str(inner).split(":")[0].strip() or "a library"
+                return f"out of memory: {name} could not be loaded{_memory_limit()}"
+    return None
+
+
+def _memory_limit() -> str:
+    """``; this process may use at most 195.3 MiB (ulimit -v): raise it...``, or what to do."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        unlimited = soft == resource.RLIM_INFINITY
+    except (ImportError, OSError, ValueError, AttributeError):  # Windows has no resource
+        unlimited = True
+    if unlimited:
+        return "; close other programs and run again"
+    from ..units import size
+
+    return f"; this process may use at most {size(soft)} (ulimit -v): raise it and run again"
+
+
+# The codec error handler of the commands' streams (see _as_bytes_where_unencodable).
+AS_BYTES = "kmnist.as-bytes"
+
+
+def _bytes_escaped(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    chunk = exc.object[exc.start : exc.end]
+    try:
+        raw = chunk.encode("utf-8", "surrogateescape")  # a name's bytes, as on disk
+    except UnicodeEncodeError:  # a surrogate no byte decodes to: only made by hand
+        raw = chunk.encode("utf-8", "surrogatepass")
+    return "".join(f"\\x{b:02x}" for b in raw), exc.end
+
+
+def _as_bytes_where_unencodable(stream: object) -> None:
+    """Make ``stream`` print what its encoding lacks as the bytes of a file name: ``\\xc3\\xa9``.
+
+    Under LANG=C or PYTHONIOENCODING=ascii Python's backslashreplace printed
+    ``/data/é`` as ``/data/\\xe9``, and a byte that is not UTF-8 as
+    ``\\udcff``: folders of other names, where ``$'...'`` gives these bytes back.
+    A stream that can say everything (UTF-8) is left as it is.
+    """
+    import codecs
+
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is None or getattr(stream, "errors", None) not in ("strict", "backslashreplace"):
+        return
+    try:
+        codecs.lookup_error(AS_BYTES)
+    except LookupError:
+        codecs.register_error(AS_BYTES, _bytes_escaped)
+    import contextlib
+
+    # Closed, or a pending write that fails now: left as it is.
+    with contextlib.suppress(OSError, ValueError):
+        reconfigure(errors=AS_BYTES)
 
 
 def stdout_failed(prog: str, exc: OSError) -> ExitStatus:

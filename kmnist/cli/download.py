@@ -24,7 +24,17 @@ from ..errors import (
 )
 from ..storage.root import data_root
 from . import session
-from .common import GuardedOutput, add_dir, at_most, orderly, path, say, timeout
+from .common import (
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    GuardedOutput,
+    add_dir,
+    at_most,
+    orderly,
+    path,
+    say,
+    timeout,
+)
 from .session import PROG, TIMEOUT
 from .suggest import OneLineParser, choice
 
@@ -198,7 +208,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--timeout",
         type=timeout,
         default=TIMEOUT,
-        help="seconds a read may stall before the try is retried: a number above 0 (default: 30)",
+        help=(
+            "seconds a read may stall before the try is retried: "
+            f"{MIN_TIMEOUT:.0f} to {MAX_TIMEOUT:.0f} (a day; default: {TIMEOUT:.0f})"
+        ),
     )
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p

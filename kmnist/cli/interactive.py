@@ -533,18 +533,32 @@ def load_hint(entries: Sequence[Entry], root: Path, *, extracted: bool = False) 
 def no_terminal_message(prog: str) -> str:
     again = launcher(prog)
     (command,) = Request.default().commands(again)
+    why = terminal_problem() or "no terminal to ask on"
     return (
-        "no terminal to ask on (stdin or stdout is not a terminal); pass the choices "
-        f"as flags instead, for example: {command}  (every flag: {again} --help)"
+        f"{why}; pass the choices as flags instead, for example: {command}  "
+        f"(every flag: {again} --help)"
     )
 
 
-def on_terminal() -> bool:
-    """True when a person can answer: stdin and stdout are both terminals."""
+def terminal_problem() -> str | None:
+    """Why the questions cannot be put here, in words; None when a person can answer."""
     try:
-        return all(s is not None and s.isatty() for s in (sys.stdin, sys.stdout))
+        ttys = all(s is not None and s.isatty() for s in (sys.stdin, sys.stdout))
     except ValueError:  # a closed stream
-        return False
+        ttys = False
+    if not ttys:
+        return "no terminal to ask on (stdin or stdout is not a terminal)"
+    if os.environ.get("TERM") == "dumb":
+        # Emacs' M-x shell and the like: the menus are drawn by moving the
+        # cursor, and such a terminal showed their escape sequences as text,
+        # arrows and all (the progress bars know it too: kmnist.downloader.progress).
+        return "this terminal cannot draw the questions (TERM=dumb)"
+    return None
+
+
+def on_terminal() -> bool:
+    """True when a person can answer: stdin and stdout are terminals that can draw the questions."""
+    return terminal_problem() is None
 
 
 def plain_style(env: Mapping[str, str]) -> Style | None:

@@ -51,6 +51,41 @@ class OneLineParser(argparse.ArgumentParser):
 
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        # A "--" left over is the end of the options (POSIX guideline 10), not
+        # an argument: "kmnist-download -d kmnist --" was "unrecognized
+        # arguments: --". What follows it is still refused, without the "--".
+        if "--" in extras:
+            extras.remove("--")
+        return parsed, extras
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            import shlex
+
+            # Quoted as a shell reads them: an empty or blank word showed as
+            # nothing at all after "unrecognized arguments:".
+            self.error("unrecognized arguments: " + " ".join(shlex.quote(w) for w in extras))
+        return parsed
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        # "--timeout=--" (or "-j--"): before Python 3.12.3 argparse took the
+        # value "--" for its separator, dropped it and gave the option an
+        # empty list, which the run met as a traceback ('<' not supported
+        # between list and float). The value is "--", as later Pythons say
+        # (CPython gh-109475), and as option_words prints a folder named "--".
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # --help and --version write to standard output, and argparse drops
         # a write error: "--help > /dev/full" said nothing and exited 0.

@@ -32,7 +32,14 @@ from ..errors import (
     unreadable,
 )
 from ..formats import system_error
-from ..inputs import check_count, check_folder, check_folder_exists
+from ..inputs import (
+    check_count,
+    check_folder,
+    check_folder_exists,
+    check_sequence,
+    described,
+    download_command,
+)
 from ..verify import verify_path
 from .safetar import safe_extract
 from .tarindex import (
@@ -518,7 +525,7 @@ def extract_kanji(
             )
             raise NotDownloaded(
                 f"{damaged}no archive at {tar} to unpack; run: "
-                f"kmnist-download --dataset kkanji --extract --dir {root}"
+                f"{download_command('--dataset', 'kkanji', '--extract', root=root)}"
             )
         sha256 = verified()
         # Left by a run that was killed; under the lock no other run is using them.
@@ -554,12 +561,49 @@ class KanjiIndex:
     """The unpacked Kanji images as file paths with integer labels.
 
     ``labels[i]`` is the class of ``paths[i]``: an index into ``classes``,
-    which are sorted by code point.
+    which are sorted by code point. One built by hand (to keep part of an
+    index) may give lists, str paths and NumPy labels; one label per path,
+    none negative nor past ``classes`` (when given), else a ValueError (a
+    TypeError for a value of the wrong type) naming the first that is not.
     """
 
     paths: tuple[Path, ...]
     labels: tuple[int, ...]
     classes: tuple[CharClass, ...]
+
+    def __post_init__(self) -> None:
+        # A caller who keeps part of an index (the classes with enough images,
+        # a subset) builds one by hand: paths as str were an AttributeError
+        # deep in kanji_split, fewer labels than paths a split that put the
+        # unlabelled images in train, a label past the classes an IndexError
+        # later. Lists and NumPy labels are taken, as tuples of Path and int.
+        paths = tuple(
+            # check_folder says what is wrong with a value of any type (an int, bytes).
+            p if isinstance(p, Path) else check_folder(p, f"paths[{k}]", kind="file")  # type: ignore[arg-type]
+            for k, p in enumerate(check_sequence(self.paths, "paths", "image paths"))
+        )
+        labels = check_sequence(self.labels, "labels", "class indices")
+        if not all(type(x) is int for x in labels):
+            labels = tuple(check_count(x, f"labels[{k}]") for k, x in enumerate(labels))
+        classes = check_sequence(self.classes, "classes", "kmnist.CharClass")
+        for k, c in enumerate(classes):
+            if not isinstance(c, CharClass):
+                raise TypeError(f"classes[{k}] must be a kmnist.CharClass, not {described(c)}")
+        if len(labels) != len(paths):
+            raise ValueError(
+                f"a KanjiIndex needs one label per path: {len(paths):,} paths, "
+                f"{len(labels):,} labels"
+            )
+        # No classes (a caller who only splits, or decodes) bounds the labels by nothing.
+        top = len(classes) if classes else None
+        outside = [k for k, x in enumerate(labels) if x < 0 or (top is not None and x >= top)]  # type: ignore[operator]
+        if outside:
+            k = outside[0]
+            which = f"one of the {top:,} classes (0 to {top - 1})" if top else "a class index"
+            raise ValueError(f"labels[{k}] is {labels[k]}, not {which}")
+        object.__setattr__(self, "paths", paths)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "classes", classes)
 
 
 @_said_in_words
@@ -577,7 +621,7 @@ def load_kanji(*, root: str | Path | None = None, folder: str | Path | None = No
     if not folder.is_dir():
         raise NotDownloaded(
             f"no unpacked Kanji folder at {folder}; run: "
-            f"kmnist-download --dataset kkanji --extract --dir {root}"
+            f"{download_command('--dataset', 'kkanji', '--extract', root=root)}"
         )
     # By code point as a number: as strings, U+20B9F would sort before U+4E00.
     dirs = sorted(

@@ -24,7 +24,14 @@ from ..catalogue.names import (
 )
 from ..errors import NotDownloaded, UnsupportedFormat, VerificationError, unreadable
 from ..formats import bad_structure, read_idx, read_npz, system_error
-from ..inputs import check_folder, check_folder_exists, check_index, check_sequence, kind_at
+from ..inputs import (
+    check_folder,
+    check_folder_exists,
+    check_index,
+    check_sequence,
+    download_command,
+    kind_at,
+)
 from ..storage.layout import check_folders_between, local_path
 from ..storage.root import data_root
 from ..verify import known_stale, verify_path
@@ -134,7 +141,7 @@ def _read(
         # One line when shown (KmnistError.__str__): a folder with a newline in its name.
         raise NotDownloaded(
             f"{dataset} {split}: missing {names}; pass download=True "
-            f"or run: kmnist-download --dataset {dataset} --dir {root}"
+            f"or run: {download_command('--dataset', dataset, root=root)}"
         )
     by_kind = {e.kind: e for e in entries}
     images = read_array(by_kind["images"], root, verify=verify, catalogue=catalogue)

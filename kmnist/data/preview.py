@@ -22,6 +22,7 @@ from ..catalogue.classmap import classmap
 from ..catalogue.names import DATASET_ALIASES, DATASET_NAMES, canonical
 from ..catalogue.romaji import romaji
 from ..errors import UsageError
+from ..inputs import check_count, check_folder, kind_at
 from ..optional import import_pillow
 from ..storage.folders import can_write_in
 
@@ -176,6 +177,23 @@ def _truetype(path: str | Path, size: int) -> Any:
         return None
 
 
+def _why_not(path: Path) -> str:
+    """Why a font path cannot be a font, when the cause is not its bytes: ``": it is a folder"``.
+
+    A missing file, a folder, a pipe and a file this user may not read were
+    all "not a font file Pillow can read", which sent the user to look for
+    another font rather than at the path.
+    """
+    kind = kind_at(path)
+    if kind is None:
+        return ": there is no such file" if not os.path.lexists(path) else ""
+    if kind != "a file":
+        return f": it is {kind}"
+    if not os.access(path, os.R_OK):
+        return ": this user may not read it (permission denied)"
+    return ""
+
+
 def _is_file(path: str | Path) -> bool:
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
@@ -192,24 +210,28 @@ NO_JAPANESE_FONT = (
 )
 
 
-def japanese_font(dataset: str, font: str | Path | None = None) -> Path | None:
+def japanese_font(
+    dataset: str, font: str | Path | None = None, *, source: str = "--font"
+) -> Path | None:
     """The font that draws every character of ``dataset``: ``font`` when given, else one found.
 
     A given ``font`` that cannot be read or lacks a character is a
-    UsageError naming what is wrong; when none is given and fontconfig finds
-    none that covers the classes, None (the labels are romanised then).
+    UsageError naming what is wrong (``source``: the flag or argument it came
+    from); when none is given and fontconfig finds none that covers the
+    classes, None (the labels are romanised then).
     """
     chars = "".join(c.char for c in classmap(dataset))
     if font is not None:
+        font = check_folder(font, source, kind="file")  # 3 was the open descriptor 3
         missing = missing_glyphs(font, chars)
         if missing is None:
-            raise UsageError(f"--font {font}: not a font file Pillow can read")
+            raise UsageError(f"{source} {font}: not a font file Pillow can read{_why_not(font)}")
         if missing:
             raise UsageError(
-                f"--font {font}: no glyph for {missing[0]} (U+{ord(missing[0]):04X}); "
+                f"{source} {font}: no glyph for {missing[0]} (U+{ord(missing[0]):04X}); "
                 "give a Japanese font, such as Noto Sans CJK"
             )
-        return Path(font)
+        return font
     for candidate in fontconfig_candidates():
         if missing_glyphs(candidate, chars) == "":
             return candidate
@@ -235,8 +257,7 @@ def render(
     a Japanese font to draw the modern characters with; without one each
     label is the class's romanised name.
     """
-    if per_class < 1 or scale < 1:
-        raise ValueError("per_class and scale must be at least 1")
+    per_class, scale = _check_layout(per_class, scale, len(classmap(dataset)))
     image_mod = import_pillow("the preview")
     from PIL import ImageDraw
 
@@ -280,6 +301,29 @@ def render(
     return canvas
 
 
+def _check_layout(per_class: object, scale: object, rows: int) -> tuple[int, int]:
+    """``per_class`` and ``scale`` as whole numbers of at least 1 that make a readable picture.
+
+    A float was a TypeError from inside Pillow, and ``scale=300`` a canvas of
+    7 GB: a MemoryError after the arrays were loaded, or the OOM killer.
+    The limit is the most pixels Pillow opens without a DecompressionBombWarning,
+    so that the picture written can be read back.
+    """
+    per_class = check_count(per_class, "per_class", minimum=1)
+    scale = check_count(scale, "scale", minimum=1)
+    image_mod = import_pillow("the preview")
+    limit = image_mod.MAX_IMAGE_PIXELS or 89_478_485  # None: the check turned off; Pillow's own
+    # The label cells are at least a cell wide: the picture is at least this big.
+    width, height = Layout(rows, per_class, scale, CELL * scale).size
+    if width * height > limit:
+        raise ValueError(
+            f"per_class={per_class} and scale={scale} make a picture of at least "
+            f"{width:,} x {height:,} pixels, more than the {limit:,} Pillow reads back: "
+            "choose smaller ones"
+        )
+    return per_class, scale
+
+
 def _latin_font(size: int) -> Any:
     from PIL import ImageFont
 
@@ -316,12 +360,13 @@ def preview(
     target is checked (:func:`check_target`) before the data is read, and the
     picture is written whole or not at all. Returns the path written.
     """
-    if per_class < 1 or scale < 1:
-        raise ValueError("per_class and scale must be at least 1")
+    check_count(per_class, "per_class", minimum=1)
+    check_count(scale, "scale", minimum=1)
     # KMNIST, Kuzushiji-49 as well; an unknown name (or kkanji) is classmap's to refuse.
     dataset = canonical(dataset, DATASET_NAMES, DATASET_ALIASES) or dataset
     fmt = check_target(out)  # before loading 50 MB of arrays for nothing
-    face = None if romanised else japanese_font(dataset, font)
+    _check_layout(per_class, scale, len(classmap(dataset)))
+    face = None if romanised else japanese_font(dataset, font, source="font")
 
     from .load import load
 

@@ -31,6 +31,7 @@ from ..inputs import (
     check_folder,
     check_folder_exists,
     check_index,
+    download_command,
 )
 from ..storage.root import data_root
 from .kanji import SIDE as KANJI_SIDE
@@ -366,7 +367,7 @@ def _unpacked(root: Path, *, download: bool, mirrors: Mirrors, progress: bool) -
     if not download:
         raise DatasetNotFound(
             f"{NOT_FOUND} (no unpacked Kanji folder at {folder}; or run: "
-            f"kmnist-download --dataset kkanji --extract --dir {root})"
+            f"{download_command('--dataset', 'kkanji', '--extract', root=root)})"
         )
     fetch("kkanji", root=root, mirrors=mirrors, progress=progress)
     check = extract_kanji(root=root)

@@ -51,6 +51,17 @@ _TOO_LARGE = (
 )
 
 
+# EMFILE: this process's limit (ulimit -n); ENFILE: the whole system's.
+_TOO_MANY_OPEN = (
+    "this process has as many files open as it may (its limit, ulimit -n): raise it, or run "
+    "with fewer --connections and --jobs; the .part files are kept"
+)
+_TOO_MANY_OPEN_SYSTEM = (
+    "the system has as many files open as it may (fs.file-max): close other programs and "
+    "run again; the .part files are kept"
+)
+
+
 def named(exc: OSError) -> str | None:
     """The path :func:`explain` names for ``exc``: its own, or the folder it was to go in."""
     path = exc.filename
@@ -68,6 +79,10 @@ def explain(exc: OSError) -> str:
     """One line for an OSError from the data folder: which path, why, and what to do."""
     if exc.errno == errno.EFBIG:
         return f"{exc.filename if exc.filename is not None else 'the file'} {_TOO_LARGE}"
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        # The process's (or the system's) limit, not the file it names: a
+        # temporary name in "Too many open files" sent the user to that file.
+        return _TOO_MANY_OPEN if exc.errno == errno.EMFILE else _TOO_MANY_OPEN_SYSTEM
     path = named(exc) or "the data folder"
     if exc.errno == errno.ENOSPC and _out_of_inodes(path):
         # Bytes free, no file entry left: "is on a full disk" sent the user
