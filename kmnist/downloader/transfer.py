@@ -904,6 +904,9 @@ class _Exchange:
                     proxies=env_proxies(self.url),
                 )
             except requests.exceptions.ConnectionError as exc:
+                local = out_of_descriptors(exc)
+                if local is not None:
+                    raise local from exc  # this process's limit, said as the disk's errors are
                 raise _connection_failure(exc, self.url, timeout) from exc
             except requests.exceptions.Timeout as exc:
                 raise timeout_words(exc, self.url, timeout) from exc
@@ -1263,6 +1266,26 @@ def redirected_to(exc: Exception, url: str) -> str | None:
     if not isinstance(tried, str) or origin(tried) == origin(url):
         return None
     return tried
+
+
+def out_of_descriptors(exc: BaseException) -> OSError | None:
+    """The EMFILE (or ENFILE) a failed connection wraps: this machine's limit, not the mirror's.
+
+    A socket this process may not open (``ulimit -n``; the system's table
+    full) reached the run as "connection to <mirror> failed", two tries, and
+    the mirror was taken for down for every other file. It is a local
+    failure, said as storage.folders says one, and the mirror stays in use.
+    """
+    seen: list[object] = [exc]
+    for _ in range(6):  # requests -> urllib3 -> the socket's OSError: bounded
+        nested: list[object] = []
+        for e in seen:
+            if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
+                return OSError(e.errno, os.strerror(e.errno))
+            if isinstance(e, BaseException):
+                nested += [*e.args, e.__cause__, e.__context__, getattr(e, "reason", None)]
+        seen = [e for e in nested if e is not None]
+    return None
 
 
 def _not_http(exc: BaseException) -> bool:
