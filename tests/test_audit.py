@@ -278,3 +278,25 @@ def test_a_file_that_cannot_be_read_is_unreadable_not_corrupt(
     assert main(["--verify", "--dir", str(tmp_path)]) == 1
     [line] = capsys.readouterr().out.splitlines()[:1]
     assert line.split()[:2] == [rel, "unreadable"]
+
+
+def test_verify_of_a_folder_of_2018_files_only_names_the_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "nothing to verify (download with --dataset, or name the folder
+    # with --dir)" of the folder named with --dir: the release was the thing.
+    from kmnist.cli.download import main
+
+    folder = tmp_path / "2018" / "kmnist"
+    folder.mkdir(parents=True)
+    (folder / "kuzushiji10-test-labels.npz").write_bytes(b"any bytes")
+    assert main(["--verify", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "nothing to verify (the 2018 release's files are here: add --release 2018)" in out
+    assert "name the folder with --dir" not in out
+    assert main(["--verify", "--dir", str(tmp_path), "--release", "2018"]) == 1
+    assert "kuzushiji10-test-labels.npz" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["--verify", "--dir", str(empty)]) == 1
+    assert "(download with --dataset, or name the folder with --dir)" in capsys.readouterr().out

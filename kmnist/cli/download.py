@@ -423,7 +423,7 @@ def _check_mirrors(
 def _verify(
     args: argparse.Namespace, *, out: TextIO, catalogue: Sequence[Entry] | None = None
 ) -> int:
-    from ..data.audit import all_ok, audit, render_json, render_text
+    from ..data.audit import all_ok, audit, releases_here, render_json, render_text
     from ..storage.folders import check_readable
 
     if args.extract or args.preview:
@@ -437,8 +437,11 @@ def _verify(
         release=args.release,
         catalogue=catalogue,
     )
-    render = render_json if args.json else render_text
-    print(render(reports, root=args.dir), file=out)
+    if args.json:
+        print(render_json(reports, root=args.dir), file=out)
+    else:
+        elsewhere = () if reports else releases_here(args.dir, args.release, catalogue)
+        print(render_text(reports, root=args.dir, elsewhere=elsewhere), file=out)
     return ExitStatus.OK if all_ok(reports) else ExitStatus.FAILURE
 
 

@@ -122,6 +122,23 @@ def expected_entries(
     return tuple(chosen.values())
 
 
+def releases_here(
+    root: Path, besides: str, catalogue: Sequence[Entry] | None = None
+) -> tuple[str, ...]:
+    """The other releases with a file (final or ``.part``) in ``root``: what --verify may want.
+
+    ``--verify --dir D`` of a folder holding only the 2018 files said "nothing
+    to verify (... name the folder with --dir)": the folder was named; the
+    release was not.
+    """
+    found = {
+        e.release
+        for e in (manifest.ENTRIES if catalogue is None else catalogue)
+        if e.release != besides and _present(root, e.file)
+    }
+    return tuple(sorted(found))
+
+
 def _present(root: Path, file: RemoteFile) -> bool:
     path = local_path(root, file)
     return path.exists() or part_path(path).exists()
@@ -291,7 +308,10 @@ def counts(reports: Sequence[FileReport]) -> dict[str, int]:
     return {s.value: n for s in Status if (n := sum(r.status is s for r in reports))}
 
 
-def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> str:
+def render_text(
+    reports: Sequence[FileReport], *, root: str | Path = "data", elsewhere: Sequence[str] = ()
+) -> str:
+    """The report as lines; ``elsewhere``: releases with files here (see :func:`releases_here`)."""
     width = max((len(r.path) for r in reports), default=0)
     said = max([7, *(len(r.status.value) for r in reports)])  # wider only for "unreadable"
     lines = [f"{r.path:<{width}}  {r.status.value:<{said}}  {r.detail}" for r in reports]
@@ -300,10 +320,12 @@ def render_text(reports: Sequence[FileReport], *, root: str | Path = "data") -> 
     root = one_line(str(root))
     tally = ", ".join(f"{n} {s}" for s, n in counts(reports).items())
     if not reports:
-        lines.append(
-            f"{root}: no file of the datasets here: nothing to verify "
-            "(download with --dataset, or name the folder with --dir)"
-        )
+        if elsewhere:
+            flags = " or ".join(f"--release {r}" for r in elsewhere)
+            hint = f"the {' and '.join(elsewhere)} release's files are here: add {flags}"
+        else:
+            hint = "download with --dataset, or name the folder with --dir"
+        lines.append(f"{root}: no file of the datasets here: nothing to verify ({hint})")
         return "\n".join(lines)
     verdict = "all ok" if all_ok(reports) else "NOT all ok"
     files = "1 file" if len(reports) == 1 else f"{len(reports)} files"
