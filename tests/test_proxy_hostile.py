@@ -26,6 +26,7 @@ from kmnist.downloader import transfer
 from kmnist.downloader.run import Downloader, RetryPolicy
 from kmnist.errors import KmnistError, UsageError
 
+from .conftest import StartServer
 from .server import FaultyServer
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -365,3 +366,36 @@ def test_a_proxy_password_outside_latin1_is_one_usage_line_before_anything(
         " to a proxy): give http://host:port (or socks5://host:port), or unset it"
     ]
     assert not root.exists()
+
+
+def test_tls_that_fails_through_a_tunnel_says_the_proxy_was_on_the_way(
+    tmp_path: Path, start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A certificate this machine does not trust, met through a proxy's tunnel
+    # (a proxy that inspects TLS shows its own): it was "TLS with <mirror>
+    # failed: ...", the mirror's fault alone, and nothing said a proxy was there.
+    from .server import HttpProxy
+
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)  # the test CA not trusted
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    transfer._origin_proxies.cache_clear()
+    proxy = HttpProxy()
+    tls = start_server(tls=True)
+    tls.add(FILE.path, DATA)
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        with pytest.raises(KmnistError) as caught:
+            Downloader(mirrors=[tls.url], progress=False, retry=RetryPolicy(attempts=1)).fetch(
+                [FILE], tmp_path
+            )
+    finally:
+        proxy.close()
+        transfer._origin_proxies.cache_clear()
+    said = str(caught.value)
+    where = tls.url.removeprefix("https://")
+    assert f"TLS with {where} through the proxy {proxy.url} failed:" in said, said
+    assert proxy.tunnels, "the handshake went through the proxy's tunnel"
+    assert "(after 1 try)" in said, said  # it was "after 1 tries"
+    assert not (tmp_path / FILE.path).exists()

@@ -85,7 +85,7 @@ class Attempts:
             or self.tries >= self.policy.max_tries
         ):
             raise GiveUp(
-                f"{exc} (after {self.tries} tries)",
+                f"{exc} (after {self.tries} {'try' if self.tries == 1 else 'tries'})",
                 unreachable=exc.unreachable,
                 stalled=exc.stalled,
             )

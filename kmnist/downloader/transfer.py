@@ -1353,7 +1353,11 @@ def _connection_failure(exc: Exception, url: str, timeout: tuple[float, float]) 
         # _reason alone kept "SSLError" and dropped what OpenSSL said; then
         # OpenSSL's words alone blamed the CA bundle for an expired
         # certificate and cut the host name off a mismatch.
-        return Transient(f"TLS with {where} failed: {tls_words(exc, host)}", unreachable=True)
+        # Through a proxy the certificate may be the proxy's own (one that
+        # inspects TLS): where the handshake ran is said, or the user was
+        # sent to the mirror's certificate and to other mirrors.
+        via = f" through the proxy {redact(proxy)}" if proxy else ""
+        return Transient(f"TLS with {where}{via} failed: {tls_words(exc, host)}", unreachable=True)
     if _not_http(exc):
         # It answered, but not in HTTP ("garbage", an SSH banner, a line past
         # 64 KiB): said so, not as Python's ('Connection aborted.', BadStatusLine(...)).
