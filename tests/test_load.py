@@ -291,6 +291,22 @@ def test_flat_folder_of_the_original_script(tmp_path: Path) -> None:
     assert x.shape == (10000, 28, 28) and len(y) == 10000
 
 
+def test_a_flat_whole_file_beats_an_interrupted_nested_part(tmp_path: Path) -> None:
+    """``--flat`` once, then an interrupted nested run: the ``.part`` it left
+    beside ``<root>/<dataset>/`` must not hide the whole file at ``<root>``."""
+    np.savez(tmp_path / "k49-test-imgs.npz", np.zeros((3, 28, 28), np.uint8))
+    np.savez(tmp_path / "k49-test-labels.npz", np.array([0, 30, 48], np.uint8))
+    (tmp_path / "k49").mkdir()
+    (tmp_path / "k49/k49-test-imgs.npz.part").write_bytes(b"PK\x03\x04 half")
+    x, y = kmnist.load("k49", "test", root=tmp_path, verify=False)
+    assert x.shape == (3, 28, 28) and y.tolist() == [0, 30, 48]
+    # A folder where the flat file would be is no file: the nested name stays.
+    (tmp_path / "k49-test-imgs.npz").unlink()
+    (tmp_path / "k49-test-imgs.npz").mkdir()
+    with pytest.raises(kmnist.KmnistError, match=r"k49-test-imgs\.npz"):
+        kmnist.load("k49", "test", root=tmp_path, verify=False)
+
+
 @pytest.mark.realdata
 @needs_realdata
 @pytest.mark.usefixtures("realdata_mirror")

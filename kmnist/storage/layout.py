@@ -266,10 +266,14 @@ def local_path(root: Path, file: RemoteFile) -> Path:
     ``<root>/<dataset>/<name>`` is the layout of this package and of the
     official host; the original ``download_data.py`` left the files flat in
     one folder, so ``<root>/<name>`` is looked at too. The former when
-    neither is there (or only its ``.part`` is).
+    neither is there. A file flat beats a ``.part`` nested: an interrupted
+    run beside a whole file (``--flat`` once, nested once) made
+    ``kmnist.load`` say "missing" of a verified file.
     """
     nested = root / file.path
     flat = root / file.name
-    if nested.exists() or part_path(nested).exists() or not flat.exists():
+    if nested.exists() or not flat.exists():
         return nested
+    if part_path(nested).exists() and not flat.is_file():
+        return nested  # a folder or a pipe flat is no file to take instead
     return flat
