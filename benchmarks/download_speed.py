@@ -785,6 +785,26 @@ def table(outcomes: dict[str, Outcome], floor: Floor | None = None) -> list[str]
             f"| floor | {floor.describe} | {fmt(floor.wall)} | {fmt(floor.cpu)} | |"
             f" {fmt(floor.wall / ow)} | {fmt(floor.cpu / oc)} | | | | | | |"
         )
+    # The spread, beside the medians: on a shared VM a run's kernel time can
+    # double for minutes at a time (the host's doing, not the tool's), and
+    # a reader comparing machines needs to see it.
+    spread = [
+        f"{o.tool.name} {fmt(min(r.wall for r in o.ok))}-{fmt(max(r.wall for r in o.ok))} s"
+        + (
+            f" (sys {fmt(min(sy))}-{fmt(max(sy))} s)"
+            if (sy := [r.sys_cpu for r in o.ok if r.sys_cpu == r.sys_cpu])
+            else ""
+        )
+        for o in outcomes.values()
+        if not o.skipped and o.ok and o.tool not in (HASHLIB, STARTUP)
+    ]
+    if spread:
+        lines.append("")
+        lines.append(
+            "Spread of the runs, wall (and the kernel's part of the CPU): "
+            + "; ".join(spread)
+            + "."
+        )
     if ours and ours.ok and ours.med("inner") == ours.med("inner"):
         lines.append("")
         lines.append(
